@@ -75,7 +75,9 @@ def invalid_reason(num_steps: int, topk: int, num_draft_tokens: int) -> str | No
     if topk < 1:
         return f"--speculative-eagle-topk must be >= 1 (got {topk})"
     if num_draft_tokens < MIN_DRAFT_TOKENS:
-        return f"--speculative-num-draft-tokens must be >= {MIN_DRAFT_TOKENS} (got {num_draft_tokens})"
+        return (
+            f"--speculative-num-draft-tokens must be >= {MIN_DRAFT_TOKENS} (got {num_draft_tokens})"
+        )
     if topk == 1 and num_draft_tokens != num_steps + 1:
         return (
             f"with --speculative-eagle-topk 1 the tree is a chain, so SGLang forces "
@@ -97,7 +99,9 @@ def make_config(num_steps: int, topk: int, num_draft_tokens: int) -> SpecConfig:
     """Build a configuration, raising InvalidConfigError with the reason if it is invalid."""
     reason = invalid_reason(num_steps, topk, num_draft_tokens)
     if reason is not None:
-        raise InvalidConfigError(f"invalid configuration {num_steps},{topk},{num_draft_tokens}: {reason}")
+        raise InvalidConfigError(
+            f"invalid configuration {num_steps},{topk},{num_draft_tokens}: {reason}"
+        )
     return SpecConfig(num_steps, topk, num_draft_tokens)
 
 
@@ -131,8 +135,10 @@ def valid_configs(
     draft_tokens: Sequence[int] | None = None,
 ) -> list[SpecConfig]:
     """Every valid configuration in the given ranges, in a stable sorted order."""
-    ndts = list(draft_tokens) if draft_tokens is not None else list(
-        range(MIN_DRAFT_TOKENS, MAX_DRAFT_TOKENS + 1)
+    ndts = (
+        list(draft_tokens)
+        if draft_tokens is not None
+        else list(range(MIN_DRAFT_TOKENS, MAX_DRAFT_TOKENS + 1))
     )
     out = [
         SpecConfig(s, k, n)

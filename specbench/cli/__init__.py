@@ -99,6 +99,8 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         if debug:
             raise
-        error_line(f"internal error: {type(exc).__name__}: {exc} (SPECBENCH_DEBUG=1 shows the traceback)")
+        error_line(
+            f"internal error: {type(exc).__name__}: {exc} (SPECBENCH_DEBUG=1 shows the traceback)"
+        )
         sys.exit(EXIT_FAILURE)
     sys.exit(code if isinstance(code, int) else 0)

@@ -1,0 +1,142 @@
+"""Per-request records: the raw samples every metric, report and gate is computed from.
+
+Records are kept raw (not only aggregated) because the gate's Mann-Whitney test needs
+the per-request samples, and because a tau distribution says more than its mean.
+Field names carry their units (guidellm style: ``ttft_ms``, ``e2e_ms``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import asdict, dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+from specbench.errors import FileFormatError
+from specbench.schema import SCHEMA_VERSION, check_schema_version, dumps
+
+
+@dataclass
+class RequestRecord:
+    """One request as the client saw it, plus the server's speculation counters."""
+
+    prompt_id: str
+    domain: str
+    prompt_tokens: int
+    completion_tokens: int
+    #: Verify forwards the server ran for this request (SGLang meta_info.spec_verify_ct);
+    #: None for the baseline or when the server does not report it.
+    spec_verify_ct: int | None
+    ttft_ms: float | None
+    e2e_ms: float | None
+    itl_ms: list[float] = field(default_factory=list)
+    #: Server-reported accept length (newer SGLang); tau is recomputed from the counters.
+    spec_accept_length: float | None = None
+    error: str | None = None
+    #: Filled in by the sweep when the record is stored.
+    trial_number: int | None = None
+    config_key: str = ""
+    concurrency: int = 0
+    simulated: bool = False
+    started_at: float | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def tau(self) -> float | None:
+        """Accepted tokens per verify step for this request (completion / verify count)."""
+        if self.error is not None or not self.spec_verify_ct:
+            return None
+        return self.completion_tokens / self.spec_verify_ct
+
+    @property
+    def output_tokens_per_s(self) -> float | None:
+        """Decode speed of this stream: tokens after the first over the time after TTFT."""
+        if self.error is not None or self.e2e_ms is None or self.ttft_ms is None:
+            return None
+        decode_ms = self.e2e_ms - self.ttft_ms
+        if self.completion_tokens <= 1 or decode_ms <= 0:
+            return None
+        return (self.completion_tokens - 1) / (decode_ms / 1000.0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], *, path: object = "<record>") -> RequestRecord:
+        """Rebuild a record, naming the file and field when a value is missing or wrong."""
+        known = {f.name for f in fields(cls)}
+        required = ("prompt_id", "domain", "prompt_tokens", "completion_tokens")
+        for name in required:
+            if name not in data:
+                raise FileFormatError(path, "missing", field=name)
+        for name in ("prompt_tokens", "completion_tokens"):
+            if not isinstance(data[name], int) or isinstance(data[name], bool):
+                raise FileFormatError(path, "expected an integer", field=name)
+        kwargs = {k: v for k, v in data.items() if k in known}
+        kwargs.setdefault("spec_verify_ct", None)
+        kwargs.setdefault("ttft_ms", None)
+        kwargs.setdefault("e2e_ms", None)
+        return cls(**kwargs)
+
+
+REQUESTS_KIND = "specbench.requests"
+
+
+def write_records(path: Path, records: Iterable[RequestRecord], *, append: bool = True) -> None:
+    """Append records as JSON lines; the first line of a new file is a schema header."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    new = not path.exists() or path.stat().st_size == 0 or not append
+    with path.open("a" if append else "w", encoding="utf-8") as fh:
+        if new:
+            fh.write(dumps({"kind": REQUESTS_KIND}, indent=None) + "\n")
+        for record in records:
+            fh.write(json.dumps(record.to_dict(), allow_nan=False) + "\n")
+        fh.flush()
+
+
+def iter_records(path: Path) -> Iterator[RequestRecord]:
+    """Read a requests.jsonl written by write_records, checking its schema header."""
+    path = Path(path)
+    try:
+        fh = path.open(encoding="utf-8")
+    except FileNotFoundError:
+        raise FileFormatError(path, "no such file") from None
+    with fh:
+        header_line = fh.readline()
+        try:
+            header = json.loads(header_line) if header_line.strip() else None
+        except json.JSONDecodeError:
+            raise FileFormatError(path, "line 1 is not JSON (expected the schema header)") from None
+        if not isinstance(header, dict) or header.get("kind") != REQUESTS_KIND:
+            raise FileFormatError(path, "line 1 is not a specbench requests header", field="kind")
+        check_schema_version(path, header)
+        for lineno, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(line)
+            except json.JSONDecodeError as exc:
+                # A sweep killed mid-write leaves a torn last line; everything before it is good.
+                raise FileFormatError(path, f"line {lineno} is not JSON: {exc.msg}") from None
+            if not isinstance(data, dict):
+                raise FileFormatError(path, f"line {lineno} is not a JSON object")
+            yield RequestRecord.from_dict(data, path=f"{path}:{lineno}")
+
+
+def read_records(path: Path) -> list[RequestRecord]:
+    return list(iter_records(path))
+
+
+__all__ = [
+    "REQUESTS_KIND",
+    "SCHEMA_VERSION",
+    "RequestRecord",
+    "iter_records",
+    "read_records",
+    "write_records",
+]
