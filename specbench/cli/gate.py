@@ -1,0 +1,170 @@
+"""``specbench gate``: fail a CI job on a real tau/speed regression, not on noise.
+
+Thin on purpose: flags are parsed here, the comparison lives in
+specbench.reports.gate and the output in specbench.reports.gate_output.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from specbench.errors import BadInputError
+from specbench.reports.gate import (
+    DEFAULT_ALPHA,
+    GateOptions,
+    parse_threshold,
+    run_gate,
+    save_baseline,
+)
+from specbench.reports.gate_output import print_result, write_junit, write_markdown
+from specbench.spec_config import parse_configs
+
+
+def _concurrencies(values: tuple[str, ...]) -> tuple[int, ...]:
+    out: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part:
+                continue
+            if not part.isdigit() or int(part) < 1:
+                raise BadInputError(f"--concurrency: {part!r} is not a positive integer")
+            out.append(int(part))
+    return tuple(dict.fromkeys(out))
+
+
+@click.command("gate")
+@click.option(
+    "--baseline",
+    "baseline",
+    type=click.Path(path_type=Path),
+    help="Run directory or baseline file (from --save-baseline) to compare against.",
+)
+@click.option(
+    "--candidate",
+    "candidate",
+    type=click.Path(path_type=Path),
+    help="Run directory of the new run.",
+)
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="STEPS,TOPK,DRAFT",
+    help="Compare only this configuration (repeatable; '3,4,8;5,4,8' also works).",
+)
+@click.option(
+    "--concurrency",
+    "concurrencies",
+    multiple=True,
+    metavar="N[,N...]",
+    help="Compare only these concurrencies (repeatable or comma-separated).",
+)
+@click.option(
+    "--max-tau-drop", default="3%", show_default=True, help="Tolerated drop of median tau."
+)
+@click.option(
+    "--max-speedup-drop",
+    default="5%",
+    show_default=True,
+    metavar="PCT",
+    help="Tolerated drop of the aggregate speedup.",
+)
+@click.option(
+    "--max-tokens-per-s-drop",
+    default=None,
+    metavar="PCT",
+    help="Tolerated drop of median per-request tokens/s [default: --max-speedup-drop].",
+)
+@click.option(
+    "--alpha",
+    type=float,
+    default=DEFAULT_ALPHA,
+    show_default=True,
+    help="Significance level of the one-sided Mann-Whitney U test (or of the CI fallback).",
+)
+@click.option("--force", is_flag=True, help="Compare even when the workload fingerprints differ.")
+@click.option(
+    "--junit",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write JUnit XML (one test case per metric x config x concurrency).",
+)
+@click.option(
+    "--markdown",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
+)
+@click.option(
+    "--save-baseline",
+    "save_to",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write RUN_DIR's compact baseline file to this path (to commit) and exit.",
+)
+@click.argument("run_dir", required=False, type=click.Path(path_type=Path))
+@click.pass_context
+def gate(
+    ctx: click.Context,
+    baseline: Path | None,
+    candidate: Path | None,
+    configs: tuple[str, ...],
+    concurrencies: tuple[str, ...],
+    max_tau_drop: str,
+    max_speedup_drop: str,
+    max_tokens_per_s_drop: str | None,
+    alpha: float,
+    force: bool,
+    junit: Path | None,
+    markdown: Path | None,
+    save_to: Path | None,
+    run_dir: Path | None,
+) -> None:
+    """Compare a candidate run with a baseline; exit 1 on a significant regression.
+
+    \b
+    specbench gate --baseline ci/specbench-baseline.json --candidate runs/ci
+    specbench gate --save-baseline ci/specbench-baseline.json runs/ci
+
+    Exit codes: 0 pass, 1 regression, 2 bad input or runs not comparable.
+    """
+    keys = tuple(c.key for c in parse_configs(configs))
+    if save_to is not None:
+        source = run_dir or candidate
+        if source is None:
+            raise BadInputError(
+                "--save-baseline FILE needs the run directory: --save-baseline FILE RUN_DIR"
+            )
+        if baseline is not None or (run_dir is not None and candidate is not None):
+            raise BadInputError("--save-baseline takes one run directory and no --baseline")
+        written = save_baseline(source, save_to, keys)
+        click.echo(f"baseline written: {written}")
+        return
+    if run_dir is not None:
+        raise BadInputError(
+            f"unexpected argument {str(run_dir)!r}: use --candidate RUN_DIR (or --save-baseline FILE RUN_DIR)"
+        )
+    if baseline is None or candidate is None:
+        raise BadInputError(
+            "both --baseline and --candidate are required (or --save-baseline FILE RUN_DIR)"
+        )
+    options = GateOptions(
+        configs=keys,
+        concurrencies=_concurrencies(concurrencies),
+        max_tau_drop=parse_threshold(max_tau_drop, option="--max-tau-drop"),
+        max_speedup_drop=parse_threshold(max_speedup_drop, option="--max-speedup-drop"),
+        max_tokens_per_s_drop=(
+            None
+            if max_tokens_per_s_drop is None
+            else parse_threshold(max_tokens_per_s_drop, option="--max-tokens-per-s-drop")
+        ),
+        alpha=alpha,
+        force=force,
+    )
+    result = run_gate(baseline, candidate, options)
+    if junit is not None:
+        write_junit(result, junit)
+    if markdown is not None:
+        write_markdown(result, markdown)
+    print_result(result)
+    ctx.exit(result.exit_code)

@@ -1,0 +1,168 @@
+"""``specbench probe``: measure the interconnect (thin wrapper over specbench.topology)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from specbench.errors import BadInputError
+from specbench.schema import dumps, write_json
+from specbench.topology import (
+    ProbeOptions,
+    RecordedNvml,
+    parse_backends,
+    parse_sizes,
+    record_source,
+    run_probe,
+)
+from specbench.topology.nvml import PynvmlSource
+from specbench.topology.probe import check_writable
+from specbench.topology.render import render
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def _options(fn: F) -> F:
+    decorators = [
+        click.option(
+            "--world-size",
+            type=int,
+            default=None,
+            help="Ranks per all-reduce (default: number of GPUs; 2 for gloo).",
+        ),
+        click.option(
+            "--sizes", default=None, help="Message sizes, e.g. 2K,64K,1M (default 2K..256M)."
+        ),
+        click.option(
+            "--backends",
+            default=None,
+            help="Comma list of nccl, nccl-host-staged, gloo (default: all that fit this host).",
+        ),
+        click.option("--iters", type=int, default=None, help="Most timed iterations per size."),
+        click.option("--quick", is_flag=True, help="Fewer sizes and iterations (a few seconds)."),
+        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
+        click.option(
+            "--out",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            help="Write the result JSON to this file.",
+        ),
+        click.option("--no-measure", is_flag=True, help="Inventory only; no all-reduce runs."),
+        click.option(
+            "--nvml-from",
+            type=click.Path(dir_okay=False, path_type=Path),
+            default=None,
+            hidden=True,
+            help="Read the inventory from a recorded topology JSON.",
+        ),
+    ]
+    for d in reversed(decorators):
+        fn = d(fn)
+    return fn
+
+
+@contextmanager
+def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[], None]] | None]:
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
+        # A redirected stderr (CI logs) gets no bar: rich would only print its last frame.
+        yield None
+        return
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+    )
+
+    def add(description: str, total: int) -> Callable[[], None]:
+        task = progress.add_task(description, total=total)
+        return lambda: progress.advance(task)
+
+    with progress:
+        yield add
+
+
+def _run(
+    world_size: int | None,
+    sizes: str | None,
+    backends: str | None,
+    iters: int | None,
+    quick: bool,
+    as_json: bool,
+    out: Path | None,
+    no_measure: bool,
+    nvml_from: Path | None,
+) -> None:
+    options = ProbeOptions(
+        world_size=world_size,
+        sizes=parse_sizes(sizes) if sizes is not None else None,
+        backends=parse_backends(backends) if backends is not None else None,
+        iters=iters,
+        quick=quick,
+        measure=not no_measure,
+        source=RecordedNvml.load(nvml_from) if nvml_from is not None else None,
+    )
+    if out is not None:
+        check_writable(out)
+    with _progress_bar(not no_measure) as progress:
+        result = run_probe(options, progress)
+    payload = result.to_json()
+    # Show the result before writing it: if the write fails, the numbers are not lost.
+    if as_json:
+        click.echo(dumps(payload))
+    else:
+        render(result, Console())
+    if out is not None:
+        try:
+            write_json(out, payload)
+        except OSError as exc:
+            raise BadInputError(f"--out {out}: {exc.strerror or exc}") from None
+        if not as_json:
+            click.echo(f"wrote {out}")
+
+
+@click.group(invoke_without_command=True)
+@_options
+@click.pass_context
+def probe(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Measure the interconnect: NVML inventory, P2P matrix, all-reduce curves.
+
+    Without a subcommand this is `specbench probe run`.
+    """
+    if ctx.invoked_subcommand is None:
+        _run(**kwargs)
+
+
+@probe.command("run")
+@_options
+@click.pass_context
+def run(ctx: click.Context, /, **kwargs: Any) -> None:
+    """Inventory, all-reduce measurements, alpha-beta fits and the interconnect class."""
+    # `specbench probe --quick run` means the same as `specbench probe run --quick`.
+    parent = ctx.parent.params if ctx.parent is not None else {}
+    _run(**{k: parent.get(k, v) if v in (None, False) else v for k, v in kwargs.items()})
+
+
+@probe.command("record")
+@click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
+def record(out: Path) -> None:
+    """Save this host's NVML topology as a fixture (the format --nvml-from reads)."""
+    check_writable(out)
+    source = PynvmlSource()
+    try:
+        data = record_source(source)
+    finally:
+        source.close()
+    import json
+
+    out.write_text(json.dumps(data, indent=1) + "\n", encoding="utf-8")
+    click.echo(f"wrote {out}" + (f" ({data['unavailable']})" if data["unavailable"] else ""))

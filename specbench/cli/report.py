@@ -1,0 +1,32 @@
+"""`specbench report RUN_DIR`: render the HTML (or Markdown) report of a run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from specbench.reports.html import FORMATS, render_report
+
+
+@click.command("report")
+@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.option(
+    "-o",
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=None,
+    help="File to write (default: RUN_DIR/report.html, or report.md with --format md).",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(FORMATS),
+    default="html",
+    show_default=True,
+    help="html: the full self-contained report; md: a short summary for CI job summaries.",
+)
+def report(run_dir: Path, output: Path | None, fmt: str) -> None:
+    """Render the report of RUN_DIR and print the path of the file written."""
+    path = render_report(run_dir, output, fmt=fmt)
+    click.echo(str(path))

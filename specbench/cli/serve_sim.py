@@ -1,0 +1,85 @@
+"""``specbench serve-sim``: SGLang's native API backed by the performance model.
+
+Everything after ``--sglang-args`` is taken verbatim as ``sglang.launch_server``
+arguments (model path, host, port, TP size, speculative flags; the rest is ignored), so
+that the sglang backend can launch serve-sim through ``--launch-cmd "... --sglang-args
+{args}"`` with exactly the arguments it would give SGLang.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+SGLANG_ARGS_MARKER = "--sglang-args"
+_META_KEY = "specbench.sglang_args"
+
+
+class _SglangArgsCommand(click.Command):
+    """Splits the command line at ``--sglang-args`` before click sees it.
+
+    click cannot express "every remaining argument, options included" for a flag; the
+    arguments after the marker would otherwise be read as serve-sim's own ``--port``
+    etc. Splitting first keeps both sets intact and leaves stray words an error.
+    """
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if SGLANG_ARGS_MARKER in args:
+            index = args.index(SGLANG_ARGS_MARKER)
+            ctx.meta[_META_KEY] = args[index + 1 :]
+            args = args[:index]
+        return super().parse_args(ctx, args)
+
+    def format_usage(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        formatter.write_usage(
+            ctx.command_path, f"[OPTIONS] [{SGLANG_ARGS_MARKER} LAUNCH_SERVER_ARGS...]"
+        )
+
+
+@click.command(
+    "serve-sim",
+    cls=_SglangArgsCommand,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+@click.option("--target", default=None, help="Target preset (e.g. minimax-m2.7).")
+@click.option(
+    "--hardware", default=None, help="Hardware profile name or probe JSON (default: h200-nvlink)."
+)
+@click.option("--num-steps", type=int, default=None, help="Speculative draft depth.")
+@click.option("--topk", type=int, default=None, help="Speculative branching per step.")
+@click.option("--num-draft-tokens", type=int, default=None, help="Verified tree nodes.")
+@click.option(
+    "--no-speculation",
+    is_flag=True,
+    help="Serve the baseline (default without numbers: the model card's configuration).",
+)
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=30000, show_default=True)
+@click.option(
+    "--time-scale",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="Multiply simulated latencies (0.05 = 20x faster than the model's time).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--startup-delay",
+    "startup_delay_s",
+    type=float,
+    default=0.0,
+    show_default=True,
+    help="Seconds /health_generate answers 503 before the server is ready.",
+)
+def serve_sim(**kwargs: Any) -> None:
+    """Serve SGLang's native API (/generate, /server_info, /flush_cache, /metrics) with
+    SIMULATED latencies from the performance model. No GPU or model weights needed.
+
+    Everything after --sglang-args is read as sglang.launch_server arguments.
+    """
+    from specbench.harness.serve_sim import resolve_options, serve
+
+    ctx = click.get_current_context()
+    options = resolve_options(sglang_args=ctx.meta.get(_META_KEY), **kwargs)
+    serve(options)

@@ -1,0 +1,368 @@
+"""``specbench sweep``: measure tau and speedup across configurations and concurrencies.
+
+Thin on purpose: flags are parsed here, the sweep lives in specbench.sweeps.runner.
+Progress and notes go to stderr; stdout carries the final table (or JSON with --json).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import signal
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from types import FrameType
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+
+from specbench.errors import BadInputError
+from specbench.schema import dumps
+from specbench.spec_config import BASELINE_KEY, parse_configs
+from specbench.sweeps.progress import RichProgress
+from specbench.sweeps.runner import (
+    DEFAULT_MAX_NEW_TOKENS,
+    DEFAULT_NUM_PROMPTS,
+    DEFAULT_TARGET,
+    SweepOptions,
+    SweepOutcome,
+    run_sweep,
+)
+
+#: Rows of the final table.
+TOP_ROWS = 5
+
+
+def parse_concurrencies(text: str) -> tuple[int, ...]:
+    """``1,8,32`` -> (1, 8, 32); the first is the primary concurrency."""
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        if not part.isdigit() or int(part) < 1:
+            raise BadInputError(f"--concurrency: {part!r} is not a positive integer")
+        out.append(int(part))
+    if not out:
+        raise BadInputError("--concurrency needs at least one value (e.g. 1,8,32)")
+    if len(set(out)) != len(out):
+        raise BadInputError(f"--concurrency repeats a value ({text!r})")
+    return tuple(out)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt() -> Iterator[None]:
+    """SIGTERM (a job scheduler, `kill`) stops the sweep like Ctrl-C: the running trial is
+    marked failed, its server stopped and results written, instead of dying mid-write
+    and leaving a server behind."""
+
+    def handler(signum: int, frame: FrameType | None) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _split_args(text: str | None) -> tuple[str, ...]:
+    if not text:
+        return ()
+    try:
+        return tuple(shlex.split(text))
+    except ValueError as exc:
+        raise BadInputError(f"cannot parse --server-args {text!r}: {exc}") from None
+
+
+@click.command("sweep")
+@click.option(
+    "--target",
+    default=DEFAULT_TARGET,
+    show_default=True,
+    help="Target preset name (or a preset TOML file).",
+)
+@click.option(
+    "--backend",
+    type=click.Choice(["auto", "sim", "sglang"]),
+    default="auto",
+    show_default=True,
+    help="auto: SGLang when --endpoint is given or a GPU and sglang are present, "
+    "else the SIMULATED backend.",
+)
+@click.option(
+    "--hardware",
+    default=None,
+    metavar="PROFILE|PROBE_JSON",
+    help="Hardware profile or `specbench probe --out` JSON: the simulated truth "
+    "for --backend sim, and the model prior's hardware.",
+)
+@click.option(
+    "--prior-hardware",
+    default=None,
+    metavar="PROFILE|PROBE_JSON",
+    help="Hardware the model prior assumes (default: --hardware).",
+)
+@click.option(
+    "--endpoint",
+    default=None,
+    metavar="URL",
+    help="Attach to a running SGLang server and measure only its configuration.",
+)
+@click.option(
+    "--baseline-endpoint",
+    default=None,
+    metavar="URL",
+    help="With --endpoint: a server without speculation to compute speedup against.",
+)
+@click.option(
+    "--launch-cmd",
+    default=None,
+    help="Command that launches SGLang (default: python -m sglang.launch_server).",
+)
+@click.option("--server-args", default=None, help="Extra SGLang server arguments (one string).")
+@click.option("--tp", type=int, default=None, help="Tensor-parallel size (default: the preset's).")
+@click.option(
+    "--ready-timeout",
+    type=float,
+    default=1800.0,
+    show_default=True,
+    help="Seconds to wait for a launched server to become ready.",
+)
+@click.option(
+    "--dataset",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Prompts as JSONL ({'prompt': ...}) or ShareGPT JSON (default: built-in mix).",
+)
+@click.option("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, show_default=True)
+@click.option(
+    "--num-prompts",
+    type=int,
+    default=DEFAULT_NUM_PROMPTS,
+    show_default=True,
+    help="Prompts per load, mixed across domains.",
+)
+@click.option(
+    "--concurrency",
+    "concurrency",
+    default="1,8,32",
+    show_default=True,
+    help="Concurrencies to measure; the first is the one the search optimises.",
+)
+@click.option(
+    "--strategy",
+    type=click.Choice(["optuna", "grid", "fixed"]),
+    default=None,
+    help="optuna (default): model-guided search; grid: every valid "
+    "configuration; fixed: only the --config ones.",
+)
+@click.option("--sampler", type=click.Choice(["tpe", "gp"]), default="tpe", show_default=True)
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    metavar="STEPS,TOPK,DRAFT",
+    help="With --strategy fixed: a configuration to measure (repeatable).",
+)
+@click.option(
+    "--space",
+    default=None,
+    help="Narrow the search, e.g. 'num_steps=2..5,topk=1|4|8,num_draft_tokens=4..32'.",
+)
+@click.option(
+    "--trials",
+    type=int,
+    default=None,
+    help="Configurations to measure in the study (default 30 for optuna; all for grid).",
+)
+@click.option(
+    "--budget-minutes",
+    type=float,
+    default=None,
+    help="Stop starting new configurations after this many minutes (one always runs).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Run directory (default runs/<time>-<target>-<hardware>/); reuse it to resume.",
+)
+@click.option(
+    "--storage",
+    default=None,
+    metavar="URL",
+    help="Optuna storage: postgresql://... to share a study between hosts "
+    "(default: a journal file in the run directory).",
+)
+@click.option(
+    "--study-name", default=None, help="Study name; workers sharing one study use the same."
+)
+@click.option(
+    "--sim-perturbation",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="How far the simulated truth is from the model prior (0: identical).",
+)
+@click.option("--no-report", is_flag=True, help="Do not render report.html.")
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print the results summary as JSON on stdout."
+)
+def sweep(
+    target: str,
+    backend: str,
+    hardware: str | None,
+    prior_hardware: str | None,
+    endpoint: str | None,
+    baseline_endpoint: str | None,
+    launch_cmd: str | None,
+    server_args: str | None,
+    tp: int | None,
+    ready_timeout: float,
+    dataset: Path | None,
+    max_new_tokens: int,
+    num_prompts: int,
+    concurrency: str,
+    strategy: str | None,
+    sampler: str,
+    configs: tuple[str, ...],
+    space: str | None,
+    trials: int | None,
+    budget_minutes: float | None,
+    seed: int,
+    out: Path | None,
+    storage: str | None,
+    study_name: str | None,
+    sim_perturbation: float,
+    no_report: bool,
+    as_json: bool,
+) -> None:
+    """Measure tau and speedup across configurations and concurrencies."""
+    if endpoint is not None and strategy is not None:
+        raise BadInputError(
+            f"--endpoint measures only the attached server's configuration; drop --strategy {strategy}"
+        )
+    options = SweepOptions(
+        target=target,
+        backend=backend,
+        hardware=hardware,
+        prior_hardware=prior_hardware,
+        endpoint=endpoint,
+        baseline_endpoint=baseline_endpoint,
+        launch_cmd=launch_cmd,
+        server_args=_split_args(server_args),
+        tp=tp,
+        ready_timeout_s=ready_timeout,
+        dataset=dataset,
+        max_new_tokens=max_new_tokens,
+        num_prompts=num_prompts,
+        concurrencies=parse_concurrencies(concurrency),
+        strategy=strategy or ("fixed" if endpoint is not None else "optuna"),
+        sampler=sampler,
+        configs=tuple(parse_configs(configs)),
+        space=space,
+        trials=trials,
+        budget_minutes=budget_minutes,
+        seed=seed,
+        out=out,
+        storage=storage,
+        study_name=study_name,
+        report=not no_report,
+        command=("specbench", *sys.argv[1:]),
+        sim_perturbation=sim_perturbation,
+    )
+    err = Console(stderr=True)
+    with RichProgress(err) as progress, _sigterm_as_interrupt():
+        outcome = run_sweep(options, progress)
+    for note in outcome.notes:
+        if note.startswith("report.html skipped"):
+            err.print(note, highlight=False)
+    if as_json:
+        summary = {k: v for k, v in outcome.results.items() if k != "trials"}
+        summary["run_dir"] = str(outcome.run_dir.path)
+        summary["report"] = str(outcome.report_path) if outcome.report_path else None
+        click.echo(dumps(summary))
+        return
+    print_summary(Console(), outcome)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    if value is None or isinstance(value, bool):
+        return "-"
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return "-"
+    if number != number:
+        return "-"
+    return f"{number:.{digits}f}"
+
+
+def print_summary(console: Console, outcome: SweepOutcome) -> None:
+    """The top configurations with tau, speedup per concurrency and the flags to paste."""
+    results = outcome.results
+    concurrencies = [int(c) for c in results["concurrencies"]]
+    primary = concurrencies[0]
+    frame = outcome.trials
+    done = frame[(frame["state"] == "complete") & (frame["config_key"] != BASELINE_KEY)]
+    sim = "SIMULATED " if outcome.simulated else ""
+    table = Table(title=f"{sim}top configurations (ranked by speedup at concurrency {primary})")
+    table.add_column("#", justify="right")
+    table.add_column("config", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column(f"tau@{primary}", justify="right", no_wrap=True)
+    for c in concurrencies:
+        table.add_column(f"x@{c}", justify="right", no_wrap=True)
+    primary_rows = done[done["concurrency"] == primary].sort_values(
+        "speedup", ascending=False, na_position="last"
+    )
+    flags: list[str] = []
+    for rank, (_, row) in enumerate(primary_rows.head(TOP_ROWS).iterrows(), start=1):
+        key = str(row["config_key"])
+        per_c = done[done["config_key"] == key].set_index("concurrency")["speedup"]
+        speedups = [
+            _fmt(per_c.get(c), 2) + ("x" if c in per_c.index else "") for c in concurrencies
+        ]
+        table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
+        flags.append(
+            f"#{rank} {key}: --speculative-num-steps {row['num_steps']} "
+            f"--speculative-eagle-topk {row['topk']} "
+            f"--speculative-num-draft-tokens {row['num_draft_tokens']}"
+        )
+    console.print(table)
+    if flags:
+        console.print(
+            "SGLang flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
+            highlight=False,
+        )
+        for line in flags:
+            console.print(f"  {line}", highlight=False, soft_wrap=True)
+    reason = results.get("verdict_reason")
+    if reason:
+        console.print(reason, highlight=False)
+    best = results.get("best")
+    if best and best.get("launch_command"):
+        console.print("launch:", highlight=False)
+        console.print(f"  {best['launch_command']}", highlight=False, soft_wrap=True)
+    failed = frame[(frame["state"] == "failed") & (frame["config_key"] != BASELINE_KEY)]
+    if not failed.empty:
+        console.print(
+            f"{failed['config_key'].nunique()} configuration(s) failed; see results.json and logs/",
+            highlight=False,
+        )
+    study = results.get("study", {})
+    console.print(
+        f"{study.get('measured', '?')} configurations measured "
+        f"({outcome.measured_now} in this run) -> {outcome.run_dir.path}",
+        highlight=False,
+    )
+    if outcome.report_path is not None:
+        console.print(f"report: {outcome.report_path}", highlight=False)
+
+
+__all__ = ["parse_concurrencies", "print_summary", "sweep"]

@@ -1,0 +1,269 @@
+"""Closed-loop load generator for SGLang's native streaming ``/generate``.
+
+``concurrency`` workers each send one request, read its stream to the end, and send the
+next: the running batch size stays pinned at ``concurrency``, which is the quantity
+speculation's benefit depends on. Requests use temperature 0 and ``ignore_eos`` so that
+every configuration generates the same number of tokens for the same prompt.
+
+Timing is taken on the client, per streamed chunk:
+
+* ``ttft_ms``: request sent -> first chunk carrying at least one token.
+* ``itl_ms``: one entry per generated token after the first. A chunk that brings ``k``
+  new tokens after a gap of ``g`` ms contributes ``k`` entries of ``g / k``: with
+  speculation one verify step releases several tokens at once, and counting that as one
+  long gap would make ITL percentiles depend on the stream interval instead of on the
+  speed tokens arrive at. This is the same convention as the in-process SimBackend, so
+  that a simulated and a served run of one configuration give the same ITL samples.
+* ``e2e_ms``: request sent -> end of the stream.
+
+Token counts come from ``meta_info.completion_tokens`` (cumulative in every chunk), never
+from the text, which the client does not tokenize.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from specbench.errors import ServerError
+from specbench.harness.backend import LoadSpec, ProgressCallback
+from specbench.harness.prompts import Prompt
+from specbench.harness.records import RequestRecord
+
+#: Seconds to establish a connection; a live server accepts immediately, so anything
+#: longer means it is gone or wedged.
+CONNECT_TIMEOUT_S = 10.0
+
+_DATA = b"data:"
+_DONE = b"[DONE]"
+
+
+def request_id(prompt: Prompt) -> str:
+    """A unique SGLang ``rid`` that also carries the prompt's domain.
+
+    SGLang only echoes the rid back; serve-sim reads the domain from it to pick the
+    domain's acceptance rate (it has no other way to know what a prompt is about).
+    """
+    return f"specbench-{prompt.domain}-{uuid.uuid4().hex[:16]}"
+
+
+def generate_payload(prompt: Prompt, max_new_tokens: int) -> dict[str, Any]:
+    return {
+        "rid": request_id(prompt),
+        "text": prompt.text,
+        "sampling_params": {
+            "max_new_tokens": max_new_tokens,
+            "temperature": 0.0,
+            "ignore_eos": True,
+        },
+        "stream": True,
+    }
+
+
+def split_gap(gap_ms: float, new_tokens: int) -> list[float]:
+    """ITL entries for a chunk that brought ``new_tokens`` tokens after ``gap_ms``."""
+    if new_tokens <= 0:
+        return []
+    per_token = gap_ms / new_tokens
+    return [per_token] * new_tokens
+
+
+@dataclass
+class _StreamState:
+    meta: dict[str, Any]
+    completion_tokens: int = 0
+    first_token_at: float | None = None
+    last_token_at: float | None = None
+
+
+class ServerGoneError(Exception):
+    """The server refused the connection: it is not running any more."""
+
+
+def _error_message(payload: Any) -> str | None:
+    if isinstance(payload, dict) and "error" in payload:
+        err = payload["error"]
+        if isinstance(err, dict):
+            return str(err.get("message", err))
+        return str(err)
+    return None
+
+
+async def _one_request(
+    http: aiohttp.ClientSession,
+    url: str,
+    prompt: Prompt,
+    load: LoadSpec,
+) -> RequestRecord:
+    """Send one streaming request and time it; failures become ``record.error``."""
+    record = RequestRecord(
+        prompt_id=prompt.id,
+        domain=prompt.domain,
+        prompt_tokens=0,
+        completion_tokens=0,
+        spec_verify_ct=None,
+        ttft_ms=None,
+        e2e_ms=None,
+        concurrency=load.concurrency,
+        started_at=time.time(),
+    )
+    state = _StreamState(meta={})
+    itl: list[float] = record.itl_ms
+    timeout = aiohttp.ClientTimeout(total=load.request_timeout_s, connect=CONNECT_TIMEOUT_S)
+    t0 = time.perf_counter()
+    try:
+        async with http.post(
+            url, json=generate_payload(prompt, load.max_new_tokens), timeout=timeout
+        ) as resp:
+            if resp.status != 200:
+                body = (await resp.text())[:300].strip().replace("\n", " ")
+                record.error = f"HTTP {resp.status}: {body}" if body else f"HTTP {resp.status}"
+                return record
+            async for raw in resp.content:
+                if not raw.startswith(_DATA):
+                    continue
+                data = raw[len(_DATA) :].strip()
+                if data == _DONE:
+                    break
+                now = time.perf_counter()
+                chunk = json.loads(data)
+                message = _error_message(chunk)
+                if message is not None:
+                    record.error = f"server error: {message}"
+                    break
+                meta = chunk.get("meta_info") or {}
+                state.meta = meta
+                tokens = int(meta.get("completion_tokens", state.completion_tokens))
+                new = tokens - state.completion_tokens
+                if new <= 0:
+                    continue
+                if state.first_token_at is None:
+                    state.first_token_at = now
+                    # The first chunk's extra tokens arrived with the first one: zero gaps.
+                    itl.extend([0.0] * (new - 1))
+                else:
+                    assert state.last_token_at is not None
+                    itl.extend(split_gap((now - state.last_token_at) * 1000.0, new))
+                state.last_token_at = now
+                state.completion_tokens = tokens
+    except asyncio.TimeoutError:
+        record.error = f"timed out after {load.request_timeout_s:g} s"
+    except aiohttp.ClientConnectorError as exc:
+        raise ServerGoneError(str(exc)) from exc
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
+        record.error = f"connection lost mid-response: {type(exc).__name__}"
+    except aiohttp.ClientError as exc:
+        record.error = f"{type(exc).__name__}: {exc}"
+    except (ValueError, TypeError) as exc:  # malformed JSON or meta_info
+        record.error = f"malformed response: {exc}"
+    end = time.perf_counter()
+    _fill(record, state, t0, end)
+    if record.error is None and state.first_token_at is None:
+        record.error = "the stream ended without any token"
+    return record
+
+
+def _fill(record: RequestRecord, state: _StreamState, t0: float, end: float) -> None:
+    meta = state.meta
+    record.completion_tokens = state.completion_tokens
+    with contextlib.suppress(TypeError, ValueError):
+        record.prompt_tokens = int(meta.get("prompt_tokens", 0))
+    verify = meta.get("spec_verify_ct")
+    if isinstance(verify, (int, float)) and not isinstance(verify, bool):
+        record.spec_verify_ct = int(verify)
+    accept = meta.get("spec_accept_length")
+    if isinstance(accept, (int, float)) and not isinstance(accept, bool):
+        record.spec_accept_length = float(accept)
+    if meta.get("specbench_simulated") is True:
+        record.simulated = True
+    if state.first_token_at is not None:
+        record.ttft_ms = (state.first_token_at - t0) * 1000.0
+    if record.error is None:
+        record.e2e_ms = (end - t0) * 1000.0
+
+
+async def _server_reachable(http: aiohttp.ClientSession, endpoint: str) -> bool:
+    """Whether anything still accepts connections at the endpoint."""
+    try:
+        async with http.get(endpoint + "/health", timeout=aiohttp.ClientTimeout(total=5.0)) as resp:
+            await resp.read()
+        return True
+    except aiohttp.ClientConnectorError:
+        return False
+    except (aiohttp.ClientError, asyncio.TimeoutError):
+        return True
+
+
+async def run_closed_loop_async(
+    endpoint: str,
+    load: LoadSpec,
+    progress: ProgressCallback | None = None,
+) -> list[RequestRecord]:
+    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order."""
+    endpoint = endpoint.rstrip("/")
+    url = endpoint + "/generate"
+    connector = aiohttp.TCPConnector(limit=0, force_close=False)
+    async with aiohttp.ClientSession(connector=connector) as http:
+
+        async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
+            queue = iter(enumerate(prompts))
+            total = len(prompts)
+            done: list[tuple[int, RequestRecord]] = []
+
+            async def worker() -> None:
+                for index, prompt in queue:  # shared iterator: each prompt goes to one worker
+                    record = await _one_request(http, url, prompt, load)
+                    lost = record.error is not None and record.error.startswith("connection lost")
+                    if lost and not await _server_reachable(http, endpoint):
+                        raise ServerGoneError(str(record.error))
+                    done.append((index, record))
+                    if report and progress is not None:
+                        progress(len(done), total)
+
+            workers = [asyncio.ensure_future(worker()) for _ in range(min(load.concurrency, total))]
+            try:
+                await asyncio.gather(*workers)
+            except ServerGoneError as exc:
+                raise ServerError(
+                    f"the server at {endpoint} stopped accepting connections during the run "
+                    f"({len(done)} of {total} requests done): {exc}"
+                ) from None
+            finally:
+                for task in workers:
+                    task.cancel()
+                await asyncio.gather(*workers, return_exceptions=True)
+            # Completion order, as the in-process SimBackend returns them.
+            return [record for _, record in done]
+
+        warmup = load.warmup_prompts()
+        if warmup:
+            await run_all(warmup, report=False)
+        if progress is not None:
+            progress(0, load.total_requests)
+        return await run_all(load.request_prompts(), report=True)
+
+
+def run_closed_loop(
+    endpoint: str,
+    load: LoadSpec,
+    progress: ProgressCallback | None = None,
+) -> list[RequestRecord]:
+    """Blocking wrapper of :func:`run_closed_loop_async` for the synchronous sweep."""
+    return asyncio.run(run_closed_loop_async(endpoint, load, progress))
+
+
+__all__ = [
+    "generate_payload",
+    "request_id",
+    "run_closed_loop",
+    "run_closed_loop_async",
+    "split_gap",
+]

@@ -1,0 +1,201 @@
+"""Per-trial metrics from raw request records: tau, tokens/s, latency percentiles, noise.
+
+Definitions (kept in one place so the sweep, the report and the gate agree):
+
+* ``tau`` = sum(completion_tokens) / sum(spec_verify_ct) over successful requests: a
+  ratio of sums, not a mean of per-request ratios, so long requests weigh by their
+  tokens exactly as SGLang's own accept-length counter does. NaN for the baseline.
+  ``tau_p10/p50/p90`` describe the per-request distribution.
+* ``output_tokens_per_s`` = total completion tokens of successful requests divided by
+  the wall window from the first request's start to the last request's end
+  (``started_at + e2e_ms``): what the server delivered under this load, including
+  ramp-up and the tail. Without start times (older records) the window falls back to
+  sum(e2e) / concurrency, exact for a closed loop that is always full.
+* ``per_stream_tokens_per_s`` = mean of RequestRecord.output_tokens_per_s: how fast one
+  user sees tokens once the first has arrived.
+* ``speedup`` = output_tokens_per_s / the baseline's at the same prompts and concurrency.
+* TTFT, ITL (pooled over every token of every successful request) and e2e percentiles.
+* ``noisy`` follows pyperf's habit of warning rather than hiding: too few successful
+  requests, or per-stream speed spread too wide to trust a ratio of two such runs.
+
+Nothing here raises on bad measurements: an all-failed trial gives NaN metrics and its
+error count, so a sweep can record it and move on.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from specbench.harness.records import RequestRecord
+
+#: Fewer successful requests than this and percentiles mean little.
+MIN_SUCCESSFUL_REQUESTS = 5
+#: Coefficient of variation of per-stream tokens/s above which a run is flagged noisy.
+MAX_STREAM_CV = 0.25
+
+NAN = float("nan")
+
+
+@dataclass
+class ConfigMetrics:
+    """One configuration at one concurrency, summarised (column names = TRIAL_COLUMNS)."""
+
+    tau: float
+    tau_p10: float
+    tau_p50: float
+    tau_p90: float
+    output_tokens_per_s: float
+    per_stream_tokens_per_s: float
+    speedup: float
+    ttft_ms_p50: float
+    ttft_ms_p90: float
+    ttft_ms_p99: float
+    itl_ms_p50: float
+    itl_ms_p90: float
+    itl_ms_p99: float
+    e2e_ms_p50: float
+    #: Every record summarised, failed ones included.
+    num_requests: int
+    num_errors: int
+    #: Sums over successful requests; spec_verify_ct is None when no request had one.
+    completion_tokens: int
+    spec_verify_ct: int | None
+    noisy: bool
+    #: Why the run is flagged noisy; empty when it is not.
+    noise_reason: str
+    #: The records' concurrency (0 when they did not say); used to refuse comparing
+    #: against a baseline measured at another concurrency.
+    concurrency: int = 0
+    #: True when every record came from the simulator.
+    simulated: bool = False
+
+    def as_row(self) -> dict[str, Any]:
+        """Fields that are trial columns (TRIAL_COLUMNS names), for trials.csv rows."""
+        row = asdict(self)
+        row.pop("noise_reason")
+        if not self.concurrency:
+            row.pop("concurrency")
+        return row
+
+
+def _percentiles(values: Sequence[float], qs: Sequence[float]) -> list[float]:
+    if not values:
+        return [NAN] * len(qs)
+    arr = np.asarray(values, dtype=float)
+    return [float(v) for v in np.percentile(arr, qs)]
+
+
+def _verify_count(record: RequestRecord) -> int | None:
+    """Verify forwards of a request; derived from the accept length when a server
+    reported only that (spec_verify_ct is reported by every SGLang version we know,
+    so this is a fallback for hand-made or converted records)."""
+    if record.spec_verify_ct is not None:
+        return record.spec_verify_ct
+    if record.spec_accept_length and record.spec_accept_length > 0:
+        return max(1, round(record.completion_tokens / record.spec_accept_length))
+    return None
+
+
+def _window_s(records: Sequence[RequestRecord], concurrency: int) -> float:
+    spans = [
+        (r.started_at, r.started_at + r.e2e_ms / 1000.0)
+        for r in records
+        if r.started_at is not None and r.e2e_ms is not None
+    ]
+    if spans and len(spans) == sum(1 for r in records if r.e2e_ms is not None):
+        return max(end for _, end in spans) - min(start for start, _ in spans)
+    e2e = [r.e2e_ms for r in records if r.e2e_ms is not None]
+    if not e2e:
+        return NAN
+    return sum(e2e) / 1000.0 / max(1, concurrency)
+
+
+def summarize(
+    records: Sequence[RequestRecord], baseline: ConfigMetrics | None = None
+) -> ConfigMetrics:
+    """Summarise one (configuration, concurrency) load; see the module docstring."""
+    ok = [r for r in records if r.ok]
+    concurrencies = {r.concurrency for r in records if r.concurrency}
+    if len(concurrencies) > 1:
+        raise ValueError(
+            f"summarize() needs the records of one concurrency, got {sorted(concurrencies)}"
+        )
+    concurrency = concurrencies.pop() if concurrencies else 0
+
+    completion = sum(r.completion_tokens for r in ok)
+    verify_counts = [(r, v) for r in ok if (v := _verify_count(r)) is not None and v > 0]
+    if verify_counts:
+        verify_total: int | None = sum(v for _, v in verify_counts)
+        tau = sum(r.completion_tokens for r, _ in verify_counts) / float(
+            sum(v for _, v in verify_counts)
+        )
+        tau_p10, tau_p50, tau_p90 = _percentiles(
+            [r.completion_tokens / v for r, v in verify_counts], (10, 50, 90)
+        )
+    else:
+        verify_total = None
+        tau = tau_p10 = tau_p50 = tau_p90 = NAN
+
+    window = _window_s(records, concurrency)
+    output_tps = completion / window if ok and window > 0 else NAN
+    streams = [s for r in ok if (s := r.output_tokens_per_s) is not None]
+    per_stream = float(np.mean(streams)) if streams else NAN
+
+    ttft = _percentiles([r.ttft_ms for r in ok if r.ttft_ms is not None], (50, 90, 99))
+    itl = _percentiles([x for r in ok for x in r.itl_ms], (50, 90, 99))
+    (e2e_p50,) = _percentiles([r.e2e_ms for r in ok if r.e2e_ms is not None], (50,))
+
+    speedup = NAN
+    if baseline is not None:
+        if concurrency and baseline.concurrency and concurrency != baseline.concurrency:
+            raise ValueError(
+                f"baseline measured at concurrency {baseline.concurrency}, "
+                f"these records at {concurrency}"
+            )
+        base = baseline.output_tokens_per_s
+        if math.isfinite(base) and base > 0 and math.isfinite(output_tps):
+            speedup = output_tps / base
+
+    reasons: list[str] = []
+    if len(ok) < MIN_SUCCESSFUL_REQUESTS:
+        reasons.append(f"only {len(ok)} successful requests (< {MIN_SUCCESSFUL_REQUESTS})")
+    if len(streams) >= 2:
+        mean = float(np.mean(streams))
+        cv = float(np.std(streams, ddof=1)) / mean if mean > 0 else math.inf
+        if cv > MAX_STREAM_CV:
+            reasons.append(
+                f"per-stream tokens/s varies widely (coefficient of variation {cv:.2f} > {MAX_STREAM_CV})"
+            )
+
+    return ConfigMetrics(
+        tau=tau,
+        tau_p10=tau_p10,
+        tau_p50=tau_p50,
+        tau_p90=tau_p90,
+        output_tokens_per_s=output_tps,
+        per_stream_tokens_per_s=per_stream,
+        speedup=speedup,
+        ttft_ms_p50=ttft[0],
+        ttft_ms_p90=ttft[1],
+        ttft_ms_p99=ttft[2],
+        itl_ms_p50=itl[0],
+        itl_ms_p90=itl[1],
+        itl_ms_p99=itl[2],
+        e2e_ms_p50=e2e_p50,
+        num_requests=len(records),
+        num_errors=len(records) - len(ok),
+        completion_tokens=completion,
+        spec_verify_ct=verify_total,
+        noisy=bool(reasons),
+        noise_reason="; ".join(reasons),
+        concurrency=concurrency,
+        simulated=bool(records) and all(r.simulated for r in records),
+    )
+
+
+__all__ = ["MAX_STREAM_CV", "MIN_SUCCESSFUL_REQUESTS", "ConfigMetrics", "summarize"]

@@ -1,0 +1,302 @@
+"""The performance model: acceptance Monte-Carlo + cost model -> tau, step time, speedup.
+
+Everything it returns is SIMULATED: a prediction from published architecture figures,
+datasheets and calibration anchors, never a measurement. The sim backend serves these
+numbers, the sweep seeds its search with them, and reports show them next to measured
+ones, always labelled.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from specbench.model.acceptance import (
+    MAX_STEPS,
+    MAX_TOPK,
+    DomainAcceptance,
+    simulate_need,
+    tau_from_need,
+)
+from specbench.model.cost import CostModel, CostScales
+from specbench.model.hardware import HardwareProfile
+from specbench.model.targets import DOMAINS, TargetPreset
+from specbench.spec_config import SpecConfig, config_key
+
+DEFAULT_SAMPLES = 2000
+#: num_draft_tokens values precomputed per (num_steps, topk): the whole search space.
+_NDT_MAX = 64
+
+
+@dataclass(frozen=True)
+class Prediction:
+    config: SpecConfig | None
+    concurrency: int
+    tau: float
+    speedup: float
+    step_time_ms: float
+    baseline_step_time_ms: float
+    tokens_per_s: float
+    baseline_tokens_per_s: float
+    simulated: bool = True
+
+    def as_row(self) -> dict[str, object]:
+        c = self.config
+        return {
+            "config": config_key(c),
+            "num_steps": None if c is None else c.num_steps,
+            "topk": None if c is None else c.topk,
+            "num_draft_tokens": None if c is None else c.num_draft_tokens,
+            "concurrency": self.concurrency,
+            "tau": self.tau,
+            "speedup": self.speedup,
+            "step_time_ms": self.step_time_ms,
+            "baseline_step_time_ms": self.baseline_step_time_ms,
+            "tokens_per_s": self.tokens_per_s,
+            "baseline_tokens_per_s": self.baseline_tokens_per_s,
+            "simulated": self.simulated,
+        }
+
+
+class PerformanceModel:
+    """Predicts tau and speedup of a target on a hardware profile (SIMULATED)."""
+
+    def __init__(
+        self,
+        target: TargetPreset,
+        hardware: HardwareProfile,
+        *,
+        seed: int = 0,
+        samples: int = DEFAULT_SAMPLES,
+        cost_scales: CostScales | None = None,
+    ) -> None:
+        if samples < 1:
+            raise ValueError(f"samples must be >= 1, got {samples}")
+        self.target = target
+        self.hardware = hardware
+        self.seed = seed
+        self.samples = samples
+        self.cost = CostModel(target, hardware, cost_scales)
+        self._need: dict[tuple[str, int], np.ndarray] = {}
+        self._mean_tau: dict[tuple[str, int], np.ndarray] = {}
+        self._tau_samples: dict[tuple[SpecConfig, str | None], np.ndarray] = {}
+
+    # -- acceptance ---------------------------------------------------------------
+    def _domains(self, domain: str | None) -> tuple[str, ...]:
+        if domain is None:
+            return DOMAINS
+        self.target.domain_acceptance(domain)  # raises BadInputError on unknown names
+        return (domain,)
+
+    def _need_for(self, domain: str, topk: int) -> np.ndarray:
+        key = (domain, topk)
+        need = self._need.get(key)
+        if need is None:
+            params = self.target.domain_acceptance(domain)
+            need = simulate_need(params, topk, self.samples, self.seed, domain)
+            self._need[key] = need
+        return need
+
+    def _mean_table(self, domain: str, topk: int) -> np.ndarray:
+        """mean tau[s - 1, ndt] for all num_steps and num_draft_tokens 0.._NDT_MAX."""
+        key = (domain, topk)
+        table = self._mean_tau.get(key)
+        if table is None:
+            need = self._need_for(domain, topk)
+            # Mean over samples of 1{need <= ndt}: an empirical CDF per (s, d).
+            table = np.ones((MAX_STEPS, _NDT_MAX + 1))
+            flat = np.sort(need.reshape(need.shape[0], -1), axis=0)
+            ndts = np.arange(_NDT_MAX + 1)
+            for j in range(flat.shape[1]):
+                s, _d = divmod(j, MAX_STEPS)
+                table[s] += np.searchsorted(flat[:, j], ndts, side="right") / need.shape[0]
+            self._mean_tau[key] = table
+        return table
+
+    def _check(self, config: SpecConfig) -> None:
+        if not (1 <= config.num_steps <= MAX_STEPS and 1 <= config.topk <= MAX_TOPK):
+            raise ValueError(
+                f"the acceptance model covers num_steps 1..{MAX_STEPS} and topk 1..{MAX_TOPK}; "
+                f"got {config}"
+            )
+
+    def expected_tau(self, config: SpecConfig, domain: str | None = None) -> float:
+        self._check(config)
+        ndt = min(config.num_draft_tokens, _NDT_MAX)
+        vals = [
+            self._mean_table(d, config.topk)[config.num_steps - 1, ndt]
+            for d in self._domains(domain)
+        ]
+        return float(np.mean(vals))
+
+    def tau_samples(self, config: SpecConfig, domain: str | None = None) -> np.ndarray:
+        """Accepted length per verify step, one per simulated tree (domains concatenated)."""
+        self._check(config)
+        key = (config, domain)
+        cached = self._tau_samples.get(key)
+        if cached is None:
+            cached = np.concatenate(
+                [
+                    tau_from_need(
+                        self._need_for(d, config.topk), config.num_steps, config.num_draft_tokens
+                    )
+                    for d in self._domains(domain)
+                ]
+            )
+            cached.setflags(write=False)  # shared between callers: never mutate in place
+            self._tau_samples[key] = cached
+        return cached
+
+    def sample_accept_lengths(
+        self, config: SpecConfig, domain: str, n: int, rng: np.random.Generator
+    ) -> np.ndarray:
+        """n draws from the per-step accepted-length distribution (for the sim backend)."""
+        pool = self.tau_samples(config, domain)
+        return np.asarray(rng.choice(pool, size=n, replace=True), dtype=np.int64)
+
+    # -- cost --------------------------------------------------------------------
+    def decode_step_s(self, config: SpecConfig | None, batch: int) -> float:
+        if batch < 1:
+            raise ValueError(f"batch must be >= 1, got {batch}")
+        if config is None:
+            return float(self.cost.baseline_step_s(np.asarray(float(batch))))
+        return float(
+            self.cost.spec_step_s(
+                np.asarray(config.num_steps),
+                np.asarray(config.topk),
+                np.asarray(config.num_draft_tokens),
+                np.asarray(float(batch)),
+            )
+        )
+
+    def prefill_s(self, prompt_tokens: int, batch: int = 1) -> float:
+        return self.cost.prefill_s(prompt_tokens, batch)
+
+    # -- predictions ---------------------------------------------------------------
+    def predict(
+        self, config: SpecConfig | None, concurrency: int, domain: str | None = None
+    ) -> Prediction:
+        base = self.decode_step_s(None, concurrency)
+        base_tps = concurrency / base
+        if config is None:
+            return Prediction(
+                None, concurrency, 1.0, 1.0, base * 1e3, base * 1e3, base_tps, base_tps
+            )
+        tau = self.expected_tau(config, domain)
+        step = self.decode_step_s(config, concurrency)
+        tps = concurrency * tau / step
+        return Prediction(
+            config, concurrency, tau, tps / base_tps, step * 1e3, base * 1e3, tps, base_tps
+        )
+
+    def predict_grid(
+        self,
+        configs: Sequence[SpecConfig],
+        concurrencies: Sequence[int],
+        domain: str | None = None,
+    ) -> list[Prediction]:
+        """Every (config, concurrency) pair, config-major; one vectorised cost evaluation."""
+        if not configs or not concurrencies:
+            return []
+        for c in configs:
+            self._check(c)
+        for conc in concurrencies:
+            if conc < 1:
+                raise ValueError(f"concurrency must be >= 1, got {conc}")
+        taus = np.array([self.expected_tau(c, domain) for c in configs])
+        s = np.array([c.num_steps for c in configs], dtype=float)[:, None]
+        k = np.array([c.topk for c in configs], dtype=float)[:, None]
+        n = np.array([c.num_draft_tokens for c in configs], dtype=float)[:, None]
+        b = np.asarray(concurrencies, dtype=float)[None, :]
+        step = self.cost.spec_step_s(s, k, n, b)
+        base = self.cost.baseline_step_s(b)[0]
+        out: list[Prediction] = []
+        for i, c in enumerate(configs):
+            for j, conc in enumerate(concurrencies):
+                tps = conc * taus[i] / step[i, j]
+                base_tps = conc / base[j]
+                out.append(
+                    Prediction(
+                        c,
+                        int(conc),
+                        float(taus[i]),
+                        float(tps / base_tps),
+                        float(step[i, j] * 1e3),
+                        float(base[j] * 1e3),
+                        float(tps),
+                        float(base_tps),
+                    )
+                )
+        return out
+
+    # -- ground truths for benchmarks --------------------------------------------
+    def perturbed(self, seed: int, strength: float = 1.0) -> PerformanceModel:
+        """A plausible 'true' machine that this prior gets wrong, deterministic in seed.
+
+        Acceptance changes per domain (sharpness, spread, agreement) and the cost
+        constants change by tens of percent (all-reduce alpha and bandwidth, HBM and
+        compute efficiency, fixed overheads), so a search seeded by this model starts
+        from a wrong-ish but informative guess.
+        """
+        rng = np.random.default_rng([seed, 0x5EED])
+        st = float(strength)
+        acc: list[tuple[str, DomainAcceptance]] = []
+        for name, p in self.target.acceptance:
+            agreement = min(0.995, p.agreement * math.exp(rng.normal(0.0, 0.06 * st)))
+            acc.append(
+                (
+                    name,
+                    DomainAcceptance(
+                        confidence_mu=p.confidence_mu + rng.normal(0.0, 0.35 * st),
+                        confidence_sigma=p.confidence_sigma * math.exp(rng.normal(0.0, 0.15 * st)),
+                        agreement=agreement,
+                        depth_decay=min(1.0, p.depth_decay * math.exp(rng.normal(0.0, 0.02 * st))),
+                    ),
+                )
+            )
+
+        def factor(spread: float) -> float:
+            return math.exp(rng.uniform(-spread, spread) * st)
+
+        old = self.cost.scales
+        scales = CostScales(
+            allreduce_alpha=old.allreduce_alpha * factor(math.log(1.4)),
+            allreduce_bandwidth=old.allreduce_bandwidth * factor(math.log(1.4)),
+            hbm_efficiency=old.hbm_efficiency * factor(math.log(1.15)),
+            compute_efficiency=old.compute_efficiency * factor(math.log(1.25)),
+            layer_overhead=old.layer_overhead * factor(math.log(1.3)),
+            draft_overhead=old.draft_overhead * factor(math.log(1.3)),
+            spec_overhead=old.spec_overhead * factor(math.log(1.3)),
+        )
+        target = replace(self.target, acceptance=tuple(acc))
+        return PerformanceModel(
+            target,
+            self.hardware,
+            seed=self.seed + 7919 * (seed + 1),
+            samples=self.samples,
+            cost_scales=scales,
+        )
+
+
+def break_even_concurrency(predictions: Sequence[Prediction]) -> float | None:
+    """Concurrency at which one configuration's speedup falls through 1.
+
+    Interpolated linearly in log(concurrency) between the two measured points that
+    bracket the crossing. None when the speedup never crosses 1 downwards within the
+    range (it stays above, or is below from the first point on).
+    """
+    configs = {p.config for p in predictions}
+    if len(configs) > 1:
+        raise ValueError("break_even_concurrency needs predictions of one configuration")
+    pts = sorted((p.concurrency, p.speedup) for p in predictions)
+    for (c0, s0), (c1, s1) in itertools.pairwise(pts):
+        if s0 >= 1.0 > s1:
+            if c0 == c1:
+                return float(c0)
+            w = (s0 - 1.0) / (s0 - s1)
+            return float(math.exp(math.log(c0) + w * (math.log(c1) - math.log(c0))))
+    return None

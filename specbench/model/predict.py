@@ -1,0 +1,111 @@
+"""`specbench predict` as a library function: every configuration, best per concurrency.
+
+Kept apart from the click command so that reports and the sweep can build the same
+payload without a subprocess; the CLI only parses flags and prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from specbench.errors import BadInputError
+from specbench.model.hardware import HardwareProfile
+from specbench.model.performance import PerformanceModel, Prediction, break_even_concurrency
+from specbench.model.targets import DOMAINS, TargetPreset
+from specbench.spec_config import SpecConfig, config_key, valid_configs
+
+KIND = "specbench.predict"
+#: Concurrencies scanned for break-even, independent of the ones asked for.
+BREAK_EVEN_SCAN: tuple[int, ...] = tuple(2**i for i in range(13))  # 1..4096
+SIMULATED_LABEL = "SIMULATED: predicted by the specbench performance model, not measured"
+
+
+def parse_concurrencies(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        part = part.strip()
+        if not part:
+            continue
+        try:
+            value = int(part)
+        except ValueError:
+            raise BadInputError(
+                f"--concurrency: {part!r} is not an integer (expected e.g. 1,8,32)"
+            ) from None
+        if value < 1:
+            raise BadInputError(f"--concurrency: values must be >= 1 (got {value})")
+        out.append(value)
+    if not out:
+        raise BadInputError("--concurrency: no values given (expected e.g. 1,8,32)")
+    return sorted(set(out))
+
+
+def best_per_concurrency(predictions: Sequence[Prediction]) -> dict[int, Prediction]:
+    """Highest speedup per concurrency; ties go to the smaller tree (cheaper to serve)."""
+    best: dict[int, Prediction] = {}
+    for p in predictions:
+        cur = best.get(p.concurrency)
+        if cur is None or _better(p, cur):
+            best[p.concurrency] = p
+    return dict(sorted(best.items()))
+
+
+def _better(p: Prediction, cur: Prediction) -> bool:
+    if p.speedup != cur.speedup:
+        return p.speedup > cur.speedup
+    return (
+        p.config is not None
+        and cur.config is not None
+        and p.config.num_draft_tokens < cur.config.num_draft_tokens
+    )
+
+
+def build_prediction(
+    target: TargetPreset,
+    hardware: HardwareProfile,
+    concurrencies: Sequence[int],
+    *,
+    configs: Sequence[SpecConfig] | None = None,
+    domain: str | None = None,
+    seed: int = 0,
+) -> tuple[PerformanceModel, list[Prediction], dict[str, Any]]:
+    """Predictions for every (config, concurrency) and the JSON payload describing them."""
+    if domain is not None and domain not in DOMAINS:
+        raise BadInputError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
+    model = PerformanceModel(target, hardware, seed=seed)
+    cfgs = list(configs) if configs else valid_configs()
+    preds = model.predict_grid(cfgs, list(concurrencies), domain=domain)
+    best = best_per_concurrency(preds)
+    # Break-even of the configurations a user is likely to launch.
+    interesting: dict[str, SpecConfig] = {}
+    for p in best.values():
+        if p.config is not None:
+            interesting.setdefault(config_key(p.config), p.config)
+    if not configs:
+        interesting.setdefault(config_key(target.card_config), target.card_config)
+    break_even: dict[str, float | None] = {}
+    for key, cfg in interesting.items():
+        scan = model.predict_grid([cfg], list(BREAK_EVEN_SCAN), domain=domain)
+        break_even[key] = break_even_concurrency(scan)
+    payload: dict[str, Any] = {
+        "kind": KIND,
+        "simulated": True,
+        "label": SIMULATED_LABEL,
+        "target": {
+            "name": target.name,
+            "model_path": target.model_path,
+            "draft_model_path": target.draft_model_path,
+            "algorithm": target.algorithm,
+            "card_config": config_key(target.card_config),
+        },
+        "hardware": hardware.summary(),
+        "domain": domain or "mix",
+        "seed": seed,
+        "concurrencies": list(concurrencies),
+        "rows": [p.as_row() for p in preds],
+        "best": [{**p.as_row()} for p in best.values()],
+        "break_even": break_even,
+        "break_even_scan": list(BREAK_EVEN_SCAN),
+    }
+    return model, preds, payload

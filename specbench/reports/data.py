@@ -1,0 +1,817 @@
+"""Every number the report shows, computed as plain data before anything is drawn.
+
+The renderers (plots.py, html.py, markdown.py) only format what is here, so the numbers
+are tested directly (no parsing of SVG or HTML to check a speedup) and the HTML and the
+Markdown summary cannot disagree. Inputs are read through RunDirectory, the one contract
+with the sweep; anything optional in a run (no requests yet, no probe, an unknown
+target preset) degrades to an empty section with a note, never to a crash.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from specbench.errors import BadInputError, FileFormatError, SpecbenchError
+from specbench.harness.records import REQUESTS_KIND, RequestRecord
+from specbench.reports.verdict import (
+    NOISE_MARGIN,
+    STATUS_CROSSES,
+    STATUS_NEVER_PAYS,
+    STATUS_PAYS_EVERYWHERE,
+    TargetLike,
+    Verdict,
+    compute_verdict,
+    config_table,
+    format_concurrency,
+    rank_configs,
+)
+from specbench.schema import check_schema_version
+from specbench.spec_config import BASELINE_KEY
+from specbench.sweeps.rundir import Manifest, RunDirectory
+
+#: Configurations drawn in the speedup-vs-concurrency plot (more is unreadable).
+TOP_CONFIGS_PLOTTED = 5
+#: Rows of the Markdown top table.
+TOP_CONFIGS_SUMMARY = 5
+
+
+# --------------------------------------------------------------------------- loading
+@dataclass
+class RunData:
+    """A run directory read once: manifest, trial rows, per-request records."""
+
+    path: Path
+    manifest: Manifest
+    results: dict[str, Any]
+    trials: pd.DataFrame
+    requests: list[RequestRecord]
+    #: Problems that did not stop the report (torn requests.jsonl, unknown preset...).
+    notes: list[str] = field(default_factory=list)
+    target: TargetLike | None = None
+
+
+def load_run(run_dir: Path | str) -> RunData:
+    """Read a run directory; a directory without a manifest is bad input, one line."""
+    run = RunDirectory(run_dir)
+    if not run.path.is_dir():
+        raise BadInputError(f"{run.path}: no such run directory")
+    if not run.exists():
+        raise BadInputError(f"{run.path}: not a run directory (no manifest.json)")
+    manifest = run.read_manifest()
+    results = run.read_results()
+    trials = run.read_trials()
+    notes: list[str] = []
+    requests = _read_requests(run, notes)
+    target = _load_target(manifest.target, notes)
+    return RunData(run.path, manifest, results, trials, requests, notes, target)
+
+
+#: The inter-token latency list of a record (a JSON array of numbers, never nested).
+#: Inside a JSON string a quote is escaped, so this cannot match string content.
+_ITL_FIELD = re.compile(r'"itl_ms":\s*\[[^\]]*\]')
+
+
+def _read_requests(run: RunDirectory, notes: list[str]) -> list[RequestRecord]:
+    """Every readable record; a missing, foreign or torn file is noted, not fatal.
+
+    A sweep killed mid-write leaves a torn last line, and the trials it finished are
+    still worth a report. The per-token latency lists, most of the file's bytes, are
+    cut before parsing: no view of the report uses them, and parsing them would make a
+    200-trial report several times slower.
+    """
+    path = run.requests_path
+    if not path.exists():
+        notes.append("requests.jsonl is missing: per-request distributions are not shown.")
+        return []
+    out: list[RequestRecord] = []
+    with path.open(encoding="utf-8") as fh:
+        try:
+            header = json.loads(fh.readline() or "null")
+            if not isinstance(header, dict) or header.get("kind") != REQUESTS_KIND:
+                raise FileFormatError(path, "line 1 is not a specbench requests header")
+            check_schema_version(path, header)
+        except (ValueError, FileFormatError) as exc:
+            notes.append(f"requests.jsonl is not readable ({exc}); per-request data is not shown.")
+            return []
+        for lineno, line in enumerate(fh, start=2):
+            if not line.strip():
+                continue
+            try:
+                data = json.loads(_ITL_FIELD.sub('"itl_ms": []', line, count=1))
+                if not isinstance(data, dict):
+                    raise FileFormatError(path, f"line {lineno} is not a JSON object")
+                out.append(RequestRecord.from_dict(data, path=f"{path}:{lineno}"))
+            except (ValueError, TypeError, FileFormatError) as exc:
+                notes.append(
+                    f"requests.jsonl was read up to line {lineno}, a bad line ({exc}); "
+                    "later records are ignored."
+                )
+                break
+    return out
+
+
+def _load_target(name: str, notes: list[str]) -> TargetLike | None:
+    try:
+        from specbench.model import load_target
+    except ImportError:  # pragma: no cover - the model package ships with specbench
+        return None
+    try:
+        target: TargetLike = load_target(name)
+    except SpecbenchError:
+        notes.append(
+            f"target {name!r} is not a preset of this specbench: the launch command uses the "
+            "model paths recorded in the manifest."
+        )
+        return None
+    return target
+
+
+# --------------------------------------------------------------------------- helpers
+def finite(value: Any) -> float | None:
+    """A float, or None for missing/NaN/inf (pandas NA included)."""
+    if value is None or value is pd.NA:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _int_or_none(value: Any) -> int | None:
+    number = finite(value)
+    return None if number is None else int(number)
+
+
+def _percentile(values: Sequence[float], q: float) -> float | None:
+    return float(np.percentile(values, q)) if values else None
+
+
+# --------------------------------------------------------------------------- views
+@dataclass
+class Overview:
+    target: str
+    backend: str
+    simulated: bool
+    strategy: str
+    created_at: str
+    specbench_version: str
+    command: str
+    concurrencies: list[int]
+    primary_concurrency: int
+    target_model: str
+    draft_model: str
+    algorithm: str
+    dataset: str
+    num_prompts: int
+    max_new_tokens: int
+    workload_digest: str
+    num_trials: int
+    num_completed: int
+    num_failed: int
+    num_requests: int
+
+
+@dataclass
+class SpeedupPoint:
+    concurrency: int
+    speedup: float | None
+    pays: bool | None  # None when the speedup is unknown
+
+
+@dataclass
+class VerdictView:
+    """The verdict section: what to run, why, and up to what load."""
+
+    verdict: Verdict
+    status: str
+    recommended: bool
+    headline: str
+    reason: str
+    config_key: str | None
+    tau: float | None
+    speedup: float | None
+    launch_command: str | None
+    flags: str | None
+    points: list[SpeedupPoint]
+    break_even: float | None
+    break_even_text: str
+
+
+@dataclass
+class AllReduceSeries:
+    label: str
+    bytes: list[int]
+    latency_us: list[float]
+    measured: bool  # False: a profile's fitted curve (model input), not a measurement
+
+
+@dataclass
+class HardwareView:
+    name: str
+    interconnect_class: str
+    tp: int | None
+    source: str
+    description: str
+    evidence: list[str]
+    details: list[tuple[str, str]]
+    allreduce: list[AllReduceSeries]
+    profile_sources: list[str]
+
+
+@dataclass
+class Heatmap:
+    """Best speedup per (num_steps, topk) cell, over num_draft_tokens, at one concurrency."""
+
+    concurrency: int
+    steps: list[int]
+    topks: list[int]
+    speedup: list[list[float | None]]  # [steps index][topk index]
+    draft_tokens: list[list[int | None]]
+
+
+@dataclass
+class Series:
+    label: str
+    x: list[float]
+    y: list[float | None]
+
+
+@dataclass
+class TauDistribution:
+    source: str  # what the samples are: one configuration or all speculative trials
+    domains: list[str]
+    samples: dict[str, list[float]]
+    stats: dict[str, dict[str, float | int | None]]
+
+
+@dataclass
+class OptimizationHistory:
+    concurrency: int
+    trial_numbers: list[int]
+    speedups: list[float]
+    best_so_far: list[float]
+    sources: list[str]
+
+
+@dataclass
+class PredictedPoint:
+    config_key: str
+    concurrency: int
+    predicted: float
+    measured: float
+
+
+@dataclass
+class PredictionCheck:
+    points: list[PredictedPoint]
+    mean_abs_pct_error: float | None
+    within_10pct: int
+
+
+@dataclass
+class FailedTrial:
+    trial_number: int
+    config_key: str
+    concurrencies: list[int]
+    error: str
+    log_tail: str
+
+
+#: (column name, header, kind) of the all-trials table; kind drives formatting and sort.
+TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
+    ("trial_number", "Trial", "int"),
+    ("config_key", "Config", "text"),
+    ("num_steps", "Steps", "int"),
+    ("topk", "Top-k", "int"),
+    ("num_draft_tokens", "Draft tokens", "int"),
+    ("concurrency", "Concurrency", "int"),
+    ("state", "State", "text"),
+    ("source", "Source", "text"),
+    ("tau", "tau", "float2"),
+    ("speedup", "Speedup", "float2x"),
+    ("output_tokens_per_s", "Output tok/s", "float1"),
+    ("per_stream_tokens_per_s", "Per-stream tok/s", "float1"),
+    ("ttft_ms_p50", "TTFT p50 ms", "float1"),
+    ("itl_ms_p50", "ITL p50 ms", "float2"),
+    ("num_requests", "Requests", "int"),
+    ("num_errors", "Errors", "int"),
+    ("predicted_speedup", "Predicted speedup", "float2x"),
+    ("noisy", "Noisy", "bool"),
+)
+
+
+@dataclass
+class TableCell:
+    text: str
+    sort: str  # numeric or lowercase text sort key; empty sorts last
+
+
+@dataclass
+class TrialTable:
+    headers: list[tuple[str, str]]  # (header, kind)
+    rows: list[list[TableCell]]
+    row_states: list[str]
+
+
+@dataclass
+class TopRow:
+    rank: int
+    config_key: str
+    tau: float | None
+    speedups: dict[int, float | None]
+
+
+@dataclass
+class ReportData:
+    """Everything the report shows."""
+
+    simulated: bool
+    overview: Overview
+    verdict: VerdictView
+    hardware: HardwareView
+    heatmap: Heatmap | None
+    tau_vs_draft_tokens: list[Series]
+    speedup_vs_concurrency: list[Series]
+    tau_distribution: TauDistribution | None
+    history: OptimizationHistory | None
+    prediction: PredictionCheck | None
+    table: TrialTable
+    failed: list[FailedTrial]
+    top: list[TopRow]
+    notes: list[str]
+
+
+# --------------------------------------------------------------------------- builders
+def build_report_data(run: RunData) -> ReportData:
+    manifest = run.manifest
+    concurrencies = list(manifest.concurrencies)
+    primary = manifest.primary_concurrency
+    trials = run.trials
+    hw_class = str(manifest.hardware.get("interconnect_class", "") or "")
+    tp = _int_or_none(manifest.hardware.get("tp"))
+    verdict = compute_verdict(
+        trials,
+        concurrencies,
+        target=run.target,
+        simulated=manifest.simulated,
+        hardware_class=hw_class or None,
+        tp=tp,
+        model_path=manifest.workload.target_model or None,
+        draft_model_path=manifest.workload.draft_model or None,
+    )
+    table = config_table(trials)
+    best_key = verdict.best["config_key"] if verdict.best else None
+    return ReportData(
+        simulated=manifest.simulated,
+        overview=build_overview(run),
+        verdict=build_verdict_view(verdict, concurrencies),
+        hardware=build_hardware(manifest),
+        heatmap=build_heatmap(table, primary),
+        tau_vs_draft_tokens=build_tau_vs_draft_tokens(table),
+        speedup_vs_concurrency=build_speedup_vs_concurrency(table, verdict, concurrencies),
+        tau_distribution=build_tau_distribution(run.requests, best_key),
+        history=build_history(trials, primary),
+        prediction=build_prediction_check(trials),
+        table=build_trial_table(trials),
+        failed=build_failed(trials),
+        top=build_top(table, verdict, concurrencies),
+        notes=list(run.notes),
+    )
+
+
+def build_overview(run: RunData) -> Overview:
+    m, trials = run.manifest, run.trials
+    spec = trials[trials["config_key"] != BASELINE_KEY]
+    numbers = spec.groupby("trial_number")["state"].agg(lambda s: set(s.astype(str)))
+    completed = sum(1 for states in numbers if "complete" in states)
+    failed = sum(1 for states in numbers if "failed" in states and "complete" not in states)
+    return Overview(
+        target=m.target,
+        backend=m.backend,
+        simulated=m.simulated,
+        strategy=m.strategy,
+        created_at=m.created_at,
+        specbench_version=m.specbench_version,
+        command=" ".join(m.command),
+        concurrencies=list(m.concurrencies),
+        primary_concurrency=m.primary_concurrency,
+        target_model=m.workload.target_model,
+        draft_model=m.workload.draft_model,
+        algorithm=m.workload.algorithm,
+        dataset=m.workload.dataset,
+        num_prompts=m.workload.num_prompts,
+        max_new_tokens=m.workload.max_new_tokens,
+        workload_digest=m.workload.digest,
+        num_trials=len(numbers),
+        num_completed=completed,
+        num_failed=failed,
+        num_requests=len(run.requests),
+    )
+
+
+def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> VerdictView:
+    best = verdict.best
+    be = verdict.break_even
+    status = str(be["status"])
+    points: list[SpeedupPoint] = []
+    if best is not None:
+        by_c: Mapping[str, Any] = best["speedup_by_concurrency"]
+        for c in sorted(int(k) for k in by_c):
+            s = finite(by_c[str(c)])
+            pays = None if s is None else s > 1.0 + NOISE_MARGIN
+            points.append(SpeedupPoint(c, s, pays))
+    be_c = finite(be.get("concurrency"))
+    if status == STATUS_CROSSES and be_c is not None:
+        be_text = (
+            f"Speculation stops paying above about {format_concurrency(be_c)} concurrent "
+            "requests (interpolated between measured concurrencies)."
+        )
+    elif status == STATUS_PAYS_EVERYWHERE:
+        top_c = max(p.concurrency for p in points) if points else max(concurrencies)
+        be_text = (
+            f"Pays at every measured concurrency; the break-even lies above {top_c} "
+            "(not extrapolated)."
+        )
+    elif status == STATUS_NEVER_PAYS:
+        be_text = "No break-even: speculation does not pay at the primary concurrency."
+    else:
+        be_text = "Unknown: no speedup could be computed."
+    if best is None:
+        headline = "No recommendation: no speculative configuration completed"
+    elif verdict.speculation_recommended:
+        headline = f"Run EAGLE speculation with {best['config_key']}"
+    elif status == STATUS_NEVER_PAYS:
+        headline = "Turn speculation OFF"
+    else:
+        headline = f"Undecided: {best['config_key']} has the highest tau, speedup unknown"
+    return VerdictView(
+        verdict=verdict,
+        status=status,
+        recommended=verdict.speculation_recommended,
+        headline=headline,
+        reason=verdict.reason,
+        config_key=best["config_key"] if best else None,
+        tau=finite(best["tau"]) if best else None,
+        speedup=finite(best["speedup"]) if best else None,
+        launch_command=best["launch_command"] if best else None,
+        flags=" ".join(best["flags"]) if best else None,
+        points=points,
+        break_even=be_c,
+        break_even_text=be_text,
+    )
+
+
+def build_hardware(manifest: Manifest) -> HardwareView:
+    """Class, evidence and the all-reduce curve, from whatever the manifest carries.
+
+    The probe may be embedded (``hardware.probe``), referenced by path
+    (``hardware.probe_path``, or ``origin`` as the sweep records it), or absent (a shipped profile: its fitted curve is shown
+    and labelled as a model input, not a measurement).
+    """
+    hw = dict(manifest.hardware)
+    probe = hw.get("probe")
+    if not isinstance(probe, Mapping):
+        # A probe-based profile records the probe file as its origin.
+        probe = _read_probe_file(hw.get("probe_path") or hw.get("path") or hw.get("origin"))
+    interconnect: Mapping[str, Any] = {}
+    if isinstance(probe, Mapping) and isinstance(probe.get("interconnect"), Mapping):
+        interconnect = probe["interconnect"]
+    hw_class = str(hw.get("interconnect_class") or interconnect.get("class") or "unknown")
+    evidence = [str(e) for e in interconnect.get("evidence", []) or [] if str(e).strip()]
+    for key in ("evidence",):
+        if isinstance(hw.get(key), list):
+            evidence += [str(e) for e in hw[key] if str(e).strip()]
+    series: list[AllReduceSeries] = []
+    if isinstance(probe, Mapping):
+        series = _allreduce_series(probe.get("allreduce", []))
+    description = str(hw.get("description", "") or "")
+    profile_sources: list[str] = []
+    name = str(hw.get("name", "") or "")
+    profile = _load_profile(name) if name else None
+    if profile is not None:
+        description = description or str(getattr(profile, "description", ""))
+        profile_sources = [str(s) for s in getattr(profile, "sources", ())]
+        if not series:
+            series = _profile_series(profile)
+    details = [
+        (str(k), _plain(v))
+        for k, v in hw.items()
+        if k
+        not in ("probe", "evidence", "name", "interconnect_class", "tp", "source", "description")
+    ]
+    return HardwareView(
+        name=name or "unknown",
+        interconnect_class=hw_class,
+        tp=_int_or_none(hw.get("tp")),
+        source=str(hw.get("source", "") or ""),
+        description=description,
+        evidence=evidence,
+        details=details,
+        allreduce=series,
+        profile_sources=profile_sources,
+    )
+
+
+def _plain(value: Any) -> str:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, default=str)[:500]
+    return str(value)
+
+
+def _read_probe_file(path: Any) -> Mapping[str, Any] | None:
+    if not isinstance(path, str) or not path:
+        return None
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    return data if isinstance(data, Mapping) else None
+
+
+def _load_profile(name: str) -> Any:
+    try:
+        from specbench.model import load_hardware
+    except ImportError:  # pragma: no cover
+        return None
+    try:
+        return load_hardware(name)
+    except SpecbenchError:
+        return None
+
+
+def _allreduce_series(rows: Any) -> list[AllReduceSeries]:
+    if not isinstance(rows, list):
+        return []
+    groups: dict[str, list[tuple[int, float]]] = {}
+    for row in rows:
+        if not isinstance(row, Mapping):
+            continue
+        nbytes = _int_or_none(row.get("bytes"))
+        latency = finite(row.get("latency_us"))
+        if nbytes is None or latency is None or nbytes <= 0 or latency <= 0:
+            continue
+        label = f"{row.get('backend', '?')} {row.get('mode', '')} x{row.get('world_size', '?')}"
+        groups.setdefault(" ".join(label.split()), []).append((nbytes, latency))
+    out = []
+    for label, points in sorted(groups.items()):
+        points.sort()
+        out.append(
+            AllReduceSeries(label, [p[0] for p in points], [p[1] for p in points], measured=True)
+        )
+    return out
+
+
+def _profile_series(profile: Any) -> list[AllReduceSeries]:
+    out: list[AllReduceSeries] = []
+    sizes = [2**k for k in range(10, 29, 2)]
+    for fit in getattr(profile, "allreduce", ()):
+        try:
+            latencies = [float(fit.predict_us(n)) for n in sizes]
+        except (AttributeError, TypeError, ValueError, ZeroDivisionError):
+            continue
+        label = f"{fit.backend} x{fit.world_size} (profile fit)"
+        out.append(AllReduceSeries(label, sizes, latencies, measured=False))
+    return out
+
+
+def build_heatmap(table: pd.DataFrame, concurrency: int) -> Heatmap | None:
+    rows = table[(table["concurrency"] == concurrency) & table["speedup"].notna()]
+    if rows.empty:
+        return None
+    steps = sorted({int(s) for s in rows["num_steps"]})
+    topks = sorted({int(k) for k in rows["topk"]})
+    speed: list[list[float | None]] = [[None] * len(topks) for _ in steps]
+    ndt: list[list[int | None]] = [[None] * len(topks) for _ in steps]
+    for (s, k), cell in rows.groupby(["num_steps", "topk"]):
+        ranked = rank_configs(cell, concurrency)
+        if not ranked or ranked[0]["speedup"] is None:
+            continue
+        i, j = steps.index(int(s)), topks.index(int(k))
+        speed[i][j] = ranked[0]["speedup"]
+        ndt[i][j] = ranked[0]["num_draft_tokens"]
+    return Heatmap(concurrency, steps, topks, speed, ndt)
+
+
+def build_tau_vs_draft_tokens(table: pd.DataFrame) -> list[Series]:
+    """Best tau (over num_steps) per num_draft_tokens, one line per topk.
+
+    tau is a property of the tree, not of the load, so it is averaged over concurrencies
+    first; the best over depths shows what a draft-token budget can buy.
+    """
+    rows = table[table["tau"].notna()]
+    if rows.empty:
+        return []
+    per_config = rows.groupby(["topk", "num_steps", "num_draft_tokens"], as_index=False)[
+        "tau"
+    ].mean()
+    best = per_config.groupby(["topk", "num_draft_tokens"], as_index=False)["tau"].max()
+    out = []
+    for topk, group in best.groupby("topk"):
+        group = group.sort_values("num_draft_tokens")
+        out.append(
+            Series(
+                f"topk {int(topk)}",
+                [float(x) for x in group["num_draft_tokens"]],
+                [finite(y) for y in group["tau"]],
+            )
+        )
+    return out
+
+
+def build_speedup_vs_concurrency(
+    table: pd.DataFrame, verdict: Verdict, concurrencies: Sequence[int]
+) -> list[Series]:
+    """The top configurations at the primary concurrency, across every measured load."""
+    keys = [r["config_key"] for r in verdict.ranking if r["speedup"] is not None]
+    keys = keys[:TOP_CONFIGS_PLOTTED]
+    out = []
+    for key in keys:
+        rows = table[(table["config_key"] == key) & table["speedup"].notna()]
+        rows = rows.sort_values("concurrency")
+        if rows.empty:
+            continue
+        out.append(
+            Series(
+                key, [float(c) for c in rows["concurrency"]], [finite(s) for s in rows["speedup"]]
+            )
+        )
+    return out
+
+
+def build_tau_distribution(
+    requests: Iterable[RequestRecord], best_key: str | None
+) -> TauDistribution | None:
+    """Per-request tau per domain for the recommended configuration, else all trials."""
+    spec = [r for r in requests if r.config_key != BASELINE_KEY and r.tau is not None]
+    chosen = [r for r in spec if best_key is not None and r.config_key == best_key]
+    source = f"configuration {best_key}" if chosen else "all speculative trials"
+    records = chosen or spec
+    if not records:
+        return None
+    samples: dict[str, list[float]] = {}
+    for record in records:
+        assert record.tau is not None
+        samples.setdefault(record.domain or "unknown", []).append(record.tau)
+    domains = sorted(samples)
+    stats: dict[str, dict[str, float | int | None]] = {}
+    for domain in domains:
+        values = samples[domain]
+        stats[domain] = {
+            "n": len(values),
+            "mean": float(np.mean(values)),
+            "p10": _percentile(values, 10),
+            "p50": _percentile(values, 50),
+            "p90": _percentile(values, 90),
+        }
+    return TauDistribution(source, domains, samples, stats)
+
+
+def build_history(trials: pd.DataFrame, concurrency: int) -> OptimizationHistory | None:
+    """Speedup at the primary concurrency by trial number, and the best so far."""
+    rows = trials[
+        (trials["trial_number"] >= 0)
+        & (trials["state"] == "complete")
+        & (trials["concurrency"] == concurrency)
+        & trials["speedup"].notna()
+    ]
+    if rows.empty:
+        return None
+    per_trial = rows.groupby("trial_number", as_index=False).agg(
+        speedup=("speedup", "mean"), source=("source", "first")
+    )
+    per_trial = per_trial.sort_values("trial_number")
+    speedups = [float(s) for s in per_trial["speedup"]]
+    best = list(np.maximum.accumulate(speedups)) if speedups else []
+    return OptimizationHistory(
+        concurrency=concurrency,
+        trial_numbers=[int(n) for n in per_trial["trial_number"]],
+        speedups=speedups,
+        best_so_far=[float(b) for b in best],
+        sources=[str(s) for s in per_trial["source"]],
+    )
+
+
+def build_prediction_check(trials: pd.DataFrame) -> PredictionCheck | None:
+    rows = trials[
+        (trials["state"] == "complete")
+        & (trials["config_key"] != BASELINE_KEY)  # 1.0 by definition, predicted or not
+        & trials["predicted_speedup"].notna()
+        & trials["speedup"].notna()
+    ]
+    if rows.empty:
+        return None
+    points = [
+        PredictedPoint(
+            str(r.config_key), int(r.concurrency), float(r.predicted_speedup), float(r.speedup)
+        )
+        for r in rows.itertuples(index=False)
+    ]
+    errors = [abs(p.predicted - p.measured) / p.measured for p in points if p.measured > 0]
+    return PredictionCheck(
+        points=points,
+        mean_abs_pct_error=float(np.mean(errors)) * 100 if errors else None,
+        within_10pct=sum(1 for e in errors if e <= 0.10 + 1e-9),
+    )
+
+
+def _cell(value: Any, kind: str) -> TableCell:
+    if kind == "text":
+        text = "" if value is None or value is pd.NA else str(value)
+        return TableCell(text, text.lower())
+    if kind == "bool":
+        if value is None or value is pd.NA:
+            return TableCell("", "")
+        return TableCell("yes" if bool(value) else "", "1" if bool(value) else "0")
+    number = finite(value)
+    if number is None:
+        return TableCell("", "")
+    if kind == "int":
+        return TableCell(str(int(number)), repr(float(number)))
+    if kind == "float1":
+        return TableCell(f"{number:.1f}", repr(number))
+    if kind == "float2x":
+        return TableCell(f"{number:.2f}x", repr(number))
+    return TableCell(f"{number:.2f}", repr(number))
+
+
+def build_trial_table(trials: pd.DataFrame) -> TrialTable:
+    ordered = trials.sort_values(["trial_number", "concurrency"], kind="stable")
+    rows: list[list[TableCell]] = []
+    states: list[str] = []
+    records = ordered.astype(object).to_dict(orient="records")
+    for record in records:
+        rows.append([_cell(record.get(name), kind) for name, _, kind in TABLE_COLUMNS])
+        states.append(str(record.get("state", "")))
+    return TrialTable([(h, k) for _, h, k in TABLE_COLUMNS], rows, states)
+
+
+def build_failed(trials: pd.DataFrame) -> list[FailedTrial]:
+    """Failed trials, one entry per trial (a trial fails once for all its concurrencies)."""
+    rows = trials[trials["state"] == "failed"]
+    out: dict[tuple[int, str, str, str], FailedTrial] = {}
+    for r in rows.itertuples(index=False):
+        number = _int_or_none(r.trial_number)
+        key = (
+            number if number is not None else -1,
+            str(r.config_key),
+            str(r.error),
+            str(r.log_tail),
+        )
+        entry = out.get(key)
+        if entry is None:
+            entry = out[key] = FailedTrial(
+                key[0], key[1], [], key[2] or "no reason recorded", key[3]
+            )
+        c = _int_or_none(r.concurrency)
+        if c is not None and c not in entry.concurrencies:
+            entry.concurrencies.append(c)
+    return sorted(out.values(), key=lambda f: (f.trial_number, f.config_key))
+
+
+def build_top(table: pd.DataFrame, verdict: Verdict, concurrencies: Sequence[int]) -> list[TopRow]:
+    out = []
+    for rank, item in enumerate(verdict.ranking[:TOP_CONFIGS_SUMMARY], start=1):
+        rows = table[table["config_key"] == item["config_key"]]
+        by_c = {int(r.concurrency): finite(r.speedup) for r in rows.itertuples(index=False)}
+        out.append(
+            TopRow(rank, item["config_key"], item["tau"], {c: by_c.get(c) for c in concurrencies})
+        )
+    return out
+
+
+def report_data(run_dir: Path | str) -> ReportData:
+    """Load and compute in one call (what the renderers use)."""
+    return build_report_data(load_run(run_dir))
+
+
+__all__ = [
+    "AllReduceSeries",
+    "FailedTrial",
+    "HardwareView",
+    "Heatmap",
+    "OptimizationHistory",
+    "Overview",
+    "PredictedPoint",
+    "PredictionCheck",
+    "ReportData",
+    "RunData",
+    "Series",
+    "TauDistribution",
+    "TopRow",
+    "TrialTable",
+    "VerdictView",
+    "build_report_data",
+    "finite",
+    "load_run",
+    "report_data",
+]

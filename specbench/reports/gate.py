@@ -1,0 +1,522 @@
+"""The CI regression gate: did tau or speed really drop between a baseline and a candidate?
+
+CI re-runs a fixed set of configurations whenever the draft checkpoint, the SGLang
+version or the driver changes. Such runs are noisy, so a metric fails only when its
+change is both past a threshold and significant on the per-request samples
+(see :mod:`specbench.reports.gate_stats`). Everything here is plain functions returning
+dataclasses; the CLI (``specbench gate``) only parses flags and prints.
+
+What is compared, per (configuration, concurrency) present in both runs:
+
+- ``tau``: per-request completion_tokens / spec_verify_ct. Change = ratio of medians.
+- ``output_tokens_per_s``: per-request decode speed (RequestRecord.output_tokens_per_s).
+  Change = ratio of medians. The no-speculation baseline rows are compared too, because
+  a driver that slows every decode is a regression as well.
+- ``speedup``: the aggregate speedup over the same run's no-speculation baseline at that
+  concurrency (the number the report shows). Change = ratio of the aggregates; its
+  significance is tested on per-request speedups (each request's tokens/s divided by the
+  median tokens/s of its own run's baseline requests). Without those baseline samples on
+  both sides the row is informational only.
+
+A baseline may be a run directory or a compact baseline file written by
+:func:`save_baseline` (kind ``specbench.gate-baseline``) meant to be committed; reading
+both lives in :mod:`specbench.reports.gate_inputs` and is re-exported here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import Any
+
+from specbench.errors import BadInputError, NotComparableError
+from specbench.reports.gate_inputs import (
+    GATE_BASELINE_KIND,
+    Cell,
+    CellSamples,
+    GateSide,
+    baseline_payload,
+    cell_sort_key,
+    load_run,
+    load_side,
+    save_baseline,
+)
+from specbench.reports.gate_stats import METHOD_NONE, compare_samples, median
+from specbench.spec_config import BASELINE_KEY
+
+METRIC_TAU = "tau"
+METRIC_TOKENS_PER_S = "output_tokens_per_s"
+METRIC_SPEEDUP = "speedup"
+
+#: Display names (units in the name, as everywhere else).
+METRIC_LABELS: dict[str, str] = {
+    METRIC_TAU: "tau",
+    METRIC_TOKENS_PER_S: "tok/s per request",
+    METRIC_SPEEDUP: "speedup",
+}
+
+DEFAULT_MAX_TAU_DROP = 0.03
+DEFAULT_MAX_SPEEDUP_DROP = 0.05
+DEFAULT_ALPHA = 0.002
+
+
+class Status(str, Enum):
+    """Verdict of one row; only REGRESSION fails the gate."""
+
+    PASS = "pass"
+    REGRESSION = "regression"
+    INSIGNIFICANT = "insignificant"
+    IMPROVED = "improved"
+    INFO = "info"
+
+    @property
+    def symbol(self) -> str:
+        return _SYMBOLS[self]
+
+
+_SYMBOLS = {
+    Status.PASS: "✓",
+    Status.REGRESSION: "✗ REGRESSION",
+    Status.INSIGNIFICANT: "~ insignificant",
+    Status.IMPROVED: "↑ improved",
+    Status.INFO: "· info",
+}
+
+
+@dataclass(frozen=True)
+class GateOptions:
+    """What to compare and how strict to be. Thresholds are fractions (0.03 = 3%)."""
+
+    configs: tuple[str, ...] = ()  # config keys such as "3-4-8"; empty = every one
+    concurrencies: tuple[int, ...] = ()  # empty = every one
+    max_tau_drop: float = DEFAULT_MAX_TAU_DROP
+    max_speedup_drop: float = DEFAULT_MAX_SPEEDUP_DROP
+    #: Threshold of per-request tokens/s; None = the speedup threshold.
+    max_tokens_per_s_drop: float | None = None
+    alpha: float = DEFAULT_ALPHA
+    force: bool = False
+
+    def threshold(self, metric: str) -> float:
+        if metric == METRIC_TAU:
+            return self.max_tau_drop
+        if metric == METRIC_TOKENS_PER_S and self.max_tokens_per_s_drop is not None:
+            return self.max_tokens_per_s_drop
+        return self.max_speedup_drop
+
+    def validate(self) -> None:
+        for name in ("max_tau_drop", "max_speedup_drop", "max_tokens_per_s_drop"):
+            value = getattr(self, name)
+            if value is not None and not (0.0 <= value < 1.0):
+                raise BadInputError(
+                    f"--{name.replace('_', '-')} must be between 0% and 100% (got {value:.4g})"
+                )
+        if not (0.0 < self.alpha < 0.5):
+            raise BadInputError(f"--alpha must be between 0 and 0.5 (got {self.alpha:.4g})")
+
+
+# --------------------------------------------------------------------------- results
+
+
+@dataclass(frozen=True)
+class GateRow:
+    """One metric of one (configuration, concurrency): values, change, test, verdict."""
+
+    metric: str
+    config_key: str
+    concurrency: int
+    baseline_value: float
+    candidate_value: float
+    change: float  # candidate / baseline - 1
+    threshold: float
+    status: Status
+    method: str  # gate_stats.METHOD_* or "" for informational rows
+    p_value: float | None
+    n_baseline: int
+    n_candidate: int
+    statistic: str  # "median" (of per-request samples) | "aggregate"
+    ci_baseline: tuple[float, float] | None = None
+    ci_candidate: tuple[float, float] | None = None
+    note: str = ""
+
+    @property
+    def name(self) -> str:
+        return f"{self.metric} {self.config_key} c={self.concurrency}"
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "config_key": self.config_key,
+            "concurrency": self.concurrency,
+            "baseline_value": self.baseline_value,
+            "candidate_value": self.candidate_value,
+            "change": self.change,
+            "threshold": self.threshold,
+            "status": self.status.value,
+            "method": self.method,
+            "p_value": self.p_value,
+            "n_baseline": self.n_baseline,
+            "n_candidate": self.n_candidate,
+            "statistic": self.statistic,
+            "ci_baseline": list(self.ci_baseline) if self.ci_baseline else None,
+            "ci_candidate": list(self.ci_candidate) if self.ci_candidate else None,
+            "note": self.note,
+        }
+
+
+@dataclass
+class GateResult:
+    """Every compared row plus what could not be compared and why."""
+
+    rows: list[GateRow]
+    not_compared: list[str]
+    baseline: dict[str, Any]  # GateSide.summary()
+    candidate: dict[str, Any]
+    options: GateOptions
+    workload_differences: list[str] = field(default_factory=list)
+    forced: bool = False
+
+    @property
+    def regressions(self) -> list[GateRow]:
+        return [r for r in self.rows if r.status is Status.REGRESSION]
+
+    @property
+    def simulated(self) -> bool:
+        return bool(self.baseline["simulated"] or self.candidate["simulated"])
+
+    @property
+    def passed(self) -> bool:
+        return not self.regressions
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.passed else 1
+
+    def count(self, status: Status) -> int:
+        return sum(1 for r in self.rows if r.status is status)
+
+    def summary_line(self) -> str:
+        """One line for logs and the CI summary."""
+        parts = [f"{len(self.rows)} checks"]
+        for status in Status:
+            n = self.count(status)
+            if n:
+                parts.append(f"{n} {status.value}")
+        verdict = "FAIL" if self.regressions else "PASS"
+        sim = " (SIMULATED)" if self.simulated else ""
+        return f"gate {verdict}{sim}: " + ", ".join(parts)
+
+    def to_rows(self) -> list[dict[str, Any]]:
+        """Pandas-friendly rows."""
+        return [r.as_dict() for r in self.rows]
+
+
+# ------------------------------------------------------------------------ comparison
+
+
+def run_gate(
+    baseline: Path | str, candidate: Path | str, options: GateOptions | None = None
+) -> GateResult:
+    """Load both sides and compare them (see :func:`compare`)."""
+    options = options or GateOptions()
+    options.validate()
+    return compare(load_side(baseline), load_side(candidate), options)
+
+
+def compare(
+    baseline: GateSide, candidate: GateSide, options: GateOptions | None = None
+) -> GateResult:
+    """Compare every metric of every cell both sides have.
+
+    Raises NotComparableError when the workloads differ (unless ``options.force``) and
+    BadInputError when a requested configuration or concurrency is not in the candidate
+    or nothing at all can be compared.
+    """
+    options = options or GateOptions()
+    options.validate()
+    differences = baseline.workload.differences(candidate.workload)
+    if differences and not options.force:
+        raise NotComparableError(
+            f"not comparable: {baseline.source} and {candidate.source} ran different workloads ("
+            + "; ".join(shorten_difference(d) for d in differences)
+            + "); pass --force to compare anyway"
+        )
+    _check_requested(candidate, options)
+
+    wanted_keys = set(options.configs)
+    wanted_conc = set(options.concurrencies)
+
+    def selected(cell: Cell) -> bool:
+        key, conc = cell
+        if wanted_keys and key not in wanted_keys and key != BASELINE_KEY:
+            return False
+        return not (wanted_conc and conc not in wanted_conc)
+
+    rows: list[GateRow] = []
+    not_compared: list[str] = []
+    all_cells = sorted(set(baseline.cells) | set(candidate.cells), key=cell_sort_key)
+    for cell in filter(selected, all_cells):
+        key, conc = cell
+        if cell not in candidate.cells:
+            not_compared.append(f"{key} c={conc}: only in the baseline")
+            continue
+        if cell not in baseline.cells:
+            not_compared.append(f"{key} c={conc}: only in the candidate")
+            continue
+        new_rows, skipped = _compare_cell(baseline, candidate, cell, options)
+        rows.extend(new_rows)
+        not_compared.extend(skipped)
+    # Only no-speculation rows left means no configuration was compared at all.
+    if not any(r.config_key != BASELINE_KEY for r in rows):
+        raise BadInputError(
+            f"nothing to compare between {baseline.source} "
+            f"(configs {', '.join(baseline.config_keys) or 'none'}; "
+            f"concurrency {', '.join(map(str, baseline.concurrencies)) or 'none'}) and "
+            f"{candidate.source} (configs {', '.join(candidate.config_keys) or 'none'}; "
+            f"concurrency {', '.join(map(str, candidate.concurrencies)) or 'none'})"
+            + (f": {'; '.join(not_compared)}" if not_compared else "")
+        )
+    return GateResult(
+        rows=rows,
+        not_compared=not_compared,
+        baseline=baseline.summary(),
+        candidate=candidate.summary(),
+        options=options,
+        workload_differences=differences,
+        forced=bool(differences),
+    )
+
+
+def _check_requested(candidate: GateSide, options: GateOptions) -> None:
+    missing = [k for k in options.configs if k not in candidate.config_keys]
+    if missing:
+        raise BadInputError(
+            f"--config {', '.join(missing)}: not in the candidate {candidate.source} "
+            f"(it has: {', '.join(k for k in candidate.config_keys if k != BASELINE_KEY) or 'none'})"
+        )
+    missing_c = [c for c in options.concurrencies if c not in candidate.concurrencies]
+    if missing_c:
+        raise BadInputError(
+            f"--concurrency {', '.join(map(str, missing_c))}: not in the candidate "
+            f"{candidate.source} (it has: {', '.join(map(str, candidate.concurrencies))})"
+        )
+
+
+def _compare_cell(
+    baseline: GateSide, candidate: GateSide, cell: Cell, options: GateOptions
+) -> tuple[list[GateRow], list[str]]:
+    key, conc = cell
+    base, cand = baseline.cells[cell], candidate.cells[cell]
+    rows: list[GateRow] = []
+    skipped: list[str] = []
+
+    def sampled(metric: str, b: Sequence[float], c: Sequence[float]) -> None:
+        if not b or not c:
+            side = "baseline" if not b else "candidate"
+            skipped.append(
+                f"{METRIC_LABELS[metric]} {key} c={conc}: no per-request samples in the {side}"
+            )
+            return
+        rows.append(
+            _evaluate(metric, key, conc, b, c, median(b), median(c), options, statistic="median")
+        )
+
+    if key != BASELINE_KEY:
+        sampled(METRIC_TAU, base.tau, cand.tau)
+    sampled(METRIC_TOKENS_PER_S, base.output_tokens_per_s, cand.output_tokens_per_s)
+    if key == BASELINE_KEY:
+        return rows, skipped
+
+    if base.speedup is None or cand.speedup is None:
+        side = "baseline" if base.speedup is None else "candidate"
+        skipped.append(
+            f"speedup {key} c={conc}: the {side} has no no-speculation baseline at this concurrency"
+        )
+        return rows, skipped
+    b_samples = _speedup_samples(baseline, cell)
+    c_samples = _speedup_samples(candidate, cell)
+    if b_samples and c_samples:
+        rows.append(
+            _evaluate(
+                METRIC_SPEEDUP,
+                key,
+                conc,
+                b_samples,
+                c_samples,
+                base.speedup,
+                cand.speedup,
+                options,
+                statistic="aggregate",
+            )
+        )
+    else:
+        side = "baseline" if not b_samples else "candidate"
+        rows.append(
+            _info_row(
+                METRIC_SPEEDUP,
+                key,
+                conc,
+                base.speedup,
+                cand.speedup,
+                options,
+                note=f"informational: no per-request baseline samples in the {side}",
+            )
+        )
+    return rows, skipped
+
+
+def _speedup_samples(side: GateSide, cell: Cell) -> list[float]:
+    """Per-request speedups: each request's tokens/s over the run's own baseline median."""
+    base = side.cells.get((BASELINE_KEY, cell[1]))
+    if base is None or not base.output_tokens_per_s:
+        return []
+    reference = median(base.output_tokens_per_s)
+    if not reference > 0:
+        return []
+    return [x / reference for x in side.cells[cell].output_tokens_per_s]
+
+
+def _evaluate(
+    metric: str,
+    key: str,
+    conc: int,
+    base_samples: Sequence[float],
+    cand_samples: Sequence[float],
+    base_value: float,
+    cand_value: float,
+    options: GateOptions,
+    *,
+    statistic: str,
+) -> GateRow:
+    threshold = options.threshold(metric)
+    if not (base_value > 0 and math.isfinite(base_value) and math.isfinite(cand_value)):
+        return _info_row(
+            metric,
+            key,
+            conc,
+            base_value,
+            cand_value,
+            options,
+            note="informational: the baseline value is not a positive number",
+        )
+    change = cand_value / base_value - 1.0
+    sig = compare_samples(base_samples, cand_samples, alpha=options.alpha)
+    note = ""
+    if change < -threshold:
+        status = Status.REGRESSION if sig.drop else Status.INSIGNIFICANT
+    elif change > threshold:
+        status = Status.IMPROVED if sig.rise else Status.INSIGNIFICANT
+    else:
+        status = Status.PASS
+    if status is Status.INSIGNIFICANT:
+        note = (
+            "too few samples for any test"
+            if sig.method == METHOD_NONE
+            else f"past the {threshold:.1%} threshold but not significant at alpha={options.alpha:g}"
+        )
+    return GateRow(
+        metric=metric,
+        config_key=key,
+        concurrency=conc,
+        baseline_value=base_value,
+        candidate_value=cand_value,
+        change=change,
+        threshold=threshold,
+        status=status,
+        method=sig.method,
+        p_value=sig.p_value_for(change),
+        n_baseline=len(base_samples),
+        n_candidate=len(cand_samples),
+        statistic=statistic,
+        ci_baseline=sig.ci_baseline,
+        ci_candidate=sig.ci_candidate,
+        note=note,
+    )
+
+
+def _info_row(
+    metric: str,
+    key: str,
+    conc: int,
+    base_value: float,
+    cand_value: float,
+    options: GateOptions,
+    *,
+    note: str,
+) -> GateRow:
+    change = cand_value / base_value - 1.0 if base_value else math.nan
+    return GateRow(
+        metric=metric,
+        config_key=key,
+        concurrency=conc,
+        baseline_value=base_value,
+        candidate_value=cand_value,
+        change=change,
+        threshold=options.threshold(metric),
+        status=Status.INFO,
+        method="",
+        p_value=None,
+        n_baseline=0,
+        n_candidate=0,
+        statistic="aggregate",
+        note=note,
+    )
+
+
+def shorten_difference(difference: str, limit: int = 24) -> str:
+    """Shorten long values (hashes) in a fingerprint difference, keep the field name."""
+    name, _, rest = difference.partition(": ")
+    parts = rest.split(" != ")
+    if len(parts) != 2:
+        return difference
+    return f"{name}: " + " != ".join(
+        p if len(p) <= limit else p[: limit - 4] + "...'" for p in parts
+    )
+
+
+def parse_threshold(text: str, *, option: str = "threshold") -> float:
+    """``"3%"`` or ``"0.03"`` as a fraction; a bare number >= 1 is refused as ambiguous."""
+    raw = text.strip()
+    try:
+        if raw.endswith("%"):
+            value = float(raw[:-1]) / 100.0
+        else:
+            value = float(raw)
+            if value >= 1.0:
+                raise BadInputError(
+                    f"{option} {text!r} is ambiguous: write a percentage such as "
+                    f"'{raw}%' or a fraction such as '{value / 100:g}'"
+                )
+    except ValueError:
+        raise BadInputError(f"{option}: cannot read {text!r}: expected e.g. 3% or 0.03") from None
+    if not (0.0 <= value < 1.0) or math.isnan(value):
+        raise BadInputError(f"{option} {text!r} must be between 0% and 100%")
+    return value
+
+
+__all__ = [
+    "DEFAULT_ALPHA",
+    "DEFAULT_MAX_SPEEDUP_DROP",
+    "DEFAULT_MAX_TAU_DROP",
+    "GATE_BASELINE_KIND",
+    "METRIC_LABELS",
+    "METRIC_SPEEDUP",
+    "METRIC_TAU",
+    "METRIC_TOKENS_PER_S",
+    "CellSamples",
+    "GateOptions",
+    "GateResult",
+    "GateRow",
+    "GateSide",
+    "Status",
+    "baseline_payload",
+    "compare",
+    "load_run",
+    "load_side",
+    "parse_threshold",
+    "run_gate",
+    "save_baseline",
+    "shorten_difference",
+]

@@ -1,0 +1,270 @@
+"""How a gate result is shown: a rich table, JUnit XML for CI test tabs, Markdown summaries.
+
+All three are drawn from the same GateResult so they can never disagree; numbers are
+formatted once here (_format_value) so the terminal, the XML and the Markdown show the
+same digits.
+"""
+
+from __future__ import annotations
+
+import math
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+from rich.console import Console
+from rich.table import Table
+
+from specbench.errors import BadInputError
+from specbench.reports.gate import (
+    METRIC_LABELS,
+    METRIC_SPEEDUP,
+    GateResult,
+    GateRow,
+    Status,
+    shorten_difference,
+)
+from specbench.reports.gate_stats import METHOD_MWU, METHOD_NONE, METHOD_T_CI
+
+SIMULATED_NOTE = (
+    "SIMULATED: at least one run comes from the sim backend; its numbers are produced by "
+    "the performance model, not measured on hardware."
+)
+
+_STYLES = {
+    Status.PASS: "green",
+    Status.REGRESSION: "bold red",
+    Status.INSIGNIFICANT: "yellow",
+    Status.IMPROVED: "cyan",
+    Status.INFO: "dim",
+}
+
+
+def format_value(row: GateRow, value: float) -> str:
+    if not math.isfinite(value):
+        return "n/a"
+    if row.metric == METRIC_SPEEDUP:
+        return f"{value:.3f}x"
+    if row.metric == "tau":
+        return f"{value:.3f}"
+    return f"{value:.1f}"
+
+
+def format_change(row: GateRow) -> str:
+    return "n/a" if not math.isfinite(row.change) else f"{row.change:+.1%}"
+
+
+def format_test(row: GateRow, alpha: float) -> str:
+    """The p-value (Mann-Whitney) or the fallback used, as one short cell."""
+    if row.method == METHOD_MWU and row.p_value is not None:
+        return f"p={row.p_value:.2g} (MWU, n={row.n_baseline}/{row.n_candidate})"
+    if row.method == METHOD_T_CI:
+        level = f"{1 - alpha:.1%}"
+        return f"{level} t-CI (n={row.n_baseline}/{row.n_candidate})"
+    if row.method == METHOD_NONE:
+        return f"too few samples (n={row.n_baseline}/{row.n_candidate})"
+    return row.note or "-"
+
+
+def metric_label(row: GateRow) -> str:
+    label = METRIC_LABELS.get(row.metric, row.metric)
+    return f"{label} ({row.statistic})" if row.metric == METRIC_SPEEDUP else f"{label} (median)"
+
+
+def header_lines(result: GateResult) -> list[str]:
+    """Context lines shown above the table in every format."""
+    opts = result.options
+    lines = [
+        f"baseline:  {result.baseline['source']} ({result.baseline['backend']}, "
+        f"{result.baseline['hardware'] or 'unknown hardware'}, specbench {result.baseline['specbench_version']})",
+        f"candidate: {result.candidate['source']} ({result.candidate['backend']}, "
+        f"{result.candidate['hardware'] or 'unknown hardware'}, specbench {result.candidate['specbench_version']})",
+        f"thresholds: tau -{opts.max_tau_drop:.1%}, speedup -{opts.max_speedup_drop:.1%}, "
+        f"tok/s -{opts.threshold('output_tokens_per_s'):.1%}; alpha {opts.alpha:g} "
+        "(a change fails only when past its threshold AND significant)",
+    ]
+    if result.forced:
+        lines.append(
+            "FORCED: the workloads differ ("
+            + "; ".join(shorten_difference(d) for d in result.workload_differences)
+            + ")"
+        )
+    return lines
+
+
+def print_result(result: GateResult, console: Console | None = None) -> None:
+    """The terminal table, the notes, and the one-line verdict."""
+    console = console or Console(width=None if _is_terminal() else 140)
+    for line in header_lines(result):
+        console.print(line, markup=False, highlight=False)
+    if result.simulated:
+        console.print(SIMULATED_NOTE, style="bold magenta", markup=False)
+    table = Table(show_lines=False, header_style="bold")
+    for name, justify in (
+        ("metric", "left"),
+        ("config", "left"),
+        ("conc.", "right"),
+        ("baseline", "right"),
+        ("candidate", "right"),
+        ("change", "right"),
+        ("p-value / method", "left"),
+        ("status", "left"),
+    ):
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for row in result.rows:
+        table.add_row(
+            metric_label(row),
+            row.config_key,
+            str(row.concurrency),
+            format_value(row, row.baseline_value),
+            format_value(row, row.candidate_value),
+            format_change(row),
+            format_test(row, result.options.alpha),
+            row.status.symbol,
+            style=_STYLES[row.status],
+        )
+    console.print(table)
+    for line in result.not_compared:
+        console.print(f"not compared: {line}", markup=False, highlight=False)
+    style = "bold red" if result.regressions else "bold green"
+    console.print(result.summary_line(), style=style, markup=False, highlight=False)
+
+
+def _is_terminal() -> bool:
+    return Console().is_terminal
+
+
+def render_markdown(result: GateResult) -> str:
+    """A Markdown section for a CI job summary ($GITHUB_STEP_SUMMARY)."""
+    verdict = "❌ regression" if result.regressions else "✅ pass"
+    out = [f"## specbench gate: {verdict}", ""]
+    if result.simulated:
+        out += [f"> **{SIMULATED_NOTE}**", ""]
+    out += [f"- {_md_escape(line)}" for line in header_lines(result)]
+    out += [
+        "",
+        "| metric | config | concurrency | baseline | candidate | change | p-value / method | status |",
+        "|---|---|---:|---:|---:|---:|---|---|",
+    ]
+    for row in result.rows:
+        status = (
+            f"**{row.status.symbol}**" if row.status is Status.REGRESSION else row.status.symbol
+        )
+        cells = [
+            metric_label(row),
+            row.config_key,
+            str(row.concurrency),
+            format_value(row, row.baseline_value),
+            format_value(row, row.candidate_value),
+            format_change(row),
+            format_test(row, result.options.alpha),
+            status,
+        ]
+        out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
+    if result.not_compared:
+        out += ["", "Not compared:", ""]
+        out += [f"- {_md_escape(line)}" for line in result.not_compared]
+    out += ["", result.summary_line(), ""]
+    return "\n".join(out)
+
+
+def _md_escape(text: str) -> str:
+    return text.replace("|", "\\|")
+
+
+def junit_tree(result: GateResult) -> ET.ElementTree[ET.Element]:
+    """One test case per metric x config x concurrency; regressions are <failure>s."""
+    suites = ET.Element("testsuites", name="specbench gate")
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name="specbench.gate",
+        tests=str(len(result.rows)),
+        failures=str(len(result.regressions)),
+        errors="0",
+        skipped="0",
+    )
+    props = ET.SubElement(suite, "properties")
+    for name, value in (
+        ("baseline", str(result.baseline["source"])),
+        ("candidate", str(result.candidate["source"])),
+        ("simulated", str(result.simulated).lower()),
+        ("alpha", f"{result.options.alpha:g}"),
+        ("forced", str(result.forced).lower()),
+    ):
+        ET.SubElement(props, "property", name=name, value=value)
+    for row in result.rows:
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"specbench.gate.{row.metric}",
+            name=f"{row.metric}[{row.config_key}, c={row.concurrency}]",
+            time="0",
+        )
+        case_props = ET.SubElement(case, "properties")
+        for key, value in row.as_dict().items():
+            if value is None or value == "":
+                continue
+            text = ",".join(f"{v:.6g}" for v in value) if isinstance(value, list) else _prop(value)
+            ET.SubElement(case_props, "property", name=key, value=text)
+        if row.status is Status.REGRESSION:
+            failure = ET.SubElement(
+                case,
+                "failure",
+                message=(
+                    f"{row.metric} {row.config_key} c={row.concurrency} dropped "
+                    f"{format_change(row)} (threshold -{row.threshold:.1%}; "
+                    f"{format_test(row, result.options.alpha)})"
+                ),
+                type="regression",
+            )
+            failure.text = (
+                f"baseline {format_value(row, row.baseline_value)} -> candidate "
+                f"{format_value(row, row.candidate_value)}"
+            )
+        elif row.note:
+            out = ET.SubElement(case, "system-out")
+            out.text = f"{row.status.value}: {row.note}"
+    if result.not_compared:
+        out = ET.SubElement(suite, "system-out")
+        out.text = "not compared:\n" + "\n".join(result.not_compared)
+    ET.indent(suites)
+    return ET.ElementTree(suites)
+
+
+def _prop(value: object) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    return str(value)
+
+
+def write_junit(result: GateResult, path: Path | str) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        junit_tree(result).write(path, encoding="utf-8", xml_declaration=True)
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot write JUnit XML: {exc.strerror or exc}") from None
+    return path
+
+
+def write_markdown(result: GateResult, path: Path | str) -> Path:
+    path = Path(path)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(render_markdown(result), encoding="utf-8")
+    except OSError as exc:
+        raise BadInputError(f"{path}: cannot write Markdown: {exc.strerror or exc}") from None
+    return path
+
+
+__all__ = [
+    "SIMULATED_NOTE",
+    "format_change",
+    "format_test",
+    "format_value",
+    "junit_tree",
+    "print_result",
+    "render_markdown",
+    "write_junit",
+    "write_markdown",
+]

@@ -1,0 +1,219 @@
+"""The HTML report: one self-contained file that opens from disk, offline.
+
+Templates, CSS and JS ship inside the package and are inlined; plots are inline SVG.
+A Content-Security-Policy allows no network at all and only the report's own script
+(by hash), so even a string that slipped past escaping could not run or fetch anything.
+Every value from a run (prompts, errors, server log tails) goes through jinja2's
+autoescape; only what specbench itself produced (SVG, CSS, JS) is marked safe.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+import jinja2
+from markupsafe import Markup
+
+from specbench.errors import BadInputError
+from specbench.reports import plots
+from specbench.reports.data import ReportData, report_data
+
+FORMATS = ("html", "md")
+_TEMPLATE_PACKAGE = "specbench.reports"
+
+
+@dataclass
+class Figure:
+    name: str
+    caption: str
+    svg: Markup
+
+
+def _asset(name: str) -> str:
+    return (
+        resources.files(_TEMPLATE_PACKAGE)
+        .joinpath("templates")
+        .joinpath(name)
+        .read_text(encoding="utf-8")
+    )
+
+
+def _environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.PackageLoader(_TEMPLATE_PACKAGE, "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+
+
+def content_security_policy(script: str) -> str:
+    """No network, inline styles (matplotlib's SVG uses style attributes), one script."""
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    return (
+        "default-src 'none'; img-src data:; style-src 'unsafe-inline'; "
+        f"script-src 'sha256-{digest}'; base-uri 'none'; form-action 'none'"
+    )
+
+
+def _draw(name: str, draw: Callable[[], str], notes: list[str]) -> Markup | None:
+    """One plot; a plot that cannot be drawn costs that plot, never the whole report.
+
+    The sweep renders the report after hours of measurement, so an odd corner of the
+    data (a single point, a degenerate range) must not lose the rest of the report.
+    """
+    try:
+        return Markup(draw())
+    except (ValueError, TypeError, RuntimeError, ArithmeticError, IndexError, KeyError) as exc:
+        notes.append(f"The {name} plot could not be drawn: {type(exc).__name__}: {exc}")
+        return None
+
+
+def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
+    """(plots section figures, hardware all-reduce figure), skipping those without data."""
+    sim = data.simulated
+    wanted: list[tuple[str, str, Callable[[], str]]] = []
+    heat, tau_ndt, curves = data.heatmap, data.tau_vs_draft_tokens, data.speedup_vs_concurrency
+    dist, history, prediction = data.tau_distribution, data.history, data.prediction
+    if heat is not None:
+        wanted.append(
+            (
+                "heatmap",
+                f"Best speedup over num_draft_tokens for each (num_steps, topk), at concurrency "
+                f"{heat.concurrency}; blue beats the baseline, red loses to it.",
+                lambda: plots.heatmap_svg(heat, simulated=sim),
+            )
+        )
+    if tau_ndt:
+        wanted.append(
+            (
+                "tau-ndt",
+                "tau (accepted tokens per verify step) against the verified draft-token budget, "
+                "best over num_steps, one line per topk.",
+                lambda: plots.tau_vs_draft_tokens_svg(tau_ndt, simulated=sim),
+            )
+        )
+    if curves:
+        wanted.append(
+            (
+                "speedup-conc",
+                "Speedup of the top configurations at every measured concurrency; the dashed "
+                "line is the baseline (1.0x). Speculation pays only above it.",
+                lambda: plots.speedup_vs_concurrency_svg(
+                    curves,
+                    recommended=data.verdict.config_key,
+                    break_even=data.verdict.break_even,
+                    simulated=sim,
+                ),
+            )
+        )
+    if dist is not None:
+        wanted.append(
+            (
+                "tau-domain",
+                f"Per-request tau by prompt domain, {dist.source}.",
+                lambda: plots.tau_distribution_svg(dist, simulated=sim),
+            )
+        )
+    if history is not None:
+        wanted.append(
+            (
+                "history",
+                f"Speedup at concurrency {history.concurrency} by trial number, coloured by "
+                "where the configuration came from; the line is the best found so far.",
+                lambda: plots.history_svg(history, simulated=sim),
+            )
+        )
+    if prediction is not None:
+        wanted.append(
+            (
+                "prediction",
+                "Speedup predicted by the performance model (SIMULATED) against the measured "
+                "speedup; points on the dashed line were predicted exactly.",
+                lambda: plots.prediction_svg(prediction, simulated=sim),
+            )
+        )
+    figures: list[Figure] = []
+    for name, caption, draw in wanted:
+        svg = _draw(name, draw, data.notes)
+        if svg is not None:
+            figures.append(Figure(name, caption, svg))
+    allreduce = None
+    if data.hardware.allreduce:
+        series = data.hardware.allreduce
+        allreduce = _draw(
+            "all-reduce", lambda: plots.allreduce_svg(series, simulated=sim), data.notes
+        )
+    return figures, allreduce
+
+
+def render_html(data: ReportData, *, run_dir: Path | str = "") -> str:
+    """The complete HTML document for one run."""
+    figures, allreduce = build_figures(data)
+    script = _asset("report.js")
+    template = _environment().get_template("report.html")
+    return template.render(
+        d=data,
+        o=data.overview,
+        v=data.verdict,
+        hw=data.hardware,
+        hw_measured=any(s.measured for s in data.hardware.allreduce),
+        figures=figures,
+        plots={"allreduce": allreduce},
+        css=Markup(_asset("report.css")),
+        js=Markup(script),
+        csp=content_security_policy(script),
+        run_dir=str(run_dir),
+    )
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        # mkstemp creates 0600; a report is meant to be shared and opened by others.
+        umask = os.umask(0)
+        os.umask(umask)
+        Path(tmp).chmod(0o666 & ~umask)
+        Path(tmp).replace(path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def render_report(
+    run_dir: Path | str, output: Path | str | None = None, *, fmt: str = "html"
+) -> Path:
+    """Render the report of ``run_dir`` to ``output`` (default RUN_DIR/report.html or .md).
+
+    Returns the path written. Raises BadInputError for an unknown format or a directory
+    that is not a run, FileFormatError for a malformed run file.
+    """
+    if fmt not in FORMATS:
+        raise BadInputError(f"unknown report format {fmt!r}: use one of {', '.join(FORMATS)}")
+    run_path = Path(run_dir)
+    data = report_data(run_path)
+    target = Path(output) if output is not None else run_path / f"report.{fmt}"
+    if target.is_dir():
+        raise BadInputError(f"{target}: is a directory; give a file name with -o")
+    if fmt == "md":
+        from specbench.reports.markdown import render_markdown
+
+        text = render_markdown(data)
+    else:
+        text = render_html(data, run_dir=run_path)
+    _write_atomic(target, text)
+    return target
+
+
+__all__ = ["FORMATS", "content_security_policy", "render_html", "render_report"]

@@ -1,0 +1,366 @@
+"""Choosing the next configuration to measure: grid, fixed list, or model-guided Optuna.
+
+All three strategies go through one Optuna study, so that resuming, several workers and
+the rebuilt results work the same way for each: grid and fixed enqueue their whole list
+and workers pop it; the Optuna strategy enqueues the performance model's best guesses,
+the target card's flags and SGLang's auto default, then lets TPE (or GP) take over.
+
+Invalid sampled points. Optuna's distributions cannot express SGLang's coupled rules
+(topk 1 forces num_draft_tokens = num_steps + 1; num_draft_tokens - 1 <= num_steps *
+topk), so a sampled point may be invalid. We *project* it onto the nearest valid
+configuration (SearchSpace.nearest) and give the trial that configuration's value,
+instead of marking it infeasible. Why: with topk=1 only one num_draft_tokens of 63 is
+valid, so most of the box is invalid; infeasible trials would teach TPE nothing about
+speed and burn most proposals, whereas a projected trial tells TPE "this region behaves
+like its nearest valid neighbour", which is true and keeps every proposal informative.
+Projection makes duplicates likely, so a configuration already measured in the study is
+never measured again: the new trial reuses the earlier value at no cost.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import optuna
+from optuna.trial import FrozenTrial, Trial, TrialState
+
+from specbench.errors import BadInputError
+from specbench.spec_config import NUM_STEPS_RANGE, SpecConfig
+from specbench.sweeps.space import SearchSpace
+from specbench.sweeps.storage import ATTR_ERROR, ATTR_INTERRUPTED, ATTR_WORKER
+
+STRATEGIES: tuple[str, ...] = ("optuna", "grid", "fixed")
+SAMPLERS: tuple[str, ...] = ("tpe", "gp")
+
+#: Trial user attributes (the study is the single source of truth for results).
+ATTR_SOURCE = "source"
+ATTR_CONFIG = "config_key"
+ATTR_ROWS = "rows"  # per-concurrency metric rows of a measured trial
+ATTR_REUSED = "reused_from"  # trial number whose measurement this trial reuses
+ATTR_SKIPPED = "skipped"  # why a trial measured nothing (duplicate in flight, unused)
+ATTR_LOG_TAIL = "log_tail"
+
+#: Sources of enqueued configurations, in enqueue order.
+SOURCE_PRIOR = "model-prior"
+SOURCE_CARD = "card"
+SOURCE_AUTO = "sglang-auto"
+
+#: Parameter bounds of the Optuna distributions. topk is categorical over every choice
+#: SGLang supports, whatever --space says, because Optuna refuses a study whose
+#: categorical choices change between runs; a narrowed topk is handled by projection.
+TOPK_DISTRIBUTION: tuple[int, ...] = (1, 2, 4, 8)
+NDT_BOUNDS = (2, 64)
+
+#: A study asks at most this many times per measurement before giving up: projection
+#: and reuse make most late proposals free duplicates once the good region is covered.
+MAX_ASKS_PER_MEASUREMENT = 40
+#: Reused proposals in a row before the search steps to the nearest unmeasured point.
+REUSE_PATIENCE = 3
+
+#: With several workers, how long a fresh claim waits before checking for a rival that
+#: claimed the same configuration at the same moment (Optuna storages offer no lock).
+CLAIM_SETTLE_S = 0.5
+#: Another worker counts as active when it finished a trial this recently.
+OTHERS_RECENT = timedelta(minutes=10)
+
+
+def make_sampler(
+    strategy: str, sampler: str, *, seed: int, n_startup_trials: int
+) -> optuna.samplers.BaseSampler:
+    """The sampler for a strategy. Grid and fixed only pop enqueued trials, so theirs
+    never samples; its seed still makes a stray ask reproducible."""
+    if strategy not in STRATEGIES:
+        raise BadInputError(f"unknown strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
+    if strategy != "optuna":
+        return optuna.samplers.RandomSampler(seed=seed)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # experimental-feature warnings are not for users
+        if sampler == "tpe":
+            return optuna.samplers.TPESampler(
+                seed=seed,
+                n_startup_trials=n_startup_trials,
+                multivariate=True,
+                constant_liar=True,  # parallel workers spread out instead of colliding
+            )
+        if sampler == "gp":
+            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
+    raise BadInputError(f"unknown sampler {sampler!r} (expected {', '.join(SAMPLERS)})")
+
+
+def config_params(config: SpecConfig) -> dict[str, Any]:
+    return config.as_dict()
+
+
+def trial_config(trial: FrozenTrial) -> SpecConfig | None:
+    """The configuration a trial measured (after projection), if it got that far."""
+    key = trial.user_attrs.get(ATTR_CONFIG)
+    if not isinstance(key, str):
+        return None
+    steps, topk, ndt = (int(p) for p in key.split("-"))
+    return SpecConfig(steps, topk, ndt)
+
+
+def is_measurement(trial: FrozenTrial) -> bool:
+    """Trials that ran a server for their configuration (complete, or a server failure).
+
+    Interrupted trials are not: their configuration may be measured again on resume.
+    """
+    if ATTR_REUSED in trial.user_attrs or ATTR_SKIPPED in trial.user_attrs:
+        return False
+    if trial.state == TrialState.COMPLETE:
+        return ATTR_ROWS in trial.user_attrs
+    if trial.state == TrialState.FAIL:
+        return ATTR_ROWS in trial.user_attrs and not trial.user_attrs.get(ATTR_INTERRUPTED)
+    return False
+
+
+@dataclass
+class Proposal:
+    """A configuration this worker now owns and must measure (or fail)."""
+
+    trial: Trial
+    config: SpecConfig
+    source: str
+    sampled: tuple[int, int, int]
+
+    @property
+    def number(self) -> int:
+        return self.trial.number
+
+
+@dataclass
+class Enqueued:
+    config: SpecConfig
+    source: str
+
+
+@dataclass
+class ConfigSearch:
+    """Proposes configurations from a study; never hands out one already measured."""
+
+    study: optuna.Study
+    space: SearchSpace
+    strategy: str
+    sampler_name: str = "tpe"
+    worker: str = ""
+    asks: int = 0
+    reused: int = 0
+    _bounds: tuple[tuple[int, int], tuple[int, int]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        if self.strategy == "optuna":
+            steps = (min(self.space.num_steps), max(self.space.num_steps))
+            ndt = (min(self.space.num_draft_tokens), max(self.space.num_draft_tokens))
+        else:
+            # Grid/fixed only replay enqueued valid configurations: widest bounds, so a
+            # fixed configuration outside any earlier --space still fits.
+            steps = (min(NUM_STEPS_RANGE), max(NUM_STEPS_RANGE))
+            ndt = NDT_BOUNDS
+        self._bounds = (steps, ndt)
+
+    # -- enqueueing ------------------------------------------------------------
+    def enqueue(self, items: Iterable[Enqueued]) -> list[Enqueued]:
+        """Enqueue configurations in order; returns what was really added.
+
+        Skipped: configurations measured, being measured or already queued, and repeats
+        within ``items``. Optuna's own ``skip_if_exists`` is not used because it also
+        skips configurations whose trial was *interrupted*, and then a resumed grid or
+        fixed sweep would never measure them.
+        """
+        seen = set(self.measurements()) | {str(t.user_attrs[ATTR_CONFIG]) for t in self.in_flight()}
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
+            params = trial.system_attrs.get("fixed_params", trial.params)
+            with contextlib.suppress(KeyError, TypeError, ValueError):
+                seen.add(
+                    SpecConfig(
+                        int(params["num_steps"]),
+                        int(params["topk"]),
+                        int(params["num_draft_tokens"]),
+                    ).key
+                )
+        added: list[Enqueued] = []
+        for item in items:
+            if item.config.key in seen:
+                continue
+            seen.add(item.config.key)
+            self.study.enqueue_trial(
+                config_params(item.config), user_attrs={ATTR_SOURCE: item.source}
+            )
+            added.append(item)
+        return added
+
+    def waiting(self) -> int:
+        return len(self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)))
+
+    # -- bookkeeping -------------------------------------------------------------
+    def measurements(self) -> dict[str, FrozenTrial]:
+        """config_key -> the first trial that measured it."""
+        out: dict[str, FrozenTrial] = {}
+        for trial in self.study.get_trials(deepcopy=False):
+            if is_measurement(trial):
+                key = str(trial.user_attrs[ATTR_CONFIG])
+                out.setdefault(key, trial)
+        return out
+
+    def in_flight(self) -> list[FrozenTrial]:
+        """RUNNING trials that already own a configuration (any worker)."""
+        return [
+            t
+            for t in self.study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
+            if ATTR_CONFIG in t.user_attrs and ATTR_SKIPPED not in t.user_attrs
+        ]
+
+    def measured_count(self) -> int:
+        return len(self.measurements())
+
+    def exhausted(self) -> bool:
+        """Every configuration of the space measured (or being measured)."""
+        done = set(self.measurements()) | {str(t.user_attrs[ATTR_CONFIG]) for t in self.in_flight()}
+        return all(c.key in done for c in self.space.configs)
+
+    # -- proposing ---------------------------------------------------------------
+    def _suggest(self, trial: Trial) -> tuple[int, int, int]:
+        (s_lo, s_hi), (n_lo, n_hi) = self._bounds
+        try:
+            steps = trial.suggest_int("num_steps", s_lo, s_hi)
+            topk = trial.suggest_categorical("topk", TOPK_DISTRIBUTION)
+            ndt = trial.suggest_int("num_draft_tokens", n_lo, n_hi, log=True)
+        except ValueError as exc:
+            raise BadInputError(
+                f"the study's search space does not match this run ({exc}); "
+                "use a new --out or --study-name"
+            ) from None
+        return int(steps), int(topk), int(ndt)
+
+    def propose(self) -> Proposal | None:
+        """The next configuration to measure, or None when the strategy has no more.
+
+        Duplicates are resolved here: a proposal whose configuration is already
+        measured completes at once with the earlier value (or fails like it did), and
+        one that another worker is measuring right now is pruned.
+        """
+        streak = 0
+        for _ in range(MAX_ASKS_PER_MEASUREMENT):
+            if self.strategy != "optuna" and self.waiting() == 0:
+                return None
+            if self.strategy == "optuna" and self.exhausted():
+                return None
+            trial = self.study.ask()
+            self.asks += 1
+            trial.set_user_attr(ATTR_WORKER, self.worker)
+            source = trial.user_attrs.get(ATTR_SOURCE)
+            if source is None and self.strategy != "optuna":
+                # Another worker popped the last queued trial between our check and ask.
+                trial.set_user_attr(ATTR_SKIPPED, "queue empty")
+                self.study.tell(trial, state=TrialState.PRUNED)
+                return None
+            sampled = self._suggest(trial)
+            if self.strategy != "optuna":
+                config = SpecConfig(*sampled)
+            elif streak < REUSE_PATIENCE:
+                config = self.space.nearest(*sampled)
+            else:
+                # The sampler keeps landing on measured configurations (it has converged,
+                # or projection funnels its region into one point): measure the closest
+                # configuration nobody has measured yet instead of stopping early.
+                taken = set(self.measurements()) | {
+                    str(t.user_attrs[ATTR_CONFIG]) for t in self.in_flight()
+                }
+                config = self.space.nearest(*sampled, exclude=taken)
+            source = str(source or self.sampler_name)
+            trial.set_user_attr(ATTR_SOURCE, source)
+            trial.set_user_attr(ATTR_CONFIG, config.key)
+            if self._others_active():
+                # Let a concurrent worker's claim of the same configuration land first:
+                # a lower-numbered trial was asked earlier, so after the settle its
+                # config_key is visible and this (higher-numbered) trial yields to it.
+                time.sleep(CLAIM_SETTLE_S)
+            earlier = self.measurements().get(config.key)
+            if earlier is not None:
+                self._reuse(trial, earlier)
+                streak += 1
+                continue
+            rivals = [
+                t
+                for t in self.in_flight()
+                if t.user_attrs.get(ATTR_CONFIG) == config.key and t.number < trial.number
+            ]
+            if rivals:
+                trial.set_user_attr(ATTR_SKIPPED, f"measured by trial {rivals[0].number}")
+                self.study.tell(trial, state=TrialState.PRUNED)
+                continue
+            return Proposal(trial=trial, config=config, source=source, sampled=sampled)
+        return None
+
+    def _others_active(self) -> bool:
+        """Whether another worker is measuring in this study now or was lately."""
+        recent = datetime.now() - OTHERS_RECENT
+        for t in self.study.get_trials(deepcopy=False):
+            worker = t.user_attrs.get(ATTR_WORKER)
+            if not worker or worker == self.worker:
+                continue
+            if t.state == TrialState.RUNNING:
+                return True
+            if t.datetime_complete is not None and t.datetime_complete > recent:
+                return True
+        return False
+
+    def _reuse(self, trial: Trial, earlier: FrozenTrial) -> None:
+        self.reused += 1
+        trial.set_user_attr(ATTR_REUSED, earlier.number)
+        if earlier.state == TrialState.COMPLETE and earlier.value is not None:
+            self.study.tell(trial, earlier.value)
+        else:
+            self.study.tell(trial, state=TrialState.FAIL)
+
+    # -- finishing -----------------------------------------------------------------
+    def complete(self, proposal: Proposal, value: float, rows: Sequence[dict[str, Any]]) -> None:
+        proposal.trial.set_user_attr(ATTR_ROWS, [dict(r) for r in rows])
+        self.study.tell(proposal.trial, value)
+
+    def fail(
+        self,
+        proposal: Proposal,
+        error: str,
+        *,
+        rows: Sequence[dict[str, Any]] = (),
+        log_tail: str = "",
+        interrupted: bool = False,
+    ) -> None:
+        trial = proposal.trial
+        trial.set_user_attr(ATTR_ERROR, error)
+        if log_tail:
+            trial.set_user_attr(ATTR_LOG_TAIL, log_tail)
+        if interrupted:
+            trial.set_user_attr(ATTR_INTERRUPTED, True)
+        else:
+            trial.set_user_attr(ATTR_ROWS, [dict(r) for r in rows])
+        self.study.tell(trial, state=TrialState.FAIL)
+
+
+__all__ = [
+    "ATTR_CONFIG",
+    "ATTR_LOG_TAIL",
+    "ATTR_REUSED",
+    "ATTR_ROWS",
+    "ATTR_SKIPPED",
+    "ATTR_SOURCE",
+    "ATTR_WORKER",
+    "SAMPLERS",
+    "SOURCE_AUTO",
+    "SOURCE_CARD",
+    "SOURCE_PRIOR",
+    "STRATEGIES",
+    "ConfigSearch",
+    "Enqueued",
+    "Proposal",
+    "is_measurement",
+    "make_sampler",
+    "trial_config",
+]

@@ -1,0 +1,206 @@
+"""Where a study lives: a journal file in the run directory, or a shared database.
+
+The embedded default is Optuna's journal file, because it needs no server and survives a
+killed process (it is an append-only log). SQLite is deliberately not the default: it
+locks badly under parallel workers. Several GPU hosts share one study through an RDB URL,
+in practice PostgreSQL, each worker opening it with ``load_if_exists=True``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import socket
+import warnings
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit, urlunsplit
+
+import optuna
+from optuna.storages import BaseStorage, JournalStorage, RDBStorage
+from optuna.storages.journal import JournalFileBackend
+from optuna.trial import FrozenTrial, TrialState
+
+from specbench.errors import BadInputError
+
+#: Trials a dead worker left RUNNING and that nobody can vouch for after this long are
+#: failed on resume even when their host cannot be checked (another machine).
+STALE_AFTER = timedelta(hours=6)
+
+#: User attributes the sweep stores on every trial it creates.
+ATTR_WORKER = "worker"
+ATTR_INTERRUPTED = "interrupted"
+ATTR_ERROR = "error"
+
+
+def worker_id() -> str:
+    """``host:pid`` of this process: names who measured a trial and lets a resumed run
+    tell a dead local worker's trial from a live remote one."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def redact_url(url: str) -> str:
+    """The storage URL with any password removed, for the manifest and messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.hostname or ""
+    if parts.username:
+        netloc = f"{parts.username}:***@{netloc}"
+    if parts.port:
+        netloc = f"{netloc}:{parts.port}"
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def is_url(spec: str) -> bool:
+    return "://" in spec
+
+
+def with_available_driver(url: str) -> str:
+    """Name a PostgreSQL driver that is installed when the URL names none.
+
+    SQLAlchemy 2.1 maps a bare ``postgresql://`` to psycopg 3 while 2.0 maps it to
+    psycopg2; users write the bare form, so pick whichever driver this environment has
+    (and accept Heroku-style ``postgres://``, which SQLAlchemy rejects).
+    """
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme not in ("postgresql", "postgres"):
+        return url
+    has_v3 = importlib.util.find_spec("psycopg") is not None
+    has_v2 = importlib.util.find_spec("psycopg2") is not None
+    if has_v3 or not has_v2:
+        return f"postgresql://{rest}"
+    return f"postgresql+psycopg2://{rest}"
+
+
+def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
+    """Open the study storage: ``spec`` is an RDB URL, a journal file path, or None.
+
+    None uses ``journal_path`` (the run directory's ``study.journal``). Every failure
+    (unreachable server, missing driver, bad URL) becomes one BadInputError line,
+    because the user fixes it by changing ``--storage``.
+    """
+    if spec is None or not is_url(spec):
+        path = journal_path if spec is None else Path(spec)
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            return JournalStorage(JournalFileBackend(str(path)))
+        except OSError as exc:
+            raise BadInputError(
+                f"cannot open the study journal {path}: {exc.strerror or exc}"
+            ) from None
+    shown = redact_url(spec)
+    spec = with_available_driver(spec)
+    engine_kwargs: dict[str, Any] = {"pool_pre_ping": True}
+    if spec.startswith(("postgresql", "postgres")):
+        # Fail within seconds on a closed port or a dead host instead of hanging a sweep.
+        engine_kwargs["connect_args"] = {"connect_timeout": 5}
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return RDBStorage(spec, engine_kwargs=engine_kwargs)
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"cannot open study storage {shown}: {first}") from None
+
+
+def open_study(
+    storage: BaseStorage, study_name: str, sampler: optuna.samplers.BaseSampler
+) -> optuna.Study:
+    """Create the study or join it (several workers, or a resumed run)."""
+    try:
+        return optuna.create_study(
+            storage=storage,
+            study_name=study_name,
+            sampler=sampler,
+            direction="maximize",
+            load_if_exists=True,
+        )
+    except Exception as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise BadInputError(f"cannot open study {study_name!r}: {first}") from None
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # exists, owned by someone else
+    return True
+
+
+def worker_gone(worker: str) -> bool:
+    """True when ``worker`` (host:pid) ran on this host and its process no longer exists.
+
+    A worker on another host is never declared gone here: only time can tell.
+    """
+    host, _, pid_text = worker.rpartition(":")
+    if host != socket.gethostname() or not pid_text.isdigit():
+        return False
+    pid = int(pid_text)
+    return pid != os.getpid() and not _pid_alive(pid)
+
+
+def is_abandoned(trial: FrozenTrial, *, now: datetime | None = None) -> bool:
+    """Whether a RUNNING trial's worker is certainly gone.
+
+    On this host we can check the pid; for another host we only trust age, because a
+    remote worker may well be measuring right now.
+    """
+    if trial.state != TrialState.RUNNING:
+        return False
+    worker = str(trial.user_attrs.get(ATTR_WORKER, ""))
+    host, _, pid_text = worker.rpartition(":")
+    if host == socket.gethostname() and pid_text.isdigit():
+        pid = int(pid_text)
+        if pid == os.getpid():
+            return False
+        return not _pid_alive(pid)
+    started = trial.datetime_start
+    if started is None:
+        return True
+    now = now or datetime.now()
+    return now - started > STALE_AFTER
+
+
+def fail_abandoned_trials(study: optuna.Study) -> list[int]:
+    """Mark trials left RUNNING by killed workers as failed (interrupted); their numbers.
+
+    They are not "measured": a resumed run may measure their configuration again.
+    """
+    failed: list[int] = []
+    storage = study._storage
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        if not is_abandoned(trial):
+            continue
+        with contextlib.suppress(Exception):  # another worker may have finished it meanwhile
+            storage.set_trial_user_attr(trial._trial_id, ATTR_INTERRUPTED, True)
+            storage.set_trial_user_attr(
+                trial._trial_id,
+                ATTR_ERROR,
+                f"interrupted: worker {trial.user_attrs.get(ATTR_WORKER, '?')} stopped "
+                "before the trial finished",
+            )
+            storage.set_trial_state_values(trial._trial_id, TrialState.FAIL)
+            failed.append(trial.number)
+    return failed
+
+
+__all__ = [
+    "ATTR_ERROR",
+    "ATTR_INTERRUPTED",
+    "ATTR_WORKER",
+    "fail_abandoned_trials",
+    "is_abandoned",
+    "is_url",
+    "open_storage",
+    "open_study",
+    "redact_url",
+    "with_available_driver",
+    "worker_gone",
+    "worker_id",
+]

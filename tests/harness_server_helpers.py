@@ -1,0 +1,230 @@
+"""Shared helpers of the tests/test_harness_server_*.py files (launch, faults, cleanup)."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shlex
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+from aiohttp import web
+
+from specbench.harness.backend import LoadSpec
+from specbench.harness.prompts import Prompt, builtin_prompts
+
+TARGET = "minimax-m2.7"
+HARDWARE = "h200-nvlink"
+
+#: Run a command after writing the wrapper's own pid (= the process group id, since the
+#: launcher makes it a session leader) to a file, so a test can check the whole group.
+PIDFILE_WRAPPER = (
+    "import os, sys; open(sys.argv[1], 'w').write(str(os.getpid())); "
+    "os.execvp(sys.argv[2], sys.argv[2:])"
+)
+
+
+def wrap_with_pidfile(pidfile: Path, command: str) -> str:
+    """A launch_cmd that records the group id, then runs ``command``."""
+    return f"{shlex.quote(sys.executable)} -c {shlex.quote(PIDFILE_WRAPPER)} {shlex.quote(str(pidfile))} {command}"
+
+
+def serve_sim_launch_cmd(pidfile: Path, *, time_scale: float = 0.02, extra: str = "") -> str:
+    cmd = (
+        f"{shlex.quote(sys.executable)} -m specbench serve-sim --target {TARGET} "
+        f"--hardware {HARDWARE} --time-scale {time_scale} {extra} --sglang-args {{args}}"
+    )
+    return wrap_with_pidfile(pidfile, cmd)
+
+
+def read_pid(pidfile: Path, timeout_s: float = 10.0) -> int:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        with contextlib.suppress(FileNotFoundError, ValueError):
+            return int(pidfile.read_text())
+        time.sleep(0.02)
+    raise AssertionError(f"{pidfile} never written")
+
+
+def group_exists(pgid: int) -> bool:
+    """True while a process of the group runs; zombies awaiting reaping by PID 1 (which
+    can take a second in containers) hold nothing and do not count."""
+    try:
+        os.killpg(pgid, 0)
+    except ProcessLookupError:
+        return False
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+                return True
+    return False
+
+
+def assert_group_gone(pgid: int, timeout_s: float = 2.0) -> None:
+    """No running process of the group is left."""
+    deadline = time.monotonic() + timeout_s
+    while group_exists(pgid):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"process group {pgid} is still alive")
+        time.sleep(0.02)
+
+
+def prompts(n: int) -> list[Prompt]:
+    """n built-in prompts spread over the domains."""
+    allp = builtin_prompts()
+    by_domain: dict[str, list[Prompt]] = {}
+    for p in allp:
+        by_domain.setdefault(p.domain, []).append(p)
+    mixed = [p for group in zip(*by_domain.values(), strict=False) for p in group]
+    return mixed[:n]
+
+
+def small_load(
+    n: int = 6, concurrency: int = 2, max_new_tokens: int = 16, **kw: object
+) -> LoadSpec:
+    return LoadSpec(
+        concurrency=concurrency,
+        prompts=prompts(n),
+        max_new_tokens=max_new_tokens,
+        warmup_requests=kw.pop("warmup_requests", 1),  # type: ignore[arg-type]
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+class FaultServer:
+    """A tiny SGLang look-alike whose /generate misbehaves on purpose.
+
+    modes: "ok" (streams 4 tokens), "500", "hang" (never answers), "sse-error" (an
+    SGLang-style error chunk), "cut" (closes the connection mid-stream).
+    """
+
+    def __init__(self, mode: str) -> None:
+        self.mode = mode
+        self.port = 0
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._ready = threading.Event()
+        self._stop: asyncio.Event | None = None
+
+    @property
+    def endpoint(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def _generate(self, request: web.Request) -> web.StreamResponse:
+        await request.read()
+        if self.mode == "500":
+            return web.Response(status=500, text="Internal Server Error: injected fault")
+        if self.mode == "hang":
+            await asyncio.sleep(3600)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        if self.mode == "sse-error":
+            await resp.write(b'data: {"error": {"message": "injected failure"}}\n\n')
+            await resp.write(b"data: [DONE]\n\n")
+            return resp
+        for i in range(1, 5):
+            meta = f'{{"completion_tokens": {i}, "prompt_tokens": 3, "spec_verify_ct": {i}}}'
+            await resp.write(b'data: {"text": "x", "meta_info": ' + meta.encode() + b"}\n\n")
+            if self.mode == "cut" and i == 2:
+                assert request.transport is not None
+                request.transport.close()
+                return resp
+        await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    async def _health(self, request: web.Request) -> web.Response:
+        return web.Response(text="ok")
+
+    async def _main(self) -> None:
+        app = web.Application()
+        app.router.add_post("/generate", self._generate)
+        app.router.add_get("/health", self._health)
+        app.router.add_get("/health_generate", self._health)
+        runner = web.AppRunner(app, shutdown_timeout=0.1)
+        await runner.setup()
+        site = web.TCPSite(runner, "127.0.0.1", 0)
+        await site.start()
+        server = site._server
+        assert server is not None
+        self.port = server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self._stop = asyncio.Event()
+        self._ready.set()
+        await self._stop.wait()
+        await runner.cleanup()
+
+    def __enter__(self) -> FaultServer:
+        def run() -> None:
+            self._loop = loop = asyncio.new_event_loop()
+            loop.run_until_complete(self._main())
+            pending = asyncio.all_tasks(loop)  # handlers still hanging in "hang" mode
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.wait(pending))
+            loop.close()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        assert self._ready.wait(10)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        assert self._loop is not None and self._stop is not None
+        self._loop.call_soon_threadsafe(self._stop.set)
+        assert self._thread is not None
+        self._thread.join(10)
+
+
+@contextlib.contextmanager
+def in_thread_serve_sim(**options: object) -> Iterator[str]:
+    """serve-sim in a background thread of this process; yields its endpoint."""
+    from specbench.harness.serve_sim import resolve_options, serve_async
+    from specbench.harness.sglang_backend import free_port
+
+    port = free_port()
+    opts = resolve_options(target=TARGET, hardware=HARDWARE, port=port, **options)  # type: ignore[arg-type]
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+    errors: list[BaseException] = []
+
+    class _Out:
+        def __init__(self) -> None:
+            self.text = ""
+
+        def write(self, s: str) -> int:
+            self.text += s
+            return len(s)
+
+        def flush(self) -> None:
+            pass
+
+    out = _Out()
+
+    def run() -> None:
+        try:
+            loop.run_until_complete(serve_async(opts, out=out, stop=stop))  # type: ignore[arg-type]
+        except BaseException as exc:
+            errors.append(exc)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 20
+    while "ready to roll" not in out.text:
+        if errors:
+            raise errors[0]
+        assert time.monotonic() < deadline, out.text
+        time.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(10)
+        loop.close()

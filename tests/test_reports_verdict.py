@@ -1,0 +1,264 @@
+"""The verdict rules: best configuration, noise margin, break-even, and odd inputs."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from specbench.reports.verdict import (
+    NOISE_MARGIN,
+    STATUS_CROSSES,
+    STATUS_NEVER_PAYS,
+    STATUS_PAYS_EVERYWHERE,
+    STATUS_UNKNOWN,
+    compute_verdict,
+    config_table,
+    interpolate_break_even,
+    launch_command,
+)
+from specbench.sweeps.rundir import normalise_trials
+
+NAN = float("nan")
+
+
+def row(
+    key: str,
+    concurrency: int,
+    speedup: float | None,
+    tau: float | None = 2.5,
+    *,
+    state: str = "complete",
+    number: int = 0,
+) -> dict[str, Any]:
+    if key == "baseline":
+        steps = topk = ndt = None
+        number = -1
+    else:
+        steps, topk, ndt = (int(p) for p in key.split("-"))
+    return {
+        "trial_number": number,
+        "config_key": key,
+        "num_steps": steps,
+        "topk": topk,
+        "num_draft_tokens": ndt,
+        "concurrency": concurrency,
+        "state": state,
+        "tau": tau,
+        "speedup": speedup,
+    }
+
+
+def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
+    return normalise_trials(rows)
+
+
+def curve(
+    key: str, speedups: dict[int, float], tau: float = 2.6, number: int = 0
+) -> list[dict[str, Any]]:
+    return [row(key, c, s, tau, number=number) for c, s in speedups.items()]
+
+
+def test_best_is_highest_speedup_at_primary_concurrency() -> None:
+    trials = frame(
+        curve("3-4-8", {1: 1.9, 8: 1.5, 32: 1.2}, number=0)
+        + curve("5-4-8", {1: 2.1, 8: 1.1, 32: 0.7}, number=1)
+        + [row("baseline", c, NAN, None) for c in (1, 8, 32)]
+    )
+    verdict = compute_verdict(trials, [1, 8, 32])
+    assert verdict.best is not None
+    assert verdict.best["config_key"] == "5-4-8"
+    assert verdict.best["speedup"] == pytest.approx(2.1)
+    assert verdict.best["concurrency"] == 1
+    assert verdict.best["speedup_by_concurrency"] == {"1": 2.1, "8": 1.1, "32": 0.7}
+    # Ranked at another primary concurrency, the other configuration wins.
+    at_8 = compute_verdict(trials, [8, 1, 32])
+    assert at_8.best is not None and at_8.best["config_key"] == "3-4-8"
+
+
+def test_ties_go_to_higher_tau_then_fewer_draft_tokens() -> None:
+    trials = frame([row("3-4-8", 1, 1.8, 2.6, number=0), row("4-4-8", 1, 1.8, 2.9, number=1)])
+    assert compute_verdict(trials, [1]).best["config_key"] == "4-4-8"  # type: ignore[index]
+    trials = frame([row("3-4-16", 1, 1.8, 2.6, number=0), row("3-4-8", 1, 1.8, 2.6, number=1)])
+    assert compute_verdict(trials, [1]).best["config_key"] == "3-4-8"  # type: ignore[index]
+
+
+def test_crosses_interpolates_break_even_in_log_concurrency() -> None:
+    trials = frame(curve("3-4-8", {1: 1.5, 8: 1.2, 32: 0.8}))
+    verdict = compute_verdict(trials, [1, 8, 32])
+    be = verdict.break_even
+    assert be["status"] == STATUS_CROSSES
+    assert be["speculation_recommended"] is True
+    # speedup 1.2 at 8, 0.8 at 32: halfway in log space is 16, not 20.
+    assert be["concurrency"] == pytest.approx(16.0)
+    assert "16" in verdict.reason and "3-4-8" in verdict.reason
+
+
+def test_crossing_within_noise_breaks_even_at_the_measured_point() -> None:
+    # 1.01 at 32 is above 1.0 but not beyond the noise margin: stops paying at 32, no further.
+    trials = frame(curve("3-4-8", {1: 1.5, 8: 1.2, 32: 1.01}))
+    be = compute_verdict(trials, [1, 8, 32]).break_even
+    assert be["status"] == STATUS_CROSSES
+    assert be["concurrency"] == pytest.approx(32.0)
+
+
+def test_pays_everywhere_does_not_extrapolate() -> None:
+    trials = frame(curve("3-4-8", {1: 1.9, 8: 1.6, 32: 1.3}))
+    verdict = compute_verdict(trials, [1, 8, 32])
+    assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
+    assert verdict.break_even["concurrency"] is None
+    assert verdict.speculation_recommended
+    assert "above 32" in verdict.reason
+
+
+@pytest.mark.parametrize("margin_case", [1.0 + NOISE_MARGIN / 2, 0.97])
+def test_never_pays_within_noise_margin(margin_case: float) -> None:
+    trials = frame(curve("3-4-8", {1: margin_case, 8: 0.9}))
+    verdict = compute_verdict(trials, [1, 8], hardware_class="nvlink")
+    assert verdict.break_even["status"] == STATUS_NEVER_PAYS
+    assert verdict.break_even["speculation_recommended"] is False
+    assert verdict.break_even["concurrency"] is None
+    assert "off" in verdict.reason.lower()
+    assert "host" not in verdict.reason
+    # The best (least bad) configuration is still reported, with its flags.
+    assert verdict.best is not None and verdict.best["config_key"] == "3-4-8"
+
+
+def test_never_pays_names_host_staged_interconnect() -> None:
+    trials = frame(curve("3-4-8", {1: 0.98, 8: 0.8}))
+    verdict = compute_verdict(trials, [1, 8], hardware_class="host-staged")
+    assert verdict.break_even["status"] == STATUS_NEVER_PAYS
+    assert "host memory" in verdict.reason
+    assert "peer-to-peer" in verdict.reason
+
+
+def test_failed_and_baseline_rows_are_ignored() -> None:
+    trials = frame(
+        [
+            *curve("3-4-8", {1: 1.4}),
+            row("5-4-8", 1, 3.0, 3.0, state="failed", number=1),
+            row("baseline", 1, NAN, None),
+        ]
+    )
+    verdict = compute_verdict(trials, [1])
+    assert verdict.best is not None and verdict.best["config_key"] == "3-4-8"
+    assert [r["config_key"] for r in verdict.ranking] == ["3-4-8"]
+
+
+def test_repeated_configuration_is_averaged() -> None:
+    trials = frame([row("3-4-8", 1, 1.4, 2.4, number=0), row("3-4-8", 1, 1.6, 2.8, number=5)])
+    table = config_table(trials)
+    assert len(table) == 1
+    assert table.loc[0, "speedup"] == pytest.approx(1.5)
+    assert table.loc[0, "trials"] == 2
+
+
+def test_nan_speedups_without_baseline_are_unknown_not_a_crash() -> None:
+    trials = frame([row("3-4-8", 1, NAN, 2.6, number=0), row("5-4-8", 1, None, 3.1, number=1)])
+    verdict = compute_verdict(trials, [1, 8])
+    assert verdict.break_even["status"] == STATUS_UNKNOWN
+    assert verdict.speculation_recommended is False
+    assert verdict.best is not None and verdict.best["config_key"] == "5-4-8"  # by tau
+    assert verdict.best["speedup"] is None
+    assert "baseline" in verdict.reason
+    json.dumps(verdict.to_json(), allow_nan=False)
+
+
+def test_nan_speedup_at_higher_concurrency_is_skipped() -> None:
+    trials = frame(curve("3-4-8", {1: 1.5, 8: NAN, 32: 1.3}))
+    verdict = compute_verdict(trials, [1, 8, 32])
+    assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
+    assert verdict.best is not None
+    assert verdict.best["speedup_by_concurrency"]["8"] is None
+
+
+def test_no_completed_configuration() -> None:
+    trials = frame([row("3-4-8", 1, None, None, state="failed"), row("baseline", 1, NAN, None)])
+    verdict = compute_verdict(trials, [1, 8], simulated=True)
+    assert verdict.best is None
+    assert verdict.break_even["status"] == STATUS_UNKNOWN
+    assert verdict.reason.startswith("SIMULATED: ")
+    assert verdict.to_json() == {
+        "best": None,
+        "break_even": verdict.break_even,
+        "verdict_reason": verdict.reason,
+    }
+    assert compute_verdict(frame([]), [1]).best is None
+
+
+def test_single_trial_single_concurrency() -> None:
+    verdict = compute_verdict(frame([row("3-4-8", 1, 1.7)]), [1])
+    assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
+    assert "only concurrency 1" in verdict.reason
+
+
+def test_simulated_label_and_json_shape() -> None:
+    verdict = compute_verdict(frame(curve("3-4-8", {1: 1.9, 8: 0.9})), [1, 8], simulated=True)
+    body = verdict.to_json()
+    assert set(body) == {"best", "break_even", "verdict_reason"}
+    assert body["verdict_reason"].startswith("SIMULATED: ")
+    assert set(body["break_even"]) == {"concurrency", "status", "speculation_recommended", "reason"}
+    best = body["best"]
+    for key in (
+        "num_steps",
+        "topk",
+        "num_draft_tokens",
+        "config_key",
+        "tau",
+        "speedup",
+        "concurrency",
+        "speedup_by_concurrency",
+        "flags",
+        "launch_command",
+    ):
+        assert key in best
+    json.dumps(body, allow_nan=False)
+
+
+@dataclass(frozen=True)
+class FakeTarget:
+    model_path: str = "MiniMaxAI/MiniMax-M2.7"
+    draft_model_path: str = "Lorbus/MiniMax-M2.7-EAGLE3"
+    algorithm: str = "EAGLE3"
+    default_tp: int = 8
+    default_ep: int = 8
+    extra_server_args: tuple[str, ...] = ("--trust-remote-code",)
+
+
+def test_launch_command_from_target_preset() -> None:
+    verdict = compute_verdict(frame(curve("3-4-8", {1: 1.9})), [1], target=FakeTarget(), tp=4)
+    assert verdict.best is not None
+    command = verdict.best["launch_command"]
+    assert command == (
+        "python -m sglang.launch_server --model-path MiniMaxAI/MiniMax-M2.7 "
+        "--speculative-algorithm EAGLE3 --speculative-draft-model-path "
+        "Lorbus/MiniMax-M2.7-EAGLE3 --speculative-num-steps 3 --speculative-eagle-topk 4 "
+        "--speculative-num-draft-tokens 8 --tp-size 4 --ep-size 8 --trust-remote-code"
+    )
+    assert verdict.best["flags"][-6:] == [
+        "--speculative-num-steps",
+        "3",
+        "--speculative-eagle-topk",
+        "4",
+        "--speculative-num-draft-tokens",
+        "8",
+    ]
+
+
+def test_launch_command_without_target_uses_placeholders_or_manifest_paths() -> None:
+    _, command = launch_command(3, 1, 4)
+    assert "'<target-model-path>'" in command and "--tp-size 1" in command
+    _, command = launch_command(3, 1, 4, model_path="org/m", draft_model_path="org/d", tp=2)
+    assert "--model-path org/m" in command and "--speculative-draft-model-path org/d" in command
+    assert command.endswith("--tp-size 2")
+
+
+def test_interpolation_edges() -> None:
+    assert interpolate_break_even(8, 1.2, 32, 0.8) == pytest.approx(16.0)
+    assert interpolate_break_even(1, 2.0, 8, 1.0) == pytest.approx(8.0)
+    assert interpolate_break_even(1, 1.1, 8, 1.1) == 8.0
+    assert math.isfinite(interpolate_break_even(1, 1.5, 4, 0.5))
