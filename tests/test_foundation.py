@@ -225,3 +225,27 @@ def test_cli_unknown_command_is_one_line() -> None:
     lines = proc.stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("specbench: error:")
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("field", "value"),
+    [
+        ("spec_verify_ct", "40"),
+        ("e2e_ms", [1]),
+        ("concurrency", None),
+        ("itl_ms", ["x"]),
+        ("completion_tokens", True),
+        ("config_key", 3),
+    ],
+)
+def test_hand_edited_record_names_the_field(field: str, value: object) -> None:
+    good = RequestRecord("p1", "code", 10, 20, 8, 5.0, 100.0).to_dict()
+    assert RequestRecord.from_dict(good) == RequestRecord("p1", "code", 10, 20, 8, 5.0, 100.0)
+    with pytest.raises(FileFormatError, match=f"'{field}'"):
+        RequestRecord.from_dict({**good, field: value}, path="requests.jsonl:3")
+
+
+def test_written_files_are_readable_by_others(tmp_path: Path) -> None:
+    path = tmp_path / "baseline.json"
+    write_json(path, {"x": 1})
+    assert path.stat().st_mode & 0o044 == 0o044  # umask 022 in tests: group/other read

@@ -149,7 +149,7 @@ def test_as_row_keys_are_trial_columns() -> None:
     row = summarize(speculative_records()).as_row()
     assert set(row) <= set(TRIAL_COLUMNS)
     assert {"tau", "speedup", "noisy", "concurrency", "itl_ms_p99", "spec_verify_ct"} <= set(row)
-    fields = set(ConfigMetrics.__dataclass_fields__) - {"noise_reason"}
+    fields = set(ConfigMetrics.__dataclass_fields__)
     assert set(row) == fields
 
 

@@ -42,6 +42,29 @@ def test_json_covers_every_valid_config() -> None:
         top = max(r["speedup"] for r in data["rows"] if r["concurrency"] == conc)
         assert b["speedup"] == pytest.approx(top)
     assert "3-4-8" in data["break_even"]
+    # On NVLink the card config pays at low load and falls through 1 somewhere in the scan.
+    assert data["break_even_status"]["3-4-8"] == "crosses"
+    assert data["break_even"]["3-4-8"] > 32
+
+
+def test_host_staged_card_config_never_pays() -> None:
+    res = _run(
+        "--target",
+        "minimax-m2.7",
+        "--hardware",
+        "l40s-pcie-host-staged",
+        "--config",
+        "3,4,8",
+        "--concurrency",
+        "1",
+        "--json",
+    )
+    assert res.returncode == 0, res.stderr
+    data = json.loads(res.stdout)
+    speedup = data["rows"][0]["speedup"]
+    status = data["break_even_status"]["3-4-8"]
+    assert status == ("never-pays" if speedup < 1.0 else "crosses")
+    assert data["break_even"]["3-4-8"] is None or status == "crosses"
 
 
 def test_single_config_and_tp_override() -> None:

@@ -161,3 +161,47 @@ def test_probe_without_schema_version_or_json(tmp_path: Path) -> None:
 def test_unknown_gpu_in_probe(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="no datasheet figures for GPU 'Mystery'"):
         load_hardware(str(_probe(tmp_path, gpus=[{"name": "Mystery"}])))
+
+
+def test_probe_fit_is_the_transport_sglang_runs(tmp_path: Path) -> None:
+    """A probe measures NCCL, forced host-staged NCCL and gloo; only NCCL as configured
+    prices the model, even where another mode happens to be cheaper at some size."""
+    fits = [
+        {
+            "backend": "gloo",
+            "mode": "cpu",
+            "world_size": 2,
+            "alpha_us": 1.0,
+            "bandwidth_gbps": 900.0,
+        },
+        {
+            "backend": "nccl",
+            "mode": "host-staged",
+            "world_size": 2,
+            "alpha_us": 2.0,
+            "bandwidth_gbps": 800.0,
+        },
+        {
+            "backend": "nccl",
+            "mode": "default",
+            "world_size": 2,
+            "alpha_us": 9.0,
+            "bandwidth_gbps": 150.0,
+        },
+        {
+            "backend": "nccl",
+            "mode": "host-staged",
+            "world_size": 4,
+            "alpha_us": 40.0,
+            "bandwidth_gbps": 0.5,
+        },
+    ]
+    prof = load_hardware(str(_probe(tmp_path, fits=fits)), tp=2)
+    assert prof.active_fit is not None
+    assert (prof.active_fit.backend, prof.active_fit.alpha_us) == ("nccl", 9.0)
+    # Where only the forced host-staged run exists, it is still a measurement of NCCL.
+    four = load_hardware(str(_probe(tmp_path, fits=fits)), tp=4)
+    assert four.active_fit is not None and four.active_fit.alpha_us == 40.0
+    cpu_only = [fits[0]]
+    with pytest.raises(BadInputError):
+        load_hardware(str(_probe(tmp_path, fits=cpu_only)), tp=2)

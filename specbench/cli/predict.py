@@ -156,10 +156,12 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
     console.print(best)
     scan = payload["break_even_scan"]
     for key, value in payload["break_even"].items():
-        where = (
-            f"~{value:.0f} concurrent requests"
-            if value is not None
-            else f"not within {scan[0]}..{scan[-1]} concurrent requests"
-        )
+        status = payload["break_even_status"][key]
+        if value is not None:
+            where = f"~{value:.0f} concurrent requests"
+        elif status == "never-pays":
+            where = "none: slower than no speculation from 1 concurrent request on"
+        else:
+            where = f"none: still faster at {scan[-1]} concurrent requests"
         console.print(f"break-even (speedup falls through 1) for {key}: {where} (SIMULATED)")
     _ = config_key  # re-exported name kept for callers formatting keys the same way

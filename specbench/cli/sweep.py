@@ -205,9 +205,10 @@ def _split_args(text: str | None) -> tuple[str, ...]:
 @click.option(
     "--sim-perturbation",
     type=float,
-    default=1.0,
+    default=0.0,
     show_default=True,
-    help="How far the simulated truth is from the model prior (0: identical).",
+    help="Move the simulated truth away from the model prior by this much (0: the sim is "
+    "the calibrated model; >0 rehearses a search whose prior is wrong).",
 )
 @click.option("--no-report", is_flag=True, help="Do not render report.html.")
 @click.option(

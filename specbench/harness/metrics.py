@@ -77,7 +77,6 @@ class ConfigMetrics:
     def as_row(self) -> dict[str, Any]:
         """Fields that are trial columns (TRIAL_COLUMNS names), for trials.csv rows."""
         row = asdict(self)
-        row.pop("noise_reason")
         if not self.concurrency:
             row.pop("concurrency")
         return row

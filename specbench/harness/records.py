@@ -73,9 +73,18 @@ class RequestRecord:
         for name in required:
             if name not in data:
                 raise FileFormatError(path, "missing", field=name)
-        for name in ("prompt_tokens", "completion_tokens"):
-            if not isinstance(data[name], int) or isinstance(data[name], bool):
-                raise FileFormatError(path, "expected an integer", field=name)
+        for name, kinds in _FIELD_TYPES.items():
+            value = data.get(name)
+            if value is None and (name in _NULLABLE or (name not in data and name not in required)):
+                continue
+            if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
+                expected = " or ".join(k.__name__ for k in kinds)
+                raise FileFormatError(path, f"expected {expected}", field=name)
+        itl = data.get("itl_ms", [])
+        if not isinstance(itl, list) or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in itl
+        ):
+            raise FileFormatError(path, "expected a list of numbers", field="itl_ms")
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs.setdefault("spec_verify_ct", None)
         kwargs.setdefault("ttft_ms", None)
@@ -84,6 +93,36 @@ class RequestRecord:
 
 
 REQUESTS_KIND = "specbench.requests"
+
+#: Types a stored record's fields must have; a hand-edited file fails here, naming the
+#: field, instead of with a TypeError inside a metric. Optional fields may also be null.
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "prompt_id": (str,),
+    "domain": (str,),
+    "prompt_tokens": (int,),
+    "completion_tokens": (int,),
+    "spec_verify_ct": (int,),
+    "ttft_ms": (int, float),
+    "e2e_ms": (int, float),
+    "spec_accept_length": (int, float),
+    "error": (str,),
+    "trial_number": (int,),
+    "config_key": (str,),
+    "concurrency": (int,),
+    "simulated": (bool,),
+    "started_at": (int, float),
+}
+_NULLABLE = frozenset(
+    {
+        "spec_verify_ct",
+        "ttft_ms",
+        "e2e_ms",
+        "spec_accept_length",
+        "error",
+        "trial_number",
+        "started_at",
+    }
+)
 
 
 def write_records(path: Path, records: Iterable[RequestRecord], *, append: bool = True) -> None:

@@ -665,7 +665,9 @@ def resolve_options(
         config = None if no_speculation else (direct or preset.card_config)
     if not 0 < port < 65536:
         raise BadInputError(f"--port must be in 1..65535 (got {port})")
-    tp = sg.tp if sg is not None else None
+    # Like SGLang, an unset --tp-size means the deployment the target is served with, not
+    # whatever TP the hardware profile happens to describe (llama-3.1-8b runs on one GPU).
+    tp = sg.tp if sg is not None and sg.tp is not None else preset.default_tp
     profile = load_hardware(hardware or DEFAULT_SIM_PROFILE, tp=tp)
     return SimServerOptions(
         target=preset,

@@ -221,6 +221,28 @@ def _gpu_for_name(gpu_name: str) -> tuple[GpuSpec, str]:
     )
 
 
+#: Preference among a probe's all-reduce fits for one world size: what SGLang runs. NCCL as
+#: the machine configures it comes first; the forced host-staged run is a what-if, and gloo
+#: (CPU tensors) is never on a GPU decode path, so neither may price the model's collectives
+#: when the default was measured.
+_MODE_PREFERENCE = {"default": 0, "host-staged": 1}
+
+
+def _runtime_fits(fits_raw: object, fits: tuple[CollectiveFit, ...]) -> dict[int, CollectiveFit]:
+    """Per world size, the all-reduce fit of the transport SGLang would really use."""
+    raw_rows = fits_raw if isinstance(fits_raw, list) else []
+    chosen: dict[int, tuple[int, CollectiveFit]] = {}
+    for raw, fit in zip(raw_rows, fits, strict=True):
+        mode = str(raw.get("mode", "default")) if isinstance(raw, Mapping) else "default"
+        if fit.backend == "gloo" or "gather" in mode.lower():
+            continue
+        rank = _MODE_PREFERENCE.get(mode, 2)
+        current = chosen.get(fit.world_size)
+        if current is None or rank < current[0]:
+            chosen[fit.world_size] = (rank, fit)
+    return {size: fit for size, (_, fit) in chosen.items()}
+
+
 def _from_probe(path: Path) -> HardwareProfile:
     """Build a profile from a probe file: measured interconnect, datasheet GPU."""
     data = read_json(path, kind="probe file")
@@ -244,19 +266,7 @@ def _from_probe(path: Path) -> HardwareProfile:
     gpu, base = _gpu_for_name(name)
     fits_raw = data.get("fits", [])
     fits = _parse_fits(path, fits_raw, "fits")
-    # Several backends may be measured per world size; keep what SGLang would run: the
-    # cheapest at a decode-sized message (custom all-reduce when it applies).
-    best: dict[int, CollectiveFit] = {}
-    for f in fits:
-        mode = ""
-        raw = fits_raw[fits.index(f)] if isinstance(fits_raw, list) else {}
-        if isinstance(raw, Mapping):
-            mode = str(raw.get("mode", ""))
-        if "gather" in mode.lower():
-            continue
-        cur = best.get(f.world_size)
-        if cur is None or f.predict_us(49152) < cur.predict_us(49152):
-            best[f.world_size] = f
+    best = _runtime_fits(fits_raw, fits)
     tp = max([1, *sorted(best)])
     return HardwareProfile(
         name=f"probe:{path.name}",

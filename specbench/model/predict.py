@@ -85,9 +85,18 @@ def build_prediction(
     if not configs:
         interesting.setdefault(config_key(target.card_config), target.card_config)
     break_even: dict[str, float | None] = {}
+    # None alone is ambiguous (pays everywhere, or never pays); the status says which,
+    # in the report's vocabulary.
+    break_even_status: dict[str, str] = {}
     for key, cfg in interesting.items():
         scan = model.predict_grid([cfg], list(BREAK_EVEN_SCAN), domain=domain)
         break_even[key] = break_even_concurrency(scan)
+        if break_even[key] is not None:
+            break_even_status[key] = "crosses"
+        elif scan[0].speedup < 1.0:
+            break_even_status[key] = "never-pays"
+        else:
+            break_even_status[key] = "pays-everywhere-scanned"
     payload: dict[str, Any] = {
         "kind": KIND,
         "simulated": True,
@@ -106,6 +115,7 @@ def build_prediction(
         "rows": [p.as_row() for p in preds],
         "best": [{**p.as_row()} for p in best.values()],
         "break_even": break_even,
+        "break_even_status": break_even_status,
         "break_even_scan": list(BREAK_EVEN_SCAN),
     }
     return model, preds, payload

@@ -307,6 +307,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("num_errors", "Errors", "int"),
     ("predicted_speedup", "Predicted speedup", "float2x"),
     ("noisy", "Noisy", "bool"),
+    ("noise_reason", "Why noisy", "text"),
 )
 
 

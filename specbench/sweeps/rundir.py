@@ -71,6 +71,7 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "completion_tokens",
     "spec_verify_ct",
     "noisy",  # True when the spread of per-request speed is wide (pyperf-style warning)
+    "noise_reason",  # why it is flagged noisy, in words; empty otherwise
     "predicted_tau",  # the performance model's prediction, when the model was used
     "predicted_speedup",
     "simulated",
@@ -82,7 +83,16 @@ TRIAL_COLUMNS: tuple[str, ...] = (
 
 _INT_COLUMNS = ("trial_number", "num_steps", "topk", "num_draft_tokens", "concurrency")
 _BOOL_COLUMNS = ("noisy", "simulated")
-_TEXT_COLUMNS = ("schema_version", "config_key", "state", "source", "worker", "error", "log_tail")
+_TEXT_COLUMNS = (
+    "schema_version",
+    "config_key",
+    "state",
+    "source",
+    "worker",
+    "error",
+    "log_tail",
+    "noise_reason",
+)
 _FLOAT_COLUMNS = tuple(
     c for c in TRIAL_COLUMNS if c not in _INT_COLUMNS + _BOOL_COLUMNS + _TEXT_COLUMNS
 )

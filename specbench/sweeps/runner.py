@@ -139,7 +139,7 @@ class SweepOptions:
     report: bool = True
     command: tuple[str, ...] = ()
     #: How far the simulated truth is from the model prior (0: the sim is the prior).
-    sim_perturbation: float = 1.0
+    sim_perturbation: float = 0.0
     prior_top: int = DEFAULT_PRIOR_TOP
     #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
     backend_instance: Backend | None = None
@@ -406,12 +406,15 @@ def run_sweep(options: SweepOptions, progress: SweepProgress | None = None) -> S
                 f"no GPU with SGLang here: using the SIMULATED backend on hardware profile "
                 f"{DEFAULT_SIM_PROFILE!r} (choose another with --hardware)"
             )
-    profile = _load_profile(hardware_spec, options.tp) if hardware_spec else None
+    # An unset --tp means the target's own deployment (SGLang's --tp-size default for it),
+    # not the TP the hardware profile was written for.
+    tp = options.tp or target.default_tp
+    profile = _load_profile(hardware_spec, tp) if hardware_spec else None
     prior_spec = options.prior_hardware or hardware_spec or DEFAULT_SIM_PROFILE
     prior_profile = (
         profile
         if prior_spec == hardware_spec and profile is not None
-        else _load_profile(prior_spec, options.tp)
+        else _load_profile(prior_spec, tp)
     )
     prior = PerformanceModel(target, prior_profile, seed=options.seed)
 
