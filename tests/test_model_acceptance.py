@@ -101,3 +101,11 @@ def test_sample_accept_lengths_for_the_sim_backend(model: PerformanceModel) -> N
     assert draws.mean() == pytest.approx(model.expected_tau(cfg, "math"), abs=0.08)
     again = model.sample_accept_lengths(cfg, "math", 5000, np.random.default_rng(1))
     assert np.array_equal(draws, again)
+
+
+def test_expected_tau_is_the_mean_of_the_samples_past_the_table(model: PerformanceModel) -> None:
+    # spec_config accepts num_draft_tokens up to steps * topk + 1 = 65; the sim backend
+    # draws from tau_samples, so the prediction must be their mean there too.
+    for cfg in (SpecConfig(8, 8, 65), SpecConfig(8, 8, 64), SpecConfig(3, 4, 8)):
+        assert model.expected_tau(cfg) == pytest.approx(model.tau_samples(cfg).mean(), abs=1e-12)
+    assert model.expected_tau(SpecConfig(8, 8, 65)) >= model.expected_tau(SpecConfig(8, 8, 64))

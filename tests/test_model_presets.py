@@ -135,6 +135,7 @@ def test_probe_file_stands_in_for_a_profile(tmp_path: Path) -> None:
     ("over", "field"),
     [
         ({"interconnect": {}}, "interconnect.class"),
+        ({"interconnect": {"class": "infiniband"}}, "interconnect.class"),
         ({"gpus": "four"}, "gpus"),
         ({"gpus": []}, "gpus"),
         ({"gpus": [{"index": 0}]}, "gpus[0].name"),

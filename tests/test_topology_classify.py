@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -179,3 +180,27 @@ def test_bad_fixture_names_the_file() -> None:
         RecordedNvml({"gpus": 3}, "x.json")
     with pytest.raises(FileFormatError, match="no such topology file"):
         RecordedNvml.load(DATA / "absent.json")
+
+
+@pytest.mark.parametrize(
+    ("data", "field"),
+    [
+        ({"gpus": [{"nvlinks": [{"active": True}]}]}, "gpus[0].nvlinks[0]"),
+        ({"gpus": [{"nvlinks": {"0": True}}]}, "gpus[0].nvlinks"),
+        ({"gpus": [{"pcie": 4}]}, "gpus[0].pcie"),
+        ({"gpus": [{"pcie": {"curr_gen": "5"}}]}, "gpus[0].pcie.curr_gen"),
+        ({"gpus": [{"cpu_affinity": "0-15"}]}, "gpus[0].cpu_affinity"),
+        ({"gpus": [{"memory_total_bytes": "80G"}]}, "gpus[0].memory_total_bytes"),
+        ({"gpus": [{}], "pairs": 5}, "pairs"),
+        ({"gpus": [{}, {}], "pairs": [{"a": 0, "b": 7}]}, "pairs[0]"),
+        ({"gpus": [{}, {}], "pairs": [{"a": 0, "b": 1, "p2p": {"read": "OK"}}]}, "pairs[0].p2p"),
+        ({"gpus": [{}, {}], "pairs": [{"a": 0, "b": 1, "topology_level": "PIX"}]}, "topology"),
+    ],
+)
+def test_malformed_fixture_field_is_named(data: dict[str, Any], field: str) -> None:
+    """A hand-edited topology is bad input naming the field, not a crash mid-inventory."""
+    from specbench.errors import FileFormatError
+
+    with pytest.raises(FileFormatError) as info:
+        build_inventory(RecordedNvml(data, "bad.json"))
+    assert "bad.json" in str(info.value) and field in str(info.value)

@@ -228,3 +228,54 @@ def test_cli_nccl_without_gpus_is_bad_input() -> None:
 def test_probe_result_from_json_is_public() -> None:
     result = run_probe(ProbeOptions(measure=False, source=RecordedNvml(NO_NVML)))
     assert ProbeResult.from_json("mem", {"schema_version": "1.0", **result.to_json()}) == result
+
+
+_KILLED_PARENT = """
+import multiprocessing, sys
+from specbench.topology.collectives import TimingPlan, measure_allreduce
+
+def on_size(_nbytes):
+    pids = [str(p.pid) for p in multiprocessing.active_children() if p.pid]
+    print(" ".join(pids), flush=True)
+
+if __name__ == "__main__":
+    # About a minute of measuring: far longer than the test waits after the kill.
+    plan = TimingPlan(1, 5, 100000, 0.5, 120)
+    measure_allreduce("gloo", 2, [2048 * (k + 1) for k in range(120)], plan, on_size)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """No such process, or a zombie nobody reaps (PID 1 of a container may not)."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return True
+    return stat.rsplit(")", 1)[1].split()[0] in ("Z", "X")
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="PR_SET_PDEATHSIG is Linux")
+def test_ranks_die_with_a_sigkilled_probe(tmp_path: Path) -> None:
+    import signal
+    import time
+
+    script = tmp_path / "parent.py"
+    script.write_text(_KILLED_PARENT)
+    parent = subprocess.Popen(
+        [sys.executable, str(script)], stdout=subprocess.PIPE, text=True, cwd=tmp_path
+    )
+    try:
+        assert parent.stdout is not None
+        line = parent.stdout.readline()
+        pids = [int(x) for x in line.split()]
+        assert len(pids) == 2, line
+    finally:
+        parent.send_signal(signal.SIGKILL)
+        parent.wait(timeout=10)
+    deadline = time.monotonic() + 10.0
+    while time.monotonic() < deadline and not all(_gone(p) for p in pids):
+        time.sleep(0.1)
+    alive = [p for p in pids if not _gone(p)]
+    for pid in alive:  # do not leak them into the rest of the suite either way
+        os.kill(pid, signal.SIGKILL)
+    assert alive == []

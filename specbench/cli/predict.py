@@ -8,7 +8,7 @@ from typing import Any
 import click
 
 from specbench.errors import BadInputError
-from specbench.spec_config import config_key, parse_configs
+from specbench.spec_config import parse_configs
 
 
 @click.command(name="predict")
@@ -81,7 +81,10 @@ def predict(
     concurrencies = parse_concurrencies(concurrency_text)
     configs = parse_configs(config_texts)
     target = load_target(target_name)
-    hardware = load_hardware(hardware_name or DEFAULT_SIM_PROFILE, tp or target.default_tp)
+    # `--tp 0` must reach the check (it is falsy, so `tp or default` would hide it).
+    hardware = load_hardware(
+        hardware_name or DEFAULT_SIM_PROFILE, target.default_tp if tp is None else tp
+    )
     _, _preds, payload = build_prediction(
         target,
         hardware,
@@ -164,4 +167,3 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
         else:
             where = f"none: still faster at {scan[-1]} concurrent requests"
         console.print(f"break-even (speedup falls through 1) for {key}: {where} (SIMULATED)")
-    _ = config_key  # re-exported name kept for callers formatting keys the same way

@@ -250,6 +250,12 @@ def _from_probe(path: Path) -> HardwareProfile:
     cls = inter.get("class") if isinstance(inter, Mapping) else None
     if not isinstance(cls, str):
         raise FileFormatError(path, "missing or not a string", field="interconnect.class")
+    if cls not in INTERCONNECT_CLASSES:
+        raise FileFormatError(
+            path,
+            f"unknown class {cls!r}; one of {', '.join(INTERCONNECT_CLASSES)}",
+            field="interconnect.class",
+        )
     gpus_raw = data.get("gpus")
     if gpus_raw is None and isinstance(data.get("inventory"), Mapping):
         gpus_raw = data["inventory"].get("gpus")

@@ -15,6 +15,7 @@ from dataclasses import dataclass, replace
 
 import numpy as np
 
+from specbench.errors import InvalidConfigError
 from specbench.model.acceptance import (
     MAX_STEPS,
     MAX_TOPK,
@@ -118,19 +119,29 @@ class PerformanceModel:
         return table
 
     def _check(self, config: SpecConfig) -> None:
+        # SGLang accepts deeper/wider trees than the model simulates; asking for one is a
+        # user's choice (--config, a sweep space), so it is bad input, not a crash.
         if not (1 <= config.num_steps <= MAX_STEPS and 1 <= config.topk <= MAX_TOPK):
-            raise ValueError(
-                f"the acceptance model covers num_steps 1..{MAX_STEPS} and topk 1..{MAX_TOPK}; "
-                f"got {config}"
+            raise InvalidConfigError(
+                f"configuration {config.key}: the performance model covers num_steps "
+                f"1..{MAX_STEPS} and topk 1..{MAX_TOPK}"
             )
 
     def expected_tau(self, config: SpecConfig, domain: str | None = None) -> float:
         self._check(config)
-        ndt = min(config.num_draft_tokens, _NDT_MAX)
-        vals = [
-            self._mean_table(d, config.topk)[config.num_steps - 1, ndt]
-            for d in self._domains(domain)
-        ]
+        ndt = config.num_draft_tokens
+        if ndt > _NDT_MAX:
+            # Past the table (spec_config accepts up to steps * topk + 1 = 65): the same
+            # samples summed directly, so this stays the mean of tau_samples.
+            vals = [
+                float(tau_from_need(self._need_for(d, config.topk), config.num_steps, ndt).mean())
+                for d in self._domains(domain)
+            ]
+        else:
+            vals = [
+                self._mean_table(d, config.topk)[config.num_steps - 1, ndt]
+                for d in self._domains(domain)
+            ]
         return float(np.mean(vals))
 
     def tau_samples(self, config: SpecConfig, domain: str | None = None) -> np.ndarray:

@@ -6,16 +6,20 @@ SGLang's tensor-parallel workers are, so the numbers include what a serving proc
 rank times the same number of iterations (agreed by an all-reduce of the warm-up
 estimate, so no rank waits on a collective the others skipped), and the slowest rank's
 time is reported, as nccl-tests does. No child outlives a call: they are joined with a
-deadline and terminated, then killed, on any error or Ctrl-C.
+deadline and terminated, then killed, on any error or Ctrl-C, and on Linux the kernel
+kills them if the probe process itself is killed.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import queue as queue_mod
+import signal
 import socket
 import statistics
+import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -86,6 +90,25 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: prctl(2) option: signal this process when its parent dies.
+_PR_SET_PDEATHSIG = 1
+
+
+def _die_with_parent(parent_pid: int) -> None:
+    """Make the kernel kill this rank when the probe process dies, even by SIGKILL.
+
+    The parent's ``finally`` reaps ranks on errors and Ctrl-C, but a SIGKILL (the OOM
+    killer, ``kill -9``, a CI timeout) runs no Python code: without this the ranks would
+    go on measuring, orphaned, until their collectives or the rendezvous time out.
+    """
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, int(signal.SIGKILL), 0, 0, 0)
+    if os.getppid() != parent_pid:  # the parent died before prctl took effect
+        os._exit(1)
+
+
 def _rank_main(
     rank: int,
     world_size: int,
@@ -95,8 +118,11 @@ def _rank_main(
     sizes: list[int],
     plan: TimingPlan,
     out: Any,
+    parent_pid: int | None = None,
 ) -> None:
     """One rank: join the group, time every size, send (rank, size, seconds, iters)."""
+    if parent_pid is not None:
+        _die_with_parent(parent_pid)
     try:
         os.environ.update(env)
         import torch
@@ -190,7 +216,7 @@ def measure_allreduce(
     procs = [
         ctx.Process(
             target=_rank_main,
-            args=(r, world_size, port, dist_backend, env, list(sizes), plan, out),
+            args=(r, world_size, port, dist_backend, env, list(sizes), plan, out, os.getpid()),
             daemon=True,
             name=f"specbench-{backend_name}-rank{r}",
         )

@@ -273,6 +273,51 @@ class PynvmlSource:
             return None
 
 
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_optional(origin: str, where: str, obj: Mapping[str, Any], key: str, kind: type) -> None:
+    """A recorded field is absent/null (a failed query) or of the type NVML returns."""
+    value = obj.get(key)
+    ok = value is None or (_is_int(value) if kind is int else isinstance(value, kind))
+    if not ok:
+        raise FileFormatError(
+            origin, f"expected {kind.__name__} or null, got {value!r}", field=f"{where}.{key}"
+        )
+
+
+def _check_recorded_gpu(origin: str, where: str, gpu: Mapping[str, Any]) -> None:
+    """Reject a hand-edited fixture up front, naming the field, instead of crashing later."""
+    for key, kind in (("name", str), ("bus_id", str), ("memory_total_bytes", int)):
+        _check_optional(origin, where, gpu, key, kind)
+    _check_optional(origin, where, gpu, "numa_node", int)
+    pcie = gpu.get("pcie")
+    if pcie is not None:
+        if not isinstance(pcie, dict):
+            raise FileFormatError(origin, "expected an object", field=f"{where}.pcie")
+        for key in ("curr_gen", "max_gen", "curr_width", "max_width"):
+            _check_optional(origin, f"{where}.pcie", pcie, key, int)
+    affinity = gpu.get("cpu_affinity")
+    if affinity is not None and (
+        not isinstance(affinity, list) or not all(_is_int(c) for c in affinity)
+    ):
+        raise FileFormatError(origin, "expected a list of CPU ids", field=f"{where}.cpu_affinity")
+    links = gpu.get("nvlinks", [])
+    if not isinstance(links, list):
+        raise FileFormatError(origin, "expected a list of objects", field=f"{where}.nvlinks")
+    for k, link in enumerate(links):
+        at = f"{where}.nvlinks[{k}]"
+        if (
+            not isinstance(link, dict)
+            or not _is_int(link.get("link"))
+            or not isinstance(link.get("active"), bool)
+        ):
+            raise FileFormatError(origin, "needs integer 'link' and boolean 'active'", field=at)
+        _check_optional(origin, at, link, "version", int)
+        _check_optional(origin, at, link, "remote_bus_id", str)
+
+
 class RecordedNvml:
     """A topology recorded as JSON (see ``tests/data/topologies``); queries never touch a GPU.
 
@@ -290,15 +335,30 @@ class RecordedNvml:
         gpus = data.get("gpus", [])
         if not isinstance(gpus, list) or not all(isinstance(g, dict) for g in gpus):
             raise FileFormatError(origin, "expected a list of objects", field="gpus")
+        for i, gpu in enumerate(gpus):
+            _check_recorded_gpu(origin, f"gpus[{i}]", gpu)
         self._gpus: list[dict[str, Any]] = gpus
         self._pairs: dict[tuple[int, int], dict[str, Any]] = {}
-        for k, pair in enumerate(data.get("pairs", [])):
-            try:
-                a, b = int(pair["a"]), int(pair["b"])
-            except (KeyError, TypeError, ValueError):
+        pairs = data.get("pairs", [])
+        if not isinstance(pairs, list):
+            raise FileFormatError(origin, "expected a list of objects", field="pairs")
+        for k, pair in enumerate(pairs):
+            where = f"pairs[{k}]"
+            if not isinstance(pair, dict):
+                raise FileFormatError(origin, "expected an object", field=where)
+            a: Any = pair.get("a")
+            b: Any = pair.get("b")
+            if not (_is_int(a) and _is_int(b) and 0 <= a < len(gpus) and 0 <= b < len(gpus)):
                 raise FileFormatError(
-                    origin, "needs integer 'a' and 'b'", field=f"pairs[{k}]"
-                ) from None
+                    origin, f"needs integer 'a' and 'b' in 0..{len(gpus) - 1}", field=where
+                )
+            p2p = pair.get("p2p") or {}
+            if not isinstance(p2p, dict) or not all(_is_int(v) for v in p2p.values()):
+                raise FileFormatError(
+                    origin, "expected {capability: integer status}", field=f"{where}.p2p"
+                )
+            _check_optional(origin, where, pair, "topology_level", int)
+            _check_optional(origin, where, pair, "torch_can_access_peer", bool)
             self._pairs[(a, b)] = pair
             self._pairs.setdefault((b, a), pair)
 
