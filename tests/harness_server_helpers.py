@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shlex
 import sys
@@ -103,7 +104,11 @@ class FaultServer:
     """A tiny SGLang look-alike whose /generate misbehaves on purpose.
 
     modes: "ok" (streams 4 tokens), "500", "hang" (never answers), "sse-error" (an
-    SGLang-style error chunk), "cut" (closes the connection mid-stream).
+    SGLang-style error chunk), "cut" (closes the connection mid-stream), "abort" (2
+    tokens, then SGLang's abort finish_reason and a normal [DONE]), "long" (a final
+    cumulative chunk of about 600 KB, as SGLang sends for a 60k-token answer), "not-object"
+    (a chunk that is JSON but not an object), "final-spec" (spec_verify_ct only in a
+    final chunk that brings no new token, as current SGLang sends it).
     """
 
     def __init__(self, mode: str) -> None:
@@ -129,6 +134,9 @@ class FaultServer:
         if self.mode == "sse-error":
             await resp.write(b'data: {"error": {"message": "injected failure"}}\n\n')
             await resp.write(b"data: [DONE]\n\n")
+            return resp
+        if self.mode in ("abort", "long", "not-object", "final-spec"):
+            await resp.write(_special_stream(self.mode))
             return resp
         for i in range(1, 5):
             meta = f'{{"completion_tokens": {i}, "prompt_tokens": 3, "spec_verify_ct": {i}}}'
@@ -181,6 +189,56 @@ class FaultServer:
         self._loop.call_soon_threadsafe(self._stop.set)
         assert self._thread is not None
         self._thread.join(10)
+
+
+def _sse(chunk: object) -> bytes:
+    return b"data: " + json.dumps(chunk).encode() + b"\n\n"
+
+
+def _special_stream(mode: str) -> bytes:
+    """The whole body of one of FaultServer's SGLang-shaped special streams."""
+    meta: dict[str, object] = {"prompt_tokens": 3, "finish_reason": None}
+    if mode == "abort":
+        chunks: list[object] = [
+            {"text": "a", "meta_info": {**meta, "completion_tokens": 1}},
+            {"text": "a b", "meta_info": {**meta, "completion_tokens": 2}},
+            {
+                "text": "a b",
+                "meta_info": {
+                    **meta,
+                    "completion_tokens": 2,
+                    "finish_reason": {"type": "abort", "message": "KV cache is full"},
+                },
+            },
+        ]
+    elif mode == "long":
+        n = 60_000
+        chunks = [
+            {"text": "a", "output_ids": [7], "meta_info": {**meta, "completion_tokens": 1}},
+            {
+                "text": "a " * n,
+                "output_ids": [123456] * n,
+                "meta_info": {**meta, "completion_tokens": n, "finish_reason": {"type": "length"}},
+            },
+        ]
+    elif mode == "not-object":
+        chunks = [{"text": "a", "meta_info": {**meta, "completion_tokens": 1}}, [1, 2]]
+    else:  # final-spec
+        chunks = [
+            {"text": "a", "meta_info": {**meta, "completion_tokens": 1}},
+            {"text": "a b c d", "meta_info": {**meta, "completion_tokens": 4}},
+            {
+                "text": "a b c d",
+                "meta_info": {
+                    **meta,
+                    "completion_tokens": 4,
+                    "finish_reason": {"type": "length", "length": 4},
+                    "spec_verify_ct": 2,
+                    "spec_accept_length": 2.0,
+                },
+            },
+        ]
+    return b"".join(_sse(c) for c in chunks) + b"data: [DONE]\n\n"
 
 
 @contextlib.contextmanager

@@ -54,7 +54,7 @@ def test_regression_exits_1_and_writes_junit_and_markdown(tmp_path: Path) -> Non
     assert props["status"] == "regression"
     assert float(props["change"]) < -0.03
     assert float(props["p_value"]) < 0.002
-    assert props["method"] == "mann-whitney"
+    assert props["method"] == "wilcoxon-paired"
     suite_props = {p.get("name"): p.get("value") for p in suite.find("properties") or []}
     assert suite_props["simulated"] == "true"
 

@@ -3,18 +3,23 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import math
+from pathlib import Path
 
+import numpy as np
 import pytest
-from gate_helpers import BASE, BASELINE_FILE, DROP10, FEW_A, FEW_B, NOISE
+from gate_helpers import BASE, BASELINE_FILE, DROP10, FEW_A, FEW_B, NOISE, copy_run
 
-from specbench.errors import BadInputError, NotComparableError
+from specbench.errors import BadInputError, FileFormatError, NotComparableError
 from specbench.reports.gate import (
+    METRIC_COMPLETED,
     METRIC_SPEEDUP,
     METRIC_TAU,
     METRIC_TOKENS_PER_S,
     GateOptions,
     GateRow,
+    GateSide,
     Status,
     compare,
     load_run,
@@ -22,7 +27,7 @@ from specbench.reports.gate import (
     parse_threshold,
     run_gate,
 )
-from specbench.reports.gate_stats import METHOD_MWU, METHOD_T_CI
+from specbench.reports.gate_stats import METHOD_MWU, METHOD_PAIRED, METHOD_T_CI
 
 
 def row(rows: list[GateRow], metric: str, key: str, conc: int) -> GateRow:
@@ -36,7 +41,7 @@ def test_identical_runs_pass_with_every_metric_checked() -> None:
     assert {r.status for r in result.rows} == {Status.PASS}
     # tau + tok/s + speedup for 3-4-8, tok/s for the no-speculation baseline, at c=1 and 8.
     assert len(result.rows) == 8
-    assert all(r.change == 0.0 and r.method == METHOD_MWU for r in result.rows)
+    assert all(r.change == 0.0 and r.method == METHOD_PAIRED for r in result.rows)
     assert result.simulated and not result.not_compared
     tau = row(result.rows, METRIC_TAU, "3-4-8", 1)
     assert tau.statistic == "median" and tau.n_baseline == tau.n_candidate == 24
@@ -164,3 +169,96 @@ def test_rows_are_pandas_friendly() -> None:
     assert len(frame) == 8
     with pytest.raises(BadInputError, match="--alpha"):
         run_gate(BASE, NOISE, GateOptions(alpha=0.0))
+
+
+def _side_with_tau(name: str, tau: list[float], ids: list[str]) -> GateSide:
+    base = load_run(BASE)
+    cells = {
+        cell: dataclasses.replace(
+            samples,
+            tau=tuple(tau),
+            tau_prompt_ids=tuple(ids),
+        )
+        if cell == ("3-4-8", 1)
+        else samples
+        for cell, samples in base.cells.items()
+    }
+    return dataclasses.replace(base, source=name, cells=cells)
+
+
+def test_ten_percent_drop_on_default_sixteen_prompts_is_caught_by_pairing() -> None:
+    # 16 prompts whose own tau spreads 1.6-3.8 (domains, prompt difficulty) and a small
+    # run-to-run wobble per prompt: unpaired, the spread between prompts hides a real 10%
+    # drop (Mann-Whitney p ~ 0.2); paired by prompt it is unmistakable.
+    rng = np.random.default_rng(7)
+    ids = [f"p{i:02d}" for i in range(16)]
+    own = np.linspace(1.6, 3.8, 16)
+    before = own * rng.lognormal(0.0, 0.03, 16)
+    after = own * 0.9 * rng.lognormal(0.0, 0.03, 16)
+    result = compare(
+        _side_with_tau("before", list(before), ids), _side_with_tau("after", list(after), ids)
+    )
+    tau = row(result.rows, METRIC_TAU, "3-4-8", 1)
+    assert tau.method == METHOD_PAIRED and tau.status is Status.REGRESSION
+    assert result.exit_code == 1
+    # Without prompt ids (an older baseline file) the gate falls back to the unpaired test.
+    unpaired = compare(
+        _side_with_tau("before", list(before), []), _side_with_tau("after", list(after), ids)
+    )
+    assert row(unpaired.rows, METRIC_TAU, "3-4-8", 1).method == METHOD_MWU
+
+
+def test_baseline_file_keeps_prompt_ids_so_it_is_tested_paired(tmp_path: Path) -> None:
+    from_file = run_gate(BASELINE_FILE, DROP10)
+    assert row(from_file.rows, METRIC_TAU, "3-4-8", 8).method == METHOD_PAIRED
+    data = json.loads(BASELINE_FILE.read_text())
+    # A file from before the ids were kept still works, unpaired.
+    for cell in data["cells"]:
+        del cell["tau_prompt_ids"], cell["output_tokens_per_s_prompt_ids"]
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(data))
+    assert row(run_gate(old, DROP10).rows, METRIC_TAU, "3-4-8", 8).method == METHOD_MWU
+    # Ids that do not line up with the samples are named with their file and field.
+    data["cells"][1]["tau_prompt_ids"] = ["only-one"]
+    old.write_text(json.dumps(data))
+    with pytest.raises(FileFormatError, match="tau_prompt_ids"):
+        load_side(old)
+
+
+def _break_results(run: Path, edit: dict[str, object]) -> None:
+    path = run / "results.json"
+    data = json.loads(path.read_text())
+    for trial in data["trials"]:
+        if trial["config_key"] == "3-4-8" and trial["concurrency"] == 8:
+            trial.update(edit)
+    path.write_text(json.dumps(data))
+
+
+def test_configuration_that_crashes_in_the_candidate_fails_the_gate(tmp_path: Path) -> None:
+    crashed = copy_run(BASE, tmp_path / "crashed")
+    _break_results(
+        crashed,
+        {"state": "failed", "error": "server exited with code 1 | CUDA OOM", "speedup": None},
+    )
+    result = run_gate(BASE, crashed)
+    assert result.exit_code == 1
+    (failed,) = result.regressions
+    assert (failed.metric, failed.config_key, failed.concurrency) == (
+        METRIC_COMPLETED,
+        "3-4-8",
+        8,
+    )
+    assert "CUDA OOM" in failed.note
+    assert not any("3-4-8 c=8" in n for n in result.not_compared)
+
+
+def test_interrupted_configuration_is_not_compared_rather_than_failed(tmp_path: Path) -> None:
+    interrupted = copy_run(BASE, tmp_path / "interrupted")
+    _break_results(
+        interrupted,
+        # rebuild_results gives an interrupted trial the primary concurrency and no duration
+        {"state": "failed", "error": "interrupted (Ctrl-C or SIGTERM)", "duration_s": None},
+    )
+    result = run_gate(BASE, interrupted)
+    assert result.exit_code == 0
+    assert "3-4-8 c=8: only in the baseline" in result.not_compared

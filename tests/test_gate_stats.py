@@ -10,10 +10,13 @@ import pytest
 from specbench.reports.gate_stats import (
     METHOD_MWU,
     METHOD_NONE,
+    METHOD_PAIRED,
     METHOD_T_CI,
+    compare_paired,
     compare_samples,
     median,
     mwu_min_p_value,
+    paired_log_ratios,
     t_confidence_interval,
 )
 
@@ -77,3 +80,55 @@ def test_degenerate_samples() -> None:
     assert lo < 2.0 < hi
     assert math.isnan(median([]))
     assert median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_paired_test_pairs_by_prompt_and_medians_repeats() -> None:
+    ratios = paired_log_ratios([2.0, 4.0, 2.0, 9.0], ["a", "b", "b", "x"], [1.0, 3.0], ["a", "b"])
+    assert ratios.tolist() == pytest.approx([math.log(0.5), 0.0])
+
+
+def test_paired_false_alarm_rate_on_pure_noise_is_alpha() -> None:
+    # 16 prompts (the sweep's default) with a wide spread of their own and 8% run-to-run
+    # noise per prompt: the one-sided paired test must fire about alpha of the time.
+    rng = np.random.default_rng(5)
+    ids = [f"p{i}" for i in range(16)]
+    draws = 3000
+    alarms = 0
+    for _ in range(draws):
+        own = rng.uniform(1.6, 3.8, 16)
+        result = compare_paired(
+            list(own * rng.lognormal(0.0, 0.08, 16)),
+            ids,
+            list(own * rng.lognormal(0.0, 0.08, 16)),
+            ids,
+            alpha=0.002,
+        )
+        assert result.method == METHOD_PAIRED
+        alarms += result.drop
+    assert alarms / draws < 0.006  # binomial: 0.002 expected, sd ~0.0008
+
+
+def test_paired_test_catches_ten_percent_drop_that_mann_whitney_misses() -> None:
+    rng = np.random.default_rng(3)
+    ids = [f"p{i}" for i in range(16)]
+    caught_paired = caught_unpaired = 0
+    for _ in range(50):
+        own = rng.uniform(1.6, 3.8, 16)
+        before = list(own * rng.lognormal(0.0, 0.05, 16))
+        after = list(own * 0.9 * rng.lognormal(0.0, 0.05, 16))
+        caught_paired += compare_paired(before, ids, after, ids, alpha=0.002).drop
+        caught_unpaired += compare_samples(before, after, alpha=0.002).drop
+    assert caught_paired >= 45
+    assert caught_unpaired <= 10
+
+
+def test_paired_falls_back_without_ids_or_with_too_few_pairs() -> None:
+    base, cand = [3.0, 4.0, 5.0, 6.0, 7.0], [1.0, 2.0, 3.0, 4.0, 5.0]
+    assert compare_paired(base, [], cand, [], alpha=0.01).method == METHOD_MWU
+    # 5 pairs: 1/32 > alpha, so the paired test could never fire.
+    ids = list("abcde")
+    assert compare_paired(base, ids, cand, ids, alpha=0.01).method == METHOD_MWU
+    tied = compare_paired(
+        [2.0] * 12, list("abcdefghijkl"), [2.0] * 12, list("abcdefghijkl"), alpha=0.002
+    )
+    assert tied.method == METHOD_PAIRED and not tied.drop and tied.p_drop == 1.0

@@ -83,7 +83,7 @@ def _concurrencies(values: tuple[str, ...]) -> tuple[int, ...]:
     type=float,
     default=DEFAULT_ALPHA,
     show_default=True,
-    help="Significance level of the one-sided Mann-Whitney U test (or of the CI fallback).",
+    help="Significance level of the one-sided test (signed-rank paired by prompt, else Mann-Whitney U, else the CI fallback).",
 )
 @click.option("--force", is_flag=True, help="Compare even when the workload fingerprints differ.")
 @click.option(

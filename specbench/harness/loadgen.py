@@ -17,7 +17,10 @@ Timing is taken on the client, per streamed chunk:
 * ``e2e_ms``: request sent -> end of the stream.
 
 Token counts come from ``meta_info.completion_tokens`` (cumulative in every chunk), never
-from the text, which the client does not tokenize.
+from the text, which the client does not tokenize. The speculative counters
+(``spec_verify_ct``, ``spec_accept_length``) are read from the last chunk: current SGLang
+sends them only with the finishing chunk, older releases with every chunk. A stream
+that ends with ``finish_reason.type == "abort"`` is a failed request.
 """
 
 from __future__ import annotations
@@ -41,6 +44,11 @@ from specbench.harness.records import RequestRecord
 #: Seconds to establish a connection; a live server accepts immediately, so anything
 #: longer means it is gone or wedged.
 CONNECT_TIMEOUT_S = 10.0
+#: Read buffer of the HTTP client. SGLang's streamed chunks are cumulative (the whole
+#: text and every output id so far), so one SSE line of a long answer outgrows
+#: aiohttp's 64 KiB default (it fails with "Chunk too big" past 128 KiB, about 10k
+#: tokens); SGLang's own bench_serving raises it to 10 MiB for the same reason.
+READ_BUFSIZE = 10 * 1024**2
 
 _DATA = b"data:"
 _DONE = b"[DONE]"
@@ -139,7 +147,11 @@ async def _one_request(
                 if message is not None:
                     record.error = f"server error: {message}"
                     break
+                if not isinstance(chunk, dict):
+                    raise ValueError(f"a stream chunk is a JSON {type(chunk).__name__}")
                 meta = chunk.get("meta_info") or {}
+                if not isinstance(meta, dict):
+                    raise ValueError("meta_info is not an object")
                 state.meta = meta
                 tokens = int(meta.get("completion_tokens", state.completion_tokens))
                 new = tokens - state.completion_tokens
@@ -162,13 +174,31 @@ async def _one_request(
         record.error = f"connection lost mid-response: {type(exc).__name__}"
     except aiohttp.ClientError as exc:
         record.error = f"{type(exc).__name__}: {exc}"
-    except (ValueError, TypeError) as exc:  # malformed JSON or meta_info
+    except (ValueError, TypeError, aiohttp.http_exceptions.BadHttpMessage) as exc:
+        # malformed JSON or meta_info, or a line past even READ_BUFSIZE
         record.error = f"malformed response: {exc}"
     end = time.perf_counter()
+    if record.error is None:
+        record.error = _aborted(state.meta)
     _fill(record, state, t0, end)
     if record.error is None and state.first_token_at is None:
         record.error = "the stream ended without any token"
     return record
+
+
+def _aborted(meta: dict[str, Any]) -> str | None:
+    """The error of a request SGLang aborted, which still ends with a normal [DONE].
+
+    An abort (no KV cache left, a request cancelled while queued, an input the
+    scheduler rejects) arrives as ``finish_reason: {"type": "abort", "message": ...}``
+    on an otherwise well-formed stream; counted as a success it would add a short
+    answer to tau and tokens/s.
+    """
+    reason = meta.get("finish_reason")
+    if isinstance(reason, dict) and reason.get("type") == "abort":
+        message = reason.get("message")
+        return f"aborted by the server: {message}" if message else "aborted by the server"
+    return None
 
 
 def _fill(record: RequestRecord, state: _StreamState, t0: float, end: float) -> None:
@@ -211,7 +241,7 @@ async def run_closed_loop_async(
     endpoint = endpoint.rstrip("/")
     url = endpoint + "/generate"
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(connector=connector) as http:
+    async with aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFSIZE) as http:
 
         async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
             queue = iter(enumerate(prompts))

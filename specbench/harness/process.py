@@ -5,9 +5,10 @@ helpers); killing only the process we started leaves the rest holding GPU memory
 the next configuration then fails with an out-of-memory error that looks unrelated.
 So every server starts as the leader of a new session (``start_new_session=True``)
 and is stopped by signalling the whole group: SIGTERM first, so SGLang can release the
-GPUs, then SIGKILL after a grace period. A registry of live groups is stopped at
-interpreter exit and on SIGTERM/SIGHUP to specbench itself, as a safety net for paths
-that skip the context manager.
+GPUs, then SIGKILL after a grace period, or at once when the wait itself is
+interrupted. SIGTERM/SIGHUP to specbench become SystemExit, so every pending
+``finally`` stops its server, and a registry of live groups is stopped at interpreter
+exit as a safety net for paths that skip the context manager.
 """
 
 from __future__ import annotations
@@ -179,14 +180,22 @@ class ManagedProcess:
         grace = self.grace_s if grace_s is None else grace_s
         with self._stop_lock:
             pgid = self._popen.pid
-            if self._popen.poll() is None or group_alive(pgid):
-                self._signal_group(signal.SIGTERM)
-                if not self._wait_group_gone(grace):
-                    self._signal_group(signal.SIGKILL)
-                    self._wait_group_gone(5.0)
-            with _live_lock:
-                _live.pop(pgid, None)
-            self._close_log()
+            try:
+                if self._popen.poll() is None or group_alive(pgid):
+                    self._signal_group(signal.SIGTERM)
+                    if not self._wait_group_gone(grace):
+                        self._signal_group(signal.SIGKILL)
+                        self._wait_group_gone(5.0)
+            except BaseException:
+                # Interrupted while waiting for a graceful exit (a second Ctrl-C, a
+                # SIGTERM turned into an exception): there is no time left for grace,
+                # and nobody may come back to finish the job, so kill the group now.
+                self._signal_group(signal.SIGKILL)
+                raise
+            finally:
+                with _live_lock:
+                    _live.pop(pgid, None)
+                self._close_log()
             return self._popen.poll()
 
     def _signal_group(self, sig: signal.Signals) -> None:
@@ -235,18 +244,30 @@ def live_process_groups() -> list[int]:
 
 
 def stop_all(grace_s: float = 5.0) -> None:
-    """Stop every live group; the safety net behind the context managers."""
+    """Stop every live group; the safety net behind the context managers.
+
+    An interruption while one group is stopped does not spare the others: they are
+    killed at once, then the interruption is raised again.
+    """
     with _live_lock:
         procs = list(_live.values())
+    interrupted: BaseException | None = None
     for proc in procs:
-        with contextlib.suppress(Exception):
-            proc.stop(grace_s)
+        try:
+            proc.stop(0.0 if interrupted is not None else grace_s)
+        except Exception:  # a safety net must reach every group
+            continue
+        except BaseException as exc:
+            interrupted = interrupted or exc
+    if interrupted is not None:
+        raise interrupted
 
 
 def _on_terminate(signum: int, frame: FrameType | None) -> None:
-    # Raising (instead of exiting here) runs every pending ``finally``: sessions stop
-    # their own servers, then the atexit hook catches anything left.
-    stop_all()
+    # Only raise: every pending ``finally`` then stops its own server and the atexit
+    # hook catches anything left. Stopping servers here instead would deadlock when the
+    # signal lands while the main thread is inside ``stop`` (it holds the stop lock),
+    # which is exactly when a job scheduler's SIGTERM tends to arrive.
     raise SystemExit(128 + signum)
 
 

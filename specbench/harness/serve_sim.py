@@ -61,6 +61,19 @@ def filler_text(num_tokens: int) -> str:
     return " ".join(_FILLER[i % len(_FILLER)] for i in range(num_tokens))
 
 
+def filler_ids(num_tokens: int) -> list[int]:
+    """Deterministic token ids, one per simulated token.
+
+    SGLang sends every output id so far in each streamed chunk; serve-sim does too, so
+    that its chunks grow with the answer the way a real server's do.
+    """
+    return [_filler_id(i) for i in range(num_tokens)]
+
+
+def _filler_id(index: int) -> int:
+    return 1000 + index % len(_FILLER)
+
+
 def guess_domain(rid: str | None, text: str, known: tuple[str, ...]) -> str:
     """The prompt's domain: from specbench's rid when present, else a keyword guess."""
     if rid:
@@ -231,13 +244,19 @@ class SimServer:
             "completion_tokens": req.completion_tokens,
             "cached_tokens": 0,
         }
-        if self.config is not None:
+        if self.config is not None and req.finished:
+            # As SGLang's tokenizer manager does: the speculative counters come only with
+            # the finishing chunk, so a client must read them from the last chunk.
             meta["spec_verify_ct"] = req.verify_ct
+            meta["spec_accept_rate"] = 0.0
+            meta["spec_accept_length"] = 0
             if req.verify_ct > 0:
-                meta["spec_accept_length"] = req.completion_tokens / req.verify_ct
                 proposed = req.verify_ct * (self.config.num_draft_tokens - 1)
-                accepted = req.completion_tokens - req.verify_ct
-                meta["spec_accept_rate"] = max(0, accepted) / proposed if proposed else 0.0
+                accepted = max(0, req.completion_tokens - req.verify_ct)
+                meta["spec_accept_rate"] = accepted / proposed if proposed else 0.0
+                meta["spec_accept_length"] = req.completion_tokens / req.verify_ct
+                meta["spec_accept_token_num"] = accepted
+                meta["spec_draft_token_num"] = proposed
         if req.finished and req.finished_at is not None:
             meta["e2e_latency"] = req.finished_at - req.created
         meta["specbench_simulated"] = True
@@ -416,7 +435,11 @@ def build_app(server: SimServer) -> web.Application:
         finally:
             server.forget(rid)
         return _json(
-            {"text": filler_text(req.completion_tokens), "meta_info": server.meta_info(req)}
+            {
+                "text": filler_text(req.completion_tokens),
+                "output_ids": filler_ids(req.completion_tokens),
+                "meta_info": server.meta_info(req),
+            }
         )
 
     app = web.Application(middlewares=[label])
@@ -434,10 +457,12 @@ def build_app(server: SimServer) -> web.Application:
 
 
 async def _stream(request: web.Request, server: SimServer, req: _Request) -> web.StreamResponse:
-    """SSE like SGLang: ``data: {json}`` per update with cumulative text, then [DONE]."""
+    """SSE like SGLang: ``data: {json}`` per update with cumulative text and output
+    ids, then [DONE]."""
     response = web.StreamResponse(headers={"Content-Type": "text/event-stream", SIM_HEADER: "true"})
     await response.prepare(request)
     words: list[str] = []
+    ids: list[int] = []
     while True:
         finished = await req.updates.get()
         # Drain updates that piled up while the client was slow: one chunk per read.
@@ -445,7 +470,8 @@ async def _stream(request: web.Request, server: SimServer, req: _Request) -> web
             finished = req.updates.get_nowait() or finished
         while len(words) < req.completion_tokens:
             words.append(_FILLER[len(words) % len(_FILLER)])
-        chunk = {"text": " ".join(words), "meta_info": server.meta_info(req)}
+            ids.append(_filler_id(len(ids)))
+        chunk = {"text": " ".join(words), "output_ids": ids, "meta_info": server.meta_info(req)}
         # A client that went away raises here; the engine finishes the request on its own.
         await response.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
         if finished or req.finished:
@@ -689,6 +715,7 @@ __all__ = [
     "SimServer",
     "SimServerOptions",
     "build_app",
+    "filler_ids",
     "filler_text",
     "guess_domain",
     "parse_sglang_args",

@@ -401,12 +401,18 @@ class SglangBackend(Backend):
             connect_host = f"[{connect_host}]"
         endpoint = f"http://{connect_host}:{port}"
         proc = ManagedProcess(argv, log_path=log_path, env=self.env, grace_s=self.grace_s)
-        proc.start()
-        self._live.append(proc)
         try:
+            # Started inside the ``try`` so that an interrupt landing right after the
+            # start still reaches the ``finally`` that stops the group.
+            self._live.append(proc)
+            proc.start()
             wait_until_ready(endpoint, proc, self.ready_timeout_s)
+            info: dict[str, Any] | None = None
             with contextlib.suppress(ServerError):
-                self._note_info(fetch_server_info(endpoint))
+                info = fetch_server_info(endpoint)
+            if info is not None:
+                self._note_info(info)
+                _check_launched_config(info, config, self.server_args)
             yield HttpSession(endpoint, config, process=proc, simulated=self.simulated)
         finally:
             proc.stop()
@@ -417,6 +423,28 @@ class SglangBackend(Backend):
         for proc in list(self._live):
             proc.stop()
         self._live.clear()
+
+
+def _check_launched_config(
+    info: Mapping[str, Any], config: SpecConfig | None, server_args: Sequence[str]
+) -> None:
+    """Refuse to measure a server that runs another tree than the one asked for.
+
+    User ``--server-args`` come last on the command line and so override the
+    speculative flags specbench sets; without this check every trial would silently
+    measure the overriding configuration under its own label. A server whose info
+    lacks the speculative fields (not SGLang) is not judged.
+    """
+    if "speculative_algorithm" not in info:
+        return
+    try:
+        running = config_from_server_info(info)
+    except ServerError:
+        return
+    if running == config:
+        return
+    hint = " (check --server-args: it overrides the speculative flags)" if server_args else ""
+    raise ServerError(f"the launched server runs {_triple(running)}, not {_triple(config)}{hint}")
 
 
 def wait_until_ready(endpoint: str, proc: ManagedProcess, timeout_s: float) -> None:

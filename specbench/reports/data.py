@@ -10,7 +10,6 @@ target preset) degrades to an empty section with a note, never to a crash.
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -31,6 +30,7 @@ from specbench.reports.verdict import (
     Verdict,
     compute_verdict,
     config_table,
+    finite,
     format_concurrency,
     rank_configs,
 )
@@ -136,17 +136,6 @@ def _load_target(name: str, notes: list[str]) -> TargetLike | None:
 
 
 # --------------------------------------------------------------------------- helpers
-def finite(value: Any) -> float | None:
-    """A float, or None for missing/NaN/inf (pandas NA included)."""
-    if value is None or value is pd.NA:
-        return None
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if math.isfinite(number) else None
-
-
 def _int_or_none(value: Any) -> int | None:
     number = finite(value)
     return None if number is None else int(number)

@@ -9,6 +9,8 @@ dataclasses; the CLI (``specbench gate``) only parses flags and prints.
 What is compared, per (configuration, concurrency) present in both runs:
 
 - ``tau``: per-request completion_tokens / spec_verify_ct. Change = ratio of medians.
+  Significance is tested on requests paired by prompt when both sides know the prompt
+  ids (see :mod:`specbench.reports.gate_stats`).
 - ``output_tokens_per_s``: per-request decode speed (RequestRecord.output_tokens_per_s).
   Change = ratio of medians. The no-speculation baseline rows are compared too, because
   a driver that slows every decode is a regression as well.
@@ -44,18 +46,21 @@ from specbench.reports.gate_inputs import (
     load_side,
     save_baseline,
 )
-from specbench.reports.gate_stats import METHOD_NONE, compare_samples, median
+from specbench.reports.gate_stats import METHOD_NONE, compare_paired, median
 from specbench.spec_config import BASELINE_KEY
 
 METRIC_TAU = "tau"
 METRIC_TOKENS_PER_S = "output_tokens_per_s"
 METRIC_SPEEDUP = "speedup"
+#: A configuration the baseline measured but whose candidate run failed (server crash).
+METRIC_COMPLETED = "completed"
 
 #: Display names (units in the name, as everywhere else).
 METRIC_LABELS: dict[str, str] = {
     METRIC_TAU: "tau",
     METRIC_TOKENS_PER_S: "tok/s per request",
     METRIC_SPEEDUP: "speedup",
+    METRIC_COMPLETED: "run completed",
 }
 
 DEFAULT_MAX_TAU_DROP = 0.03
@@ -260,7 +265,10 @@ def compare(
     for cell in filter(selected, all_cells):
         key, conc = cell
         if cell not in candidate.cells:
-            not_compared.append(f"{key} c={conc}: only in the baseline")
+            if cell in candidate.failed_cells:
+                rows.append(_failed_row(key, conc, candidate.failed_cells[cell], options))
+            else:
+                not_compared.append(f"{key} c={conc}: only in the baseline")
             continue
         if cell not in baseline.cells:
             not_compared.append(f"{key} c={conc}: only in the candidate")
@@ -312,20 +320,34 @@ def _compare_cell(
     rows: list[GateRow] = []
     skipped: list[str] = []
 
-    def sampled(metric: str, b: Sequence[float], c: Sequence[float]) -> None:
-        if not b or not c:
-            side = "baseline" if not b else "candidate"
+    def sampled(metric: str, b: _Samples, c: _Samples) -> None:
+        if not b.values or not c.values:
+            side = "baseline" if not b.values else "candidate"
             skipped.append(
                 f"{METRIC_LABELS[metric]} {key} c={conc}: no per-request samples in the {side}"
             )
             return
         rows.append(
-            _evaluate(metric, key, conc, b, c, median(b), median(c), options, statistic="median")
+            _evaluate(
+                metric,
+                key,
+                conc,
+                b,
+                c,
+                median(b.values),
+                median(c.values),
+                options,
+                statistic="median",
+            )
         )
 
     if key != BASELINE_KEY:
-        sampled(METRIC_TAU, base.tau, cand.tau)
-    sampled(METRIC_TOKENS_PER_S, base.output_tokens_per_s, cand.output_tokens_per_s)
+        sampled(
+            METRIC_TAU,
+            _Samples(base.tau, base.tau_prompt_ids),
+            _Samples(cand.tau, cand.tau_prompt_ids),
+        )
+    sampled(METRIC_TOKENS_PER_S, _tokens_per_s(base), _tokens_per_s(cand))
     if key == BASELINE_KEY:
         return rows, skipped
 
@@ -337,7 +359,7 @@ def _compare_cell(
         return rows, skipped
     b_samples = _speedup_samples(baseline, cell)
     c_samples = _speedup_samples(candidate, cell)
-    if b_samples and c_samples:
+    if b_samples.values and c_samples.values:
         rows.append(
             _evaluate(
                 METRIC_SPEEDUP,
@@ -352,7 +374,7 @@ def _compare_cell(
             )
         )
     else:
-        side = "baseline" if not b_samples else "candidate"
+        side = "baseline" if not b_samples.values else "candidate"
         rows.append(
             _info_row(
                 METRIC_SPEEDUP,
@@ -367,23 +389,38 @@ def _compare_cell(
     return rows, skipped
 
 
-def _speedup_samples(side: GateSide, cell: Cell) -> list[float]:
+@dataclass(frozen=True)
+class _Samples:
+    """Per-request values with their prompt ids (empty ids: unknown, test unpaired)."""
+
+    values: Sequence[float]
+    prompt_ids: Sequence[str] = ()
+
+
+def _tokens_per_s(cell: CellSamples) -> _Samples:
+    return _Samples(cell.output_tokens_per_s, cell.output_tokens_per_s_prompt_ids)
+
+
+def _speedup_samples(side: GateSide, cell: Cell) -> _Samples:
     """Per-request speedups: each request's tokens/s over the run's own baseline median."""
     base = side.cells.get((BASELINE_KEY, cell[1]))
     if base is None or not base.output_tokens_per_s:
-        return []
+        return _Samples(())
     reference = median(base.output_tokens_per_s)
     if not reference > 0:
-        return []
-    return [x / reference for x in side.cells[cell].output_tokens_per_s]
+        return _Samples(())
+    mine = side.cells[cell]
+    return _Samples(
+        [x / reference for x in mine.output_tokens_per_s], mine.output_tokens_per_s_prompt_ids
+    )
 
 
 def _evaluate(
     metric: str,
     key: str,
     conc: int,
-    base_samples: Sequence[float],
-    cand_samples: Sequence[float],
+    base_samples: _Samples,
+    cand_samples: _Samples,
     base_value: float,
     cand_value: float,
     options: GateOptions,
@@ -402,7 +439,13 @@ def _evaluate(
             note="informational: the baseline value is not a positive number",
         )
     change = cand_value / base_value - 1.0
-    sig = compare_samples(base_samples, cand_samples, alpha=options.alpha)
+    sig = compare_paired(
+        base_samples.values,
+        base_samples.prompt_ids,
+        cand_samples.values,
+        cand_samples.prompt_ids,
+        alpha=options.alpha,
+    )
     note = ""
     if change < -threshold:
         status = Status.REGRESSION if sig.drop else Status.INSIGNIFICANT
@@ -427,12 +470,32 @@ def _evaluate(
         status=status,
         method=sig.method,
         p_value=sig.p_value_for(change),
-        n_baseline=len(base_samples),
-        n_candidate=len(cand_samples),
+        n_baseline=len(base_samples.values),
+        n_candidate=len(cand_samples.values),
         statistic=statistic,
         ci_baseline=sig.ci_baseline,
         ci_candidate=sig.ci_candidate,
         note=note,
+    )
+
+
+def _failed_row(key: str, conc: int, error: str, options: GateOptions) -> GateRow:
+    """The candidate could not run a configuration the baseline measured: always fails."""
+    return GateRow(
+        metric=METRIC_COMPLETED,
+        config_key=key,
+        concurrency=conc,
+        baseline_value=1.0,
+        candidate_value=0.0,
+        change=-1.0,
+        threshold=0.0,
+        status=Status.REGRESSION,
+        method="",
+        p_value=None,
+        n_baseline=0,
+        n_candidate=0,
+        statistic="aggregate",
+        note=f"the candidate's run failed: {error[:300]}",
     )
 
 
@@ -501,6 +564,7 @@ __all__ = [
     "DEFAULT_MAX_SPEEDUP_DROP",
     "DEFAULT_MAX_TAU_DROP",
     "GATE_BASELINE_KIND",
+    "METRIC_COMPLETED",
     "METRIC_LABELS",
     "METRIC_SPEEDUP",
     "METRIC_TAU",

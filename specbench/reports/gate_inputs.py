@@ -8,6 +8,7 @@ is type-checked here and a bad one is named with its file.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +26,7 @@ from specbench.sweeps.rundir import (
     MANIFEST_KIND,
     RESULTS_KIND,
     STATE_COMPLETE,
+    STATE_FAILED,
     RunDirectory,
     WorkloadFingerprint,
 )
@@ -46,6 +48,10 @@ class CellSamples:
     concurrency: int
     tau: tuple[float, ...] = ()
     output_tokens_per_s: tuple[float, ...] = ()
+    #: Prompt id of each sample above (same order), so the gate can pair the two runs by
+    #: prompt; empty when unknown (baseline files written before the ids were kept).
+    tau_prompt_ids: tuple[str, ...] = ()
+    output_tokens_per_s_prompt_ids: tuple[str, ...] = ()
     #: Aggregate speedup over the run's own no-speculation baseline; None without one.
     speedup: float | None = None
     #: Aggregate output tokens/s over all streams (results.json), for the record.
@@ -68,6 +74,9 @@ class GateSide:
     specbench_version: str
     created_at: str
     cells: dict[Cell, CellSamples] = field(default_factory=dict)
+    #: Cells whose server run failed (a crash, not an interruption), with the error: a
+    #: configuration that stops running at all must fail the gate, not vanish from it.
+    failed_cells: dict[Cell, str] = field(default_factory=dict)
 
     @property
     def config_keys(self) -> list[str]:
@@ -136,6 +145,10 @@ def load_run(path: Path | str) -> GateSide:
             concurrency=cell[1],
             tau=tuple(t for r in mine if (t := r.tau) is not None),
             output_tokens_per_s=tuple(s for r in mine if (s := r.output_tokens_per_s) is not None),
+            tau_prompt_ids=tuple(str(r.prompt_id) for r in mine if r.tau is not None),
+            output_tokens_per_s_prompt_ids=tuple(
+                str(r.prompt_id) for r in mine if r.output_tokens_per_s is not None
+            ),
             speedup=_median_or_none([row.get("speedup") for _, row in trial_rows]),
             aggregate_tokens_per_s=_median_or_none(
                 [row.get("output_tokens_per_s") for _, row in trial_rows]
@@ -145,6 +158,7 @@ def load_run(path: Path | str) -> GateSide:
         )
     _fill_missing_speedups(cells)
     return GateSide(
+        failed_cells=_failed_cells(results["trials"], cells),
         source=str(path),
         origin="run",
         target=manifest.target,
@@ -178,6 +192,33 @@ def _complete_rows(
             trial_number = require(where, row, "trial_number", int)
         cell = (str(row["config_key"]), int(row["concurrency"]))
         out.setdefault(cell, []).append((trial_number, row))
+    return out
+
+
+def _failed_cells(
+    trials: Sequence[Mapping[str, Any]], complete: Mapping[Cell, CellSamples]
+) -> dict[Cell, str]:
+    """Cells a trial failed at and none completed.
+
+    Only failures of a run that really happened count (they carry its ``duration_s``):
+    an interrupted or abandoned trial has none, because it was never measured, which is
+    "not compared" rather than a regression.
+    """
+    out: dict[Cell, str] = {}
+    for row in trials:
+        concurrency = row.get("concurrency")
+        duration = row.get("duration_s")
+        if (
+            row.get("state") != STATE_FAILED
+            or not isinstance(concurrency, int)
+            or not isinstance(duration, (int, float))
+            or isinstance(duration, bool)
+            or not math.isfinite(duration)
+        ):
+            continue
+        cell = (str(row.get("config_key")), concurrency)
+        if cell not in complete:
+            out.setdefault(cell, " ".join(str(row.get("error") or "failed").split()))
     return out
 
 
@@ -239,16 +280,7 @@ def _fill_missing_speedups(cells: dict[Cell, CellSamples]) -> None:
 
 
 def _replace_speedup(cell: CellSamples, speedup: float) -> CellSamples:
-    return CellSamples(
-        config_key=cell.config_key,
-        concurrency=cell.concurrency,
-        tau=cell.tau,
-        output_tokens_per_s=cell.output_tokens_per_s,
-        speedup=speedup,
-        aggregate_tokens_per_s=cell.aggregate_tokens_per_s,
-        num_requests=cell.num_requests,
-        num_errors=cell.num_errors,
-    )
+    return dataclasses.replace(cell, speedup=speedup)
 
 
 # ---------------------------------------------------------------------- baseline file
@@ -283,6 +315,8 @@ def baseline_payload(side: GateSide, configs: Sequence[str] = ()) -> dict[str, A
                 "output_tokens_per_s": _round(cell.aggregate_tokens_per_s),
                 "tau_samples": [_round(x) for x in cell.tau],
                 "output_tokens_per_s_samples": [_round(x) for x in cell.output_tokens_per_s],
+                "tau_prompt_ids": list(cell.tau_prompt_ids),
+                "output_tokens_per_s_prompt_ids": list(cell.output_tokens_per_s_prompt_ids),
             }
         )
     if not cells:
@@ -342,11 +376,17 @@ def _side_from_baseline_file(path: Path, data: Mapping[str, Any]) -> GateSide:
             raise FileFormatError(at, "expected a positive integer", field="concurrency")
         if (key, concurrency) in cells:
             raise FileFormatError(at, f"duplicate cell {key} c={concurrency}", field="config_key")
+        tau = _samples(at, item, "tau_samples")
+        tokens_per_s = _samples(at, item, "output_tokens_per_s_samples")
         cells[(key, concurrency)] = CellSamples(
             config_key=key,
             concurrency=concurrency,
-            tau=_samples(at, item, "tau_samples"),
-            output_tokens_per_s=_samples(at, item, "output_tokens_per_s_samples"),
+            tau=tau,
+            output_tokens_per_s=tokens_per_s,
+            tau_prompt_ids=_prompt_ids(at, item, "tau_prompt_ids", len(tau)),
+            output_tokens_per_s_prompt_ids=_prompt_ids(
+                at, item, "output_tokens_per_s_prompt_ids", len(tokens_per_s)
+            ),
             speedup=_optional_number(at, item, "speedup"),
             aggregate_tokens_per_s=_optional_number(at, item, "output_tokens_per_s"),
             num_requests=_optional_int(at, item, "num_requests"),
@@ -374,6 +414,18 @@ def _samples(where: str, item: Mapping[str, Any], name: str) -> tuple[float, ...
                 where, f"expected a finite number, found {value!r}", field=f"{name}[{i}]"
             )
     return tuple(float(v) for v in values)
+
+
+def _prompt_ids(where: str, item: Mapping[str, Any], name: str, count: int) -> tuple[str, ...]:
+    """Optional (older files lack it); when present, one string per sample."""
+    if item.get(name) is None:
+        return ()
+    ids = require(where, item, name, list)
+    if len(ids) != count or not all(isinstance(i, str) for i in ids):
+        raise FileFormatError(
+            where, f"expected {count} prompt-id strings, one per sample", field=name
+        )
+    return tuple(ids)
 
 
 def _optional_number(where: str, item: Mapping[str, Any], name: str) -> float | None:

@@ -16,6 +16,7 @@ from rich.table import Table
 
 from specbench.errors import BadInputError
 from specbench.reports.gate import (
+    METRIC_COMPLETED,
     METRIC_LABELS,
     METRIC_SPEEDUP,
     GateResult,
@@ -23,7 +24,7 @@ from specbench.reports.gate import (
     Status,
     shorten_difference,
 )
-from specbench.reports.gate_stats import METHOD_MWU, METHOD_NONE, METHOD_T_CI
+from specbench.reports.gate_stats import METHOD_MWU, METHOD_NONE, METHOD_PAIRED, METHOD_T_CI
 
 SIMULATED_NOTE = (
     "SIMULATED: at least one run comes from the sim backend; its numbers are produced by "
@@ -42,6 +43,8 @@ _STYLES = {
 def format_value(row: GateRow, value: float) -> str:
     if not math.isfinite(value):
         return "n/a"
+    if row.metric == METRIC_COMPLETED:
+        return "yes" if value else "FAILED"
     if row.metric == METRIC_SPEEDUP:
         return f"{value:.3f}x"
     if row.metric == "tau":
@@ -54,7 +57,9 @@ def format_change(row: GateRow) -> str:
 
 
 def format_test(row: GateRow, alpha: float) -> str:
-    """The p-value (Mann-Whitney) or the fallback used, as one short cell."""
+    """The p-value (paired signed-rank or Mann-Whitney) or the fallback used, as one cell."""
+    if row.method == METHOD_PAIRED and row.p_value is not None:
+        return f"p={row.p_value:.2g} (paired, n={row.n_baseline}/{row.n_candidate})"
     if row.method == METHOD_MWU and row.p_value is not None:
         return f"p={row.p_value:.2g} (MWU, n={row.n_baseline}/{row.n_candidate})"
     if row.method == METHOD_T_CI:
@@ -67,6 +72,8 @@ def format_test(row: GateRow, alpha: float) -> str:
 
 def metric_label(row: GateRow) -> str:
     label = METRIC_LABELS.get(row.metric, row.metric)
+    if row.metric == METRIC_COMPLETED:
+        return label
     return f"{label} ({row.statistic})" if row.metric == METRIC_SPEEDUP else f"{label} (median)"
 
 
@@ -211,7 +218,9 @@ def junit_tree(result: GateResult) -> ET.ElementTree[ET.Element]:
                 case,
                 "failure",
                 message=(
-                    f"{row.metric} {row.config_key} c={row.concurrency} dropped "
+                    f"{row.config_key} c={row.concurrency}: {row.note}"
+                    if row.metric == METRIC_COMPLETED
+                    else f"{row.metric} {row.config_key} c={row.concurrency} dropped "
                     f"{format_change(row)} (threshold -{row.threshold:.1%}; "
                     f"{format_test(row, result.options.alpha)})"
                 ),

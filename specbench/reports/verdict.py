@@ -73,8 +73,9 @@ class Verdict:
         return {"best": self.best, "break_even": self.break_even, "verdict_reason": self.reason}
 
 
-def _finite(value: Any) -> float | None:
-    """A float, or None for missing/NaN/inf (pandas NA included)."""
+def finite(value: Any) -> float | None:
+    """A float, or None for missing/NaN/inf (pandas NA included): how every report
+    module turns a table cell into a number it may show."""
     if value is None or value is pd.NA:
         return None
     try:
@@ -189,8 +190,8 @@ def rank_configs(table: pd.DataFrame, concurrency: int) -> list[dict[str, Any]]:
                 "num_steps": int(row.num_steps),
                 "topk": int(row.topk),
                 "num_draft_tokens": int(row.num_draft_tokens),
-                "tau": _finite(row.tau),
-                "speedup": _finite(row.speedup),
+                "tau": finite(row.tau),
+                "speedup": finite(row.speedup),
             }
         )
 
@@ -306,7 +307,7 @@ def compute_verdict(
 
 def _speedup_curve(table: pd.DataFrame, key: str) -> list[tuple[int, float | None]]:
     rows = table[table["config_key"] == key].sort_values("concurrency")
-    return [(int(r.concurrency), _finite(r.speedup)) for r in rows.itertuples(index=False)]
+    return [(int(r.concurrency), finite(r.speedup)) for r in rows.itertuples(index=False)]
 
 
 def _break_even(
@@ -392,6 +393,7 @@ __all__ = [
     "Verdict",
     "compute_verdict",
     "config_table",
+    "finite",
     "format_concurrency",
     "interpolate_break_even",
     "launch_command",
