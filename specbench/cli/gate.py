@@ -10,6 +10,7 @@ from pathlib import Path
 
 import click
 
+from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.reports.gate import (
     DEFAULT_ALPHA,
@@ -23,15 +24,8 @@ from specbench.spec_config import parse_configs
 
 
 def _concurrencies(values: tuple[str, ...]) -> tuple[int, ...]:
-    out: list[int] = []
-    for value in values:
-        for part in value.split(","):
-            part = part.strip()
-            if not part:
-                continue
-            if not part.isdigit() or int(part) < 1:
-                raise BadInputError(f"--concurrency: {part!r} is not a positive integer")
-            out.append(int(part))
+    """Repeatable ``--concurrency 1,8``: a filter, so repeats are merged, not refused."""
+    out = [c for value in values for c in parse_concurrency_list(value)]
     return tuple(dict.fromkeys(out))
 
 

@@ -61,6 +61,7 @@ def predict(
     list_only: bool,
 ) -> None:
     """Predict tau and speedup for every valid configuration (SIMULATED, not measured)."""
+    from specbench.cli.values import parse_concurrency_list
     from specbench.model import (
         DEFAULT_SIM_PROFILE,
         list_profiles,
@@ -68,7 +69,7 @@ def predict(
         load_hardware,
         load_target,
     )
-    from specbench.model.predict import build_prediction, parse_concurrencies
+    from specbench.model.predict import build_prediction
 
     if list_only:
         click.echo("targets:  " + ", ".join(list_targets()))
@@ -78,7 +79,7 @@ def predict(
         raise BadInputError(f"--target is required; known: {', '.join(list_targets())}")
     if top < 1:
         raise BadInputError(f"--top must be >= 1 (got {top})")
-    concurrencies = parse_concurrencies(concurrency_text)
+    concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
     configs = parse_configs(config_texts)
     target = load_target(target_name)
     # `--tp 0` must reach the check (it is falsy, so `tp or default` would hide it).

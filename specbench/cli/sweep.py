@@ -19,6 +19,7 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, parse_configs
@@ -37,17 +38,9 @@ TOP_ROWS = 5
 
 
 def parse_concurrencies(text: str) -> tuple[int, ...]:
-    """``1,8,32`` -> (1, 8, 32); the first is the primary concurrency."""
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        if not part.isdigit() or int(part) < 1:
-            raise BadInputError(f"--concurrency: {part!r} is not a positive integer")
-        out.append(int(part))
-    if not out:
-        raise BadInputError("--concurrency needs at least one value (e.g. 1,8,32)")
+    """``1,8,32`` -> (1, 8, 32); the first is the primary concurrency, so order matters
+    and a repeat (which would measure a load twice) is refused."""
+    out = parse_concurrency_list(text)
     if len(set(out)) != len(out):
         raise BadInputError(f"--concurrency repeats a value ({text!r})")
     return tuple(out)

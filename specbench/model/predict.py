@@ -21,26 +21,6 @@ BREAK_EVEN_SCAN: tuple[int, ...] = tuple(2**i for i in range(13))  # 1..4096
 SIMULATED_LABEL = "SIMULATED: predicted by the specbench performance model, not measured"
 
 
-def parse_concurrencies(text: str) -> list[int]:
-    out: list[int] = []
-    for part in text.split(","):
-        part = part.strip()
-        if not part:
-            continue
-        try:
-            value = int(part)
-        except ValueError:
-            raise BadInputError(
-                f"--concurrency: {part!r} is not an integer (expected e.g. 1,8,32)"
-            ) from None
-        if value < 1:
-            raise BadInputError(f"--concurrency: values must be >= 1 (got {value})")
-        out.append(value)
-    if not out:
-        raise BadInputError("--concurrency: no values given (expected e.g. 1,8,32)")
-    return sorted(set(out))
-
-
 def best_per_concurrency(predictions: Sequence[Prediction]) -> dict[int, Prediction]:
     """Highest speedup per concurrency; ties go to the smaller tree (cheaper to serve)."""
     best: dict[int, Prediction] = {}
