@@ -302,3 +302,28 @@ def test_probe_read_from_the_file_the_manifest_names(tmp_path: Path) -> None:
     assert [s.label for s in hw.allreduce] == ["nccl host-staged x2"]
     assert hw.allreduce[0].bytes == [1024, 1 << 20] and hw.allreduce[0].measured
     assert ("origin", str(probe_path)) in hw.details
+
+
+def test_unmeasured_break_even_gets_the_models_prediction_labelled(tmp_path: Path) -> None:
+    """Pays everywhere measured: the measured break-even stays unknown (not extrapolated),
+    and the model's own break-even for that configuration is added, marked SIMULATED."""
+    from specbench.model import PerformanceModel, break_even_concurrency, load_hardware, load_target
+    from specbench.model.predict import BREAK_EVEN_SCAN
+    from specbench.reports.data import predicted_break_even
+
+    data = report_data(write_run(tmp_path / "run", scenario="pays-everywhere"))
+    view = data.verdict
+    assert view.status == "pays-everywhere-measured" and view.break_even is None
+    best = view.verdict.best
+    assert best is not None
+    config = SpecConfig(best["num_steps"], best["topk"], best["num_draft_tokens"])
+    model = PerformanceModel(load_target("minimax-m2.7"), load_hardware("h200-nvlink", tp=4))
+    expected = break_even_concurrency(model.predict_grid([config], list(BREAK_EVEN_SCAN)))
+    assert expected is not None and expected > 32
+    assert view.predicted_break_even == pytest.approx(expected)
+    assert f"predicts it near {expected:.0f} concurrent requests (SIMULATED" in view.break_even_text
+
+    crossed = report_data(write_run(tmp_path / "crossed", scenario="crosses"))
+    assert crossed.verdict.predicted_break_even is None  # measured: no prediction needed
+    unknown = load_run(write_run(tmp_path / "custom", scenario="pays-everywhere", target="nope"))
+    assert predicted_break_even(unknown, best, 4) is None

@@ -194,6 +194,9 @@ class VerdictView:
     points: list[SpeedupPoint]
     break_even: float | None
     break_even_text: str
+    #: The performance model's break-even for the recommended configuration, shown only
+    #: when the measured load never reached one (a prediction, never a measurement).
+    predicted_break_even: float | None = None
 
 
 @dataclass
@@ -364,7 +367,13 @@ def build_report_data(run: RunData) -> ReportData:
     return ReportData(
         simulated=manifest.simulated,
         overview=build_overview(run),
-        verdict=build_verdict_view(verdict, concurrencies),
+        verdict=build_verdict_view(
+            verdict,
+            concurrencies,
+            predicted_break_even(run, verdict.best, tp)
+            if verdict.status == STATUS_PAYS_EVERYWHERE
+            else None,
+        ),
         hardware=build_hardware(manifest),
         heatmap=build_heatmap(table, primary),
         tau_vs_draft_tokens=build_tau_vs_draft_tokens(table),
@@ -409,7 +418,9 @@ def build_overview(run: RunData) -> Overview:
     )
 
 
-def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> VerdictView:
+def build_verdict_view(
+    verdict: Verdict, concurrencies: Sequence[int], predicted_break_even: float | None = None
+) -> VerdictView:
     best = verdict.best
     be = verdict.break_even
     status = str(be["status"])
@@ -432,6 +443,12 @@ def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> Verdic
             f"Pays at every measured concurrency; the break-even lies above {top_c} "
             "(not extrapolated)."
         )
+        if predicted_break_even is not None:
+            be_text += (
+                f" The performance model predicts it near {predicted_break_even:.0f} "
+                "concurrent requests (SIMULATED prediction, not a measurement): add that "
+                "concurrency to --concurrency to measure it."
+            )
     elif status == STATUS_NEVER_PAYS:
         be_text = "No break-even: speculation does not pay at the primary concurrency."
     else:
@@ -458,6 +475,7 @@ def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> Verdic
         points=points,
         break_even=be_c,
         break_even_text=be_text,
+        predicted_break_even=predicted_break_even if status == STATUS_PAYS_EVERYWHERE else None,
     )
 
 
@@ -528,13 +546,41 @@ def _read_probe_file(path: Any) -> Mapping[str, Any] | None:
     return data if isinstance(data, Mapping) else None
 
 
-def _load_profile(name: str) -> Any:
+def _load_profile(name: str, tp: int | None = None) -> Any:
     try:
         from specbench.model import load_hardware
     except ImportError:  # pragma: no cover
         return None
     try:
-        return load_hardware(name)
+        return load_hardware(name, tp=tp)
+    except SpecbenchError:
+        return None
+
+
+def predicted_break_even(
+    run: RunData, best: Mapping[str, Any] | None, tp: int | None
+) -> float | None:
+    """Where the model expects the recommended configuration to stop paying.
+
+    A sweep measures a few concurrencies; when speculation still pays at the highest, the
+    measured break-even is unknown and the report must not extrapolate. The model's
+    prediction for the run's own target and hardware profile tells the user which
+    concurrency to measure next. None when the run's target or hardware is not one the
+    model knows, or the model sees no crossing within 1..4096.
+    """
+    from specbench.model import PerformanceModel, TargetPreset, break_even_concurrency
+    from specbench.model.predict import BREAK_EVEN_SCAN
+    from specbench.spec_config import SpecConfig
+
+    if best is None or not isinstance(run.target, TargetPreset):
+        return None
+    profile = _load_profile(str(run.manifest.hardware.get("name", "") or ""), tp)
+    if profile is None:
+        return None
+    config = SpecConfig(int(best["num_steps"]), int(best["topk"]), int(best["num_draft_tokens"]))
+    try:
+        model = PerformanceModel(run.target, profile, seed=run.manifest.seed)
+        return break_even_concurrency(model.predict_grid([config], list(BREAK_EVEN_SCAN)))
     except SpecbenchError:
         return None
 
