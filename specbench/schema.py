@@ -57,28 +57,37 @@ def dumps(payload: Mapping[str, Any], *, indent: int | None = 2) -> str:
     return json.dumps(_clean(body), indent=indent, default=_default, allow_nan=False)
 
 
-def write_json(path: Path, payload: Mapping[str, Any]) -> None:
-    """Write atomically (temp file + rename) so an interrupted sweep never leaves half a file."""
+def _read_umask() -> int:
+    # The only portable way to read the umask is to set it; done once, at import, before
+    # any thread could create a file under the momentary 0.
+    current = os.umask(0)
+    os.umask(current)
+    return current
+
+
+_UMASK = _read_umask()
+
+
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write through a temp file and a rename, so an interrupted sweep or render never
+    leaves half a file where a reader (report, gate, a browser) would find it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    text = dumps(payload)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
             fh.write(text)
-            fh.write("\n")
-        # mkstemp creates 0600; results and baselines are meant to be shared and committed.
-        Path(tmp).chmod(0o666 & ~_umask())
+        # mkstemp creates 0600; results, baselines and reports are meant to be shared.
+        Path(tmp).chmod(0o666 & ~_UMASK)
         Path(tmp).replace(path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
 
 
-def _umask() -> int:
-    current = os.umask(0)
-    os.umask(current)
-    return current
+def write_json(path: Path, payload: Mapping[str, Any]) -> None:
+    """A versioned JSON file, written atomically."""
+    write_text_atomic(path, dumps(payload) + "\n")
 
 
 def read_json(path: Path, *, kind: str = "file") -> dict[str, Any]:

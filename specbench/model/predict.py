@@ -21,6 +21,19 @@ BREAK_EVEN_SCAN: tuple[int, ...] = tuple(2**i for i in range(13))  # 1..4096
 SIMULATED_LABEL = "SIMULATED: predicted by the specbench performance model, not measured"
 
 
+def scan_break_even(
+    model: PerformanceModel, config: SpecConfig, *, domain: str | None = None
+) -> tuple[float | None, str]:
+    """The model's break-even concurrency for one configuration over 1..4096, and a status
+    ("crosses", "never-pays", "pays-everywhere-scanned") because None alone cannot say
+    whether speculation pays everywhere or nowhere."""
+    scan = model.predict_grid([config], list(BREAK_EVEN_SCAN), domain=domain)
+    point = break_even_concurrency(scan)
+    if point is not None:
+        return point, "crosses"
+    return None, "never-pays" if scan[0].speedup < 1.0 else "pays-everywhere-scanned"
+
+
 def best_per_concurrency(predictions: Sequence[Prediction]) -> dict[int, Prediction]:
     """Highest speedup per concurrency; ties go to the smaller tree (cheaper to serve)."""
     best: dict[int, Prediction] = {}
@@ -69,14 +82,7 @@ def build_prediction(
     # in the report's vocabulary.
     break_even_status: dict[str, str] = {}
     for key, cfg in interesting.items():
-        scan = model.predict_grid([cfg], list(BREAK_EVEN_SCAN), domain=domain)
-        break_even[key] = break_even_concurrency(scan)
-        if break_even[key] is not None:
-            break_even_status[key] = "crosses"
-        elif scan[0].speedup < 1.0:
-            break_even_status[key] = "never-pays"
-        else:
-            break_even_status[key] = "pays-everywhere-scanned"
+        break_even[key], break_even_status[key] = scan_break_even(model, cfg, domain=domain)
     payload: dict[str, Any] = {
         "kind": KIND,
         "simulated": True,

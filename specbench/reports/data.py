@@ -568,8 +568,8 @@ def predicted_break_even(
     concurrency to measure next. None when the run's target or hardware is not one the
     model knows, or the model sees no crossing within 1..4096.
     """
-    from specbench.model import PerformanceModel, TargetPreset, break_even_concurrency
-    from specbench.model.predict import BREAK_EVEN_SCAN
+    from specbench.model import PerformanceModel, TargetPreset
+    from specbench.model.predict import scan_break_even
     from specbench.spec_config import SpecConfig
 
     if best is None or not isinstance(run.target, TargetPreset):
@@ -580,7 +580,7 @@ def predicted_break_even(
     config = SpecConfig(int(best["num_steps"]), int(best["topk"]), int(best["num_draft_tokens"]))
     try:
         model = PerformanceModel(run.target, profile, seed=run.manifest.seed)
-        return break_even_concurrency(model.predict_grid([config], list(BREAK_EVEN_SCAN)))
+        return scan_break_even(model, config)[0]
     except SpecbenchError:
         return None
 

@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import base64
 import hashlib
-import os
-import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -24,6 +22,7 @@ from markupsafe import Markup
 from specbench.errors import BadInputError
 from specbench.reports import plots
 from specbench.reports.data import ReportData, report_data
+from specbench.schema import write_text_atomic
 
 FORMATS = ("html", "md")
 _TEMPLATE_PACKAGE = "specbench.reports"
@@ -175,22 +174,6 @@ def render_html(data: ReportData, *, run_dir: Path | str = "") -> str:
     )
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        # mkstemp creates 0600; a report is meant to be shared and opened by others.
-        umask = os.umask(0)
-        os.umask(umask)
-        Path(tmp).chmod(0o666 & ~umask)
-        Path(tmp).replace(path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-
-
 def render_report(
     run_dir: Path | str, output: Path | str | None = None, *, fmt: str = "html"
 ) -> Path:
@@ -212,7 +195,7 @@ def render_report(
         text = render_markdown(data)
     else:
         text = render_html(data, run_dir=run_path)
-    _write_atomic(target, text)
+    write_text_atomic(target, text)
     return target
 
 

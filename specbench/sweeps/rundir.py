@@ -28,7 +28,7 @@ import pandas as pd
 
 from specbench.errors import FileFormatError
 from specbench.harness.records import RequestRecord, iter_records
-from specbench.schema import SCHEMA_VERSION, read_json, require, write_json
+from specbench.schema import SCHEMA_VERSION, read_json, require, write_json, write_text_atomic
 
 MANIFEST_KIND = "specbench.manifest"
 RESULTS_KIND = "specbench.results"
@@ -296,10 +296,7 @@ class RunDirectory:
 
     def write_trials(self, rows: Sequence[Mapping[str, Any]] | pd.DataFrame) -> pd.DataFrame:
         frame = normalise_trials(rows)
-        self.path.mkdir(parents=True, exist_ok=True)
-        tmp = self.trials_path.with_suffix(".csv.tmp")
-        frame.to_csv(tmp, index=False)
-        tmp.replace(self.trials_path)
+        write_text_atomic(self.trials_path, frame.to_csv(index=False))
         return frame
 
     def write_results(self, results: Mapping[str, Any]) -> None:
