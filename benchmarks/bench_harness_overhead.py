@@ -121,7 +121,7 @@ def _cpu(fn: object, *args: object) -> tuple[float, int]:
 
 
 def main() -> None:
-    from specbench.harness.sglang_backend import free_port
+    from specbench.harness.net import free_port
 
     port = free_port()
     endpoint = f"http://127.0.0.1:{port}"

@@ -25,8 +25,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 from reports_fixtures import write_run
 
-from specbench.reports.html import render_report
-from specbench.reports.plots import empty_svg_figure
+from specbench.report.html import render_report
+from specbench.report.plots import empty_svg_figure
 
 TARGET_S = 5.0
 TARGET_BYTES = 3 * 1024 * 1024

@@ -14,7 +14,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from specbench.harness import LoadSpec, SimBackend, builtin_prompts
+from specbench.harness.backend import LoadSpec
+from specbench.harness.prompts import builtin_prompts
+from specbench.harness.sim_backend import SimBackend
 from specbench.model import PerformanceModel, load_hardware, load_target
 from specbench.spec_config import SpecConfig
 

@@ -32,8 +32,9 @@ import optuna
 
 from specbench.model import PerformanceModel, load_hardware, load_target
 from specbench.spec_config import SpecConfig
-from specbench.sweeps.runner import DEFAULT_PRIOR_TOP, prior_candidates, startup_trials
+from specbench.sweeps.options import DEFAULT_PRIOR_TOP, startup_trials
 from specbench.sweeps.search import ConfigSearch, make_sampler
+from specbench.sweeps.setup import prior_candidates
 from specbench.sweeps.space import SearchSpace, parse_space
 
 WITHIN = 0.02

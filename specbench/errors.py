@@ -2,7 +2,7 @@
 
 Library code raises these instead of printing, so that the same functions can be used
 from Python (where a traceback is useful) and from the CLI (where it is not).
-Exit codes follow DESIGN.md: 0 ok, 1 regression or failed run, 2 bad input.
+Exit codes: 0 ok, 1 regression or failed run, 2 bad input.
 """
 
 from __future__ import annotations

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 from specbench.errors import InvalidConfigError
 
-#: The search space of DESIGN.md / the sweep issue.
+#: Bounds of the search space; inside them invalid_reason keeps what SGLang accepts.
 NUM_STEPS_RANGE: tuple[int, ...] = tuple(range(1, 9))
 TOPK_CHOICES: tuple[int, ...] = (1, 2, 4, 8)
 MIN_DRAFT_TOKENS = 2

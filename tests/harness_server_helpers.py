@@ -244,8 +244,9 @@ def _special_stream(mode: str) -> bytes:
 @contextlib.contextmanager
 def in_thread_serve_sim(**options: object) -> Iterator[str]:
     """serve-sim in a background thread of this process; yields its endpoint."""
-    from specbench.harness.serve_sim import resolve_options, serve_async
-    from specbench.harness.sglang_backend import free_port
+    from specbench.harness.net import free_port
+    from specbench.serve_sim.app import serve_async
+    from specbench.serve_sim.options import resolve_options
 
     port = free_port()
     opts = resolve_options(target=TARGET, hardware=HARDWARE, port=port, **options)  # type: ignore[arg-type]

@@ -12,19 +12,22 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
-from specbench.harness.records import RequestRecord, write_records
-from specbench.reports.verdict import compute_verdict
-from specbench.spec_config import SpecConfig, valid_configs
-from specbench.sweeps.rundir import (
+from specbench.harness.engine import Deployment
+from specbench.harness.sglang import SGLANG
+from specbench.rundir.layout import (
     Manifest,
     RunDirectory,
     WorkloadFingerprint,
     normalise_trials,
     trials_to_records,
 )
+from specbench.rundir.records import RequestRecord, write_records
+from specbench.rundir.verdict import compute_verdict
+from specbench.spec_config import SpecConfig, valid_configs
 
 XSS = "<script>alert(1)</script>"
 DOMAINS = ("chat", "code", "math")
@@ -244,7 +247,11 @@ def write_run(
     run.write_trials(frame)
     write_records(run.requests_path, records, append=False)
     verdict = compute_verdict(
-        frame, list(concurrencies), simulated=simulated, hardware_class=hardware_class, tp=4
+        frame,
+        list(concurrencies),
+        launch_line=partial(SGLANG.launch_line, Deployment.of(None, tp=4)),
+        simulated=simulated,
+        hardware_class=hardware_class,
     )
     run.write_results(
         {

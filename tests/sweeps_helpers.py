@@ -15,7 +15,7 @@ from specbench.harness.backend import Session
 from specbench.harness.sim_backend import SimBackend
 from specbench.model import PerformanceModel, load_hardware, load_target
 from specbench.spec_config import SpecConfig, config_key
-from specbench.sweeps.runner import SweepOptions
+from specbench.sweeps.options import SweepOptions
 
 #: Small enough that a whole sweep takes about a second.
 FAST: dict[str, Any] = {

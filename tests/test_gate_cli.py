@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from gate_helpers import BASE, BASELINE_FILE, DROP10, FEW_A, FEW_B, NOISE, copy_run, run_gate_cli
 
-from specbench.reports.gate import GATE_BASELINE_KIND
+from specbench.gate.compare import GATE_BASELINE_KIND
 
 
 def assert_one_line_error(proc: object, *needles: str) -> str:

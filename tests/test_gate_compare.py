@@ -12,7 +12,7 @@ import pytest
 from gate_helpers import BASE, BASELINE_FILE, DROP10, FEW_A, FEW_B, NOISE, copy_run
 
 from specbench.errors import BadInputError, FileFormatError, NotComparableError
-from specbench.reports.gate import (
+from specbench.gate.compare import (
     METRIC_COMPLETED,
     METRIC_SPEEDUP,
     METRIC_TAU,
@@ -27,7 +27,7 @@ from specbench.reports.gate import (
     parse_threshold,
     run_gate,
 )
-from specbench.reports.gate_stats import METHOD_MWU, METHOD_PAIRED, METHOD_T_CI
+from specbench.gate.stats import METHOD_MWU, METHOD_PAIRED, METHOD_T_CI
 
 
 def row(rows: list[GateRow], metric: str, key: str, conc: int) -> GateRow:

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from specbench.reports.gate_stats import (
+from specbench.gate.stats import (
     METHOD_MWU,
     METHOD_NONE,
     METHOD_PAIRED,

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 
 from specbench.harness.metrics import ConfigMetrics, summarize
-from specbench.harness.records import RequestRecord
-from specbench.sweeps.rundir import TRIAL_COLUMNS
+from specbench.rundir.layout import TRIAL_COLUMNS
+from specbench.rundir.records import RequestRecord
 
 
 def rec(

@@ -10,17 +10,12 @@ import pytest
 from harness_core_helpers import real_model_fixture  # noqa: F401 (the real_model fixture)
 
 from specbench.errors import BadInputError
-from specbench.harness import (
-    Backend,
-    LoadSpec,
-    Prompt,
-    RequestRecord,
-    SimBackend,
-    builtin_prompts,
-    estimate_tokens,
-    summarize,
-)
+from specbench.harness.backend import Backend, LoadSpec
+from specbench.harness.metrics import summarize
+from specbench.harness.prompts import Prompt, builtin_prompts, estimate_tokens
+from specbench.harness.sim_backend import SimBackend
 from specbench.model import PerformanceModel
+from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig
 
 CONFIG = SpecConfig(3, 4, 8)

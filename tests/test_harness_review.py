@@ -28,7 +28,7 @@ from harness_server_helpers import (
 
 from specbench.errors import ServerError
 from specbench.harness.process import ManagedProcess, live_process_groups
-from specbench.harness.sglang_backend import HttpSession, SglangBackend
+from specbench.harness.server_backend import HttpSession, ServerBackend
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
 
@@ -105,7 +105,7 @@ def test_sigterm_to_specbench_during_stop_neither_hangs_nor_orphans(tmp_path: Pa
 def test_launch_refuses_a_server_running_another_configuration(tmp_path: Path) -> None:
     """--server-args override the speculative flags; measuring would mislabel every trial."""
     pidfile = tmp_path / "pid"
-    backend = SglangBackend(
+    backend = ServerBackend(
         load_target("minimax-m2.7"),
         launch_cmd=serve_sim_launch_cmd(pidfile),
         server_args=["--speculative-num-steps", "5"],

@@ -32,9 +32,10 @@ from harness_server_helpers import (
 
 from specbench.errors import BadInputError
 from specbench.harness.metrics import summarize
-from specbench.harness.serve_sim import READY_LINE, SIM_HEADER
-from specbench.harness.sglang_backend import SglangBackend, free_port
+from specbench.harness.net import free_port
+from specbench.harness.server_backend import ServerBackend
 from specbench.model import PerformanceModel, load_hardware, load_target
+from specbench.serve_sim.scheduler import READY_LINE, SIM_HEADER
 from specbench.spec_config import SpecConfig
 
 CONFIG = SpecConfig(3, 4, 8)
@@ -47,7 +48,7 @@ def target():  # type: ignore[no-untyped-def]
 
 def test_launch_serve_sim_measures_the_model_tau(tmp_path: Path, target) -> None:  # type: ignore[no-untyped-def]
     pidfile = tmp_path / "server.pid"
-    backend = SglangBackend(
+    backend = ServerBackend(
         target,
         launch_cmd=serve_sim_launch_cmd(pidfile, time_scale=0.02),
         ready_timeout_s=60,
@@ -90,7 +91,7 @@ def test_launch_serve_sim_measures_the_model_tau(tmp_path: Path, target) -> None
 def test_baseline_and_speculation_give_a_speedup(tmp_path: Path, target) -> None:  # type: ignore[no-untyped-def]
     """Both sessions through one backend; serve-sim's pacing carries the model's speedup."""
     pidfile = tmp_path / "server.pid"
-    backend = SglangBackend(
+    backend = ServerBackend(
         target,
         launch_cmd=serve_sim_launch_cmd(pidfile, time_scale=0.25),
         ready_timeout_s=60,
@@ -116,7 +117,7 @@ def test_baseline_and_speculation_give_a_speedup(tmp_path: Path, target) -> None
 
 def test_attach_measures_only_the_servers_own_configuration(target) -> None:  # type: ignore[no-untyped-def]
     with in_thread_serve_sim(num_steps=3, topk=4, num_draft_tokens=8, time_scale=0.01) as endpoint:
-        backend = SglangBackend(target, endpoint=endpoint)
+        backend = ServerBackend(target, endpoint=endpoint)
         with backend.session(CONFIG, log_path=Path("unused.log")) as session:
             records = session.run(small_load(n=3, concurrency=3, max_new_tokens=8))
             assert session.endpoint == endpoint

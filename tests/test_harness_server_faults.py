@@ -22,8 +22,9 @@ from harness_server_helpers import (
 )
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.net import free_port
 from specbench.harness.process import live_process_groups
-from specbench.harness.sglang_backend import HttpSession, SglangBackend, free_port
+from specbench.harness.server_backend import HttpSession, ServerBackend
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
 
@@ -44,7 +45,7 @@ def test_server_that_exits_at_start(tmp_path: Path, target) -> None:  # type: ig
     launch = wrap_with_pidfile(
         pidfile, _py("import sys; print('CUDA error: no device found'); sys.exit(3)")
     )
-    backend = SglangBackend(target, launch_cmd=launch, ready_timeout_s=30)
+    backend = ServerBackend(target, launch_cmd=launch, ready_timeout_s=30)
     with (
         pytest.raises(ServerError, match="exited with code 3 before it was ready") as info,
         backend.session(CONFIG, log_path=tmp_path / "s.log"),
@@ -63,7 +64,7 @@ def test_server_that_never_becomes_ready(tmp_path: Path, target) -> None:  # typ
         "subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(60)']); "
         "print('loading weights...', flush=True); time.sleep(60)"
     )
-    backend = SglangBackend(
+    backend = ServerBackend(
         target, launch_cmd=wrap_with_pidfile(pidfile, _py(code)), ready_timeout_s=1.0, grace_s=2
     )
     t0 = time.monotonic()
@@ -79,7 +80,7 @@ def test_server_that_never_becomes_ready(tmp_path: Path, target) -> None:  # typ
 
 def test_server_that_dies_mid_run(tmp_path: Path, target) -> None:  # type: ignore[no-untyped-def]
     pidfile = tmp_path / "pid"
-    backend = SglangBackend(
+    backend = ServerBackend(
         target,
         launch_cmd=serve_sim_launch_cmd(pidfile, time_scale=0.3),
         ready_timeout_s=60,
@@ -108,7 +109,7 @@ def test_port_already_taken_launches_nothing(tmp_path: Path, target) -> None:  #
         sock.bind(("127.0.0.1", 0))
         sock.listen()
         port = sock.getsockname()[1]
-        backend = SglangBackend(target, launch_cmd=serve_sim_launch_cmd(pidfile), port=port)
+        backend = ServerBackend(target, launch_cmd=serve_sim_launch_cmd(pidfile), port=port)
         with (
             pytest.raises(BadInputError, match=f"port {port} is already in use"),
             backend.session(CONFIG, log_path=tmp_path / "s.log"),
@@ -118,7 +119,7 @@ def test_port_already_taken_launches_nothing(tmp_path: Path, target) -> None:  #
 
 
 def test_attach_to_nothing(target) -> None:  # type: ignore[no-untyped-def]
-    backend = SglangBackend(target, endpoint=f"http://127.0.0.1:{free_port()}")
+    backend = ServerBackend(target, endpoint=f"http://127.0.0.1:{free_port()}")
     with (
         pytest.raises(ServerError, match="cannot reach the server"),
         backend.session(CONFIG, log_path=Path("unused.log")),
@@ -163,7 +164,7 @@ def test_refused_connection_is_a_server_error() -> None:
 
 def test_ctrl_c_inside_a_session_stops_the_server(tmp_path: Path, target) -> None:  # type: ignore[no-untyped-def]
     pidfile = tmp_path / "pid"
-    backend = SglangBackend(target, launch_cmd=serve_sim_launch_cmd(pidfile), ready_timeout_s=60)
+    backend = ServerBackend(target, launch_cmd=serve_sim_launch_cmd(pidfile), ready_timeout_s=60)
     with pytest.raises(KeyboardInterrupt), backend.session(CONFIG, log_path=tmp_path / "s.log"):
         pgid = read_pid(pidfile)
         raise KeyboardInterrupt

@@ -15,20 +15,15 @@ import pytest
 from harness_server_helpers import assert_group_gone, group_exists
 
 from specbench.errors import BadInputError, InvalidConfigError, ServerError
+from specbench.harness.engine import Deployment
 from specbench.harness.loadgen import split_gap
+from specbench.harness.net import check_port_free, free_port, port_in_use
 from specbench.harness.process import ManagedProcess, live_process_groups, stop_all
-from specbench.harness.serve_sim import guess_domain, parse_sglang_args, resolve_options
-from specbench.harness.sglang_backend import (
-    SglangBackend,
-    build_launch_args,
-    check_port_free,
-    compose_launch,
-    config_from_server_info,
-    free_port,
-    port_in_use,
-    split_server_args,
-)
+from specbench.harness.server_backend import ServerBackend, compose_launch, split_server_args
+from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
+from specbench.serve_sim.options import resolve_options
+from specbench.serve_sim.scheduler import guess_domain
 from specbench.spec_config import SpecConfig
 
 
@@ -38,6 +33,11 @@ def target():  # type: ignore[no-untyped-def]
 
 
 # -- launch arguments ---------------------------------------------------------------------
+def build_launch_args(target, config, *, tp=None, **kw):  # type: ignore[no-untyped-def]
+    """The SGLang adapter's launch arguments for ``target`` served at ``tp``."""
+    return SGLANG.launch_args(Deployment.of(target, tp=tp), config, **kw)
+
+
 def test_launch_args_speculative(target) -> None:  # type: ignore[no-untyped-def]
     args = build_launch_args(
         target, SpecConfig(3, 4, 8), port=1234, server_args=["--mem-fraction-static", "0.8"]
@@ -120,11 +120,9 @@ def test_port_checks() -> None:
 
 def test_backend_rejects_bad_construction(target) -> None:  # type: ignore[no-untyped-def]
     with pytest.raises(BadInputError):
-        SglangBackend(target, endpoint="localhost:30000")
+        ServerBackend(target, endpoint="localhost:30000")
     with pytest.raises(BadInputError):
-        SglangBackend(target, endpoint="http://x:1", launch_cmd="srun {cmd}")
-    with pytest.raises(BadInputError):
-        SglangBackend(target, ready_timeout_s=0)
+        ServerBackend(target, ready_timeout_s=0)
 
 
 def test_config_from_server_info() -> None:
@@ -134,15 +132,15 @@ def test_config_from_server_info() -> None:
         "speculative_eagle_topk": 4,
         "speculative_num_draft_tokens": 8,
     }
-    assert config_from_server_info(info) == SpecConfig(5, 4, 8)
-    assert config_from_server_info({"speculative_algorithm": None}) is None
+    assert SGLANG.config_from_server_info(info) == SpecConfig(5, 4, 8)
+    assert SGLANG.config_from_server_info({"speculative_algorithm": None}) is None
     with pytest.raises(ServerError):
-        config_from_server_info({"speculative_algorithm": "EAGLE3"})
+        SGLANG.config_from_server_info({"speculative_algorithm": "EAGLE3"})
 
 
 # -- serve-sim option resolution --------------------------------------------------------------
 def test_parse_sglang_args_keeps_known_and_ignores_rest() -> None:
-    sg = parse_sglang_args(
+    sg = SGLANG.parse_launch_args(
         [
             "--model-path",
             "m",
@@ -169,7 +167,7 @@ def test_parse_sglang_args_keeps_known_and_ignores_rest() -> None:
     assert (sg.algorithm, sg.num_steps, sg.topk, sg.num_draft_tokens) == ("EAGLE3", 5, 4, 8)
     assert "--mem-fraction-static" in sg.ignored and "--trust-remote-code" in sg.ignored
     with pytest.raises(BadInputError, match="--sglang-args"):
-        parse_sglang_args(["--port", "notaport"])
+        SGLANG.parse_launch_args(["--port", "notaport"])
 
 
 def test_resolve_options_follows_sglang_rules(target) -> None:  # type: ignore[no-untyped-def]

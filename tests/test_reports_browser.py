@@ -28,7 +28,7 @@ try:
 except ImportError:  # tests/ became a package
     from tests.reports_fixtures import XSS, write_run
 
-from specbench.reports.html import render_report
+from specbench.report.html import render_report
 
 CHROMIUM = Path("/usr/bin/chromium")
 

@@ -13,8 +13,7 @@ except ImportError:  # tests/ became a package
     from tests.reports_fixtures import write_run
 
 from specbench.errors import BadInputError, FileFormatError
-from specbench.harness.records import RequestRecord
-from specbench.reports.data import (
+from specbench.report.data import (
     build_failed,
     build_heatmap,
     build_history,
@@ -25,9 +24,10 @@ from specbench.reports.data import (
     load_run,
     report_data,
 )
-from specbench.reports.verdict import config_table
+from specbench.rundir.layout import normalise_trials
+from specbench.rundir.records import RequestRecord
+from specbench.rundir.verdict import config_table
 from specbench.spec_config import SpecConfig
-from specbench.sweeps.rundir import normalise_trials
 
 
 def trial(
@@ -247,7 +247,7 @@ def test_fixture_configs_are_valid() -> None:
 
 
 def test_requests_reader_skips_latency_lists_but_keeps_every_field(tmp_path: Path) -> None:
-    from specbench.harness.records import read_records, write_records
+    from specbench.rundir.records import read_records, write_records
 
     run = write_run(tmp_path / "run", failed=0, itl_points=50)
     tricky = RequestRecord(
@@ -309,7 +309,7 @@ def test_unmeasured_break_even_gets_the_models_prediction_labelled(tmp_path: Pat
     and the model's own break-even for that configuration is added, marked SIMULATED."""
     from specbench.model import PerformanceModel, break_even_concurrency, load_hardware, load_target
     from specbench.model.predict import BREAK_EVEN_SCAN
-    from specbench.reports.data import predicted_break_even
+    from specbench.report.data import predicted_break_even
 
     data = report_data(write_run(tmp_path / "run", scenario="pays-everywhere"))
     view = data.verdict

@@ -16,10 +16,10 @@ except ImportError:  # tests/ became a package
 
 from specbench.cli import main
 from specbench.errors import BadInputError
-from specbench.reports import render_report
-from specbench.reports.data import report_data
-from specbench.reports.markdown import md_text, render_markdown
-from specbench.reports.plots import to_svg
+from specbench.report.data import report_data
+from specbench.report.html import render_report
+from specbench.report.markdown import md_text, render_markdown
+from specbench.report.plots import to_svg
 from specbench.spec_config import SpecConfig
 
 ESCAPED_XSS = "&lt;script&gt;alert(1)&lt;/script&gt;"
@@ -214,7 +214,7 @@ def test_cli_report_bad_input_is_one_line(
 def test_a_plot_that_cannot_be_drawn_costs_only_that_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from specbench.reports import plots
+    from specbench.report import plots
 
     def broken(*args: object, **kwargs: object) -> str:
         raise ValueError("degenerate range")

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import json
 import math
-from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 import pytest
 
-from specbench.reports.verdict import (
+from specbench.rundir.layout import normalise_trials
+from specbench.rundir.verdict import (
     NOISE_MARGIN,
     STATUS_CROSSES,
     STATUS_NEVER_PAYS,
@@ -19,9 +19,7 @@ from specbench.reports.verdict import (
     compute_verdict,
     config_table,
     interpolate_break_even,
-    launch_command,
 )
-from specbench.sweeps.rundir import normalise_trials
 
 NAN = float("nan")
 
@@ -217,44 +215,6 @@ def test_simulated_label_and_json_shape() -> None:
     ):
         assert key in best
     json.dumps(body, allow_nan=False)
-
-
-@dataclass(frozen=True)
-class FakeTarget:
-    model_path: str = "MiniMaxAI/MiniMax-M2.7"
-    draft_model_path: str = "Lorbus/MiniMax-M2.7-EAGLE3"
-    algorithm: str = "EAGLE3"
-    default_tp: int = 8
-    default_ep: int = 8
-    extra_server_args: tuple[str, ...] = ("--trust-remote-code",)
-
-
-def test_launch_command_from_target_preset() -> None:
-    verdict = compute_verdict(frame(curve("3-4-8", {1: 1.9})), [1], target=FakeTarget(), tp=4)
-    assert verdict.best is not None
-    command = verdict.best["launch_command"]
-    assert command == (
-        "python -m sglang.launch_server --model-path MiniMaxAI/MiniMax-M2.7 "
-        "--speculative-algorithm EAGLE3 --speculative-draft-model-path "
-        "Lorbus/MiniMax-M2.7-EAGLE3 --speculative-num-steps 3 --speculative-eagle-topk 4 "
-        "--speculative-num-draft-tokens 8 --tp-size 4 --ep-size 8 --trust-remote-code"
-    )
-    assert verdict.best["flags"][-6:] == [
-        "--speculative-num-steps",
-        "3",
-        "--speculative-eagle-topk",
-        "4",
-        "--speculative-num-draft-tokens",
-        "8",
-    ]
-
-
-def test_launch_command_without_target_uses_placeholders_or_manifest_paths() -> None:
-    _, command = launch_command(3, 1, 4)
-    assert "'<target-model-path>'" in command and "--tp-size 1" in command
-    _, command = launch_command(3, 1, 4, model_path="org/m", draft_model_path="org/d", tp=2)
-    assert "--model-path org/m" in command and "--speculative-draft-model-path org/d" in command
-    assert command.endswith("--tp-size 2")
 
 
 def test_interpolation_edges() -> None:

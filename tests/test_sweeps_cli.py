@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from sweeps_helpers import run_cli
 
-from specbench.sweeps.rundir import RunDirectory
+from specbench.rundir.layout import RunDirectory
 
 FAST_ARGS = ["--num-prompts", "4", "--max-new-tokens", "24", "--concurrency", "1,4", "--no-report"]
 

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from specbench.harness.records import read_records
-from specbench.sweeps.runner import requests_per_load
+from specbench.rundir.records import read_records
+from specbench.sweeps.options import requests_per_load
 
 URL = os.environ.get("SPECBENCH_TEST_POSTGRES_URL")
 REQUIRED = os.environ.get("SPECBENCH_REQUIRE_POSTGRES") == "1"

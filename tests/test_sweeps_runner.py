@@ -12,10 +12,12 @@ from optuna.trial import TrialState
 from sweeps_helpers import ScriptedBackend, fast_options, truth_model
 
 from specbench.errors import BadInputError, RunFailedError
-from specbench.harness.records import read_records
+from specbench.rundir.layout import TRIAL_COLUMNS, RunDirectory
+from specbench.rundir.records import read_records
 from specbench.spec_config import SpecConfig, valid_configs
-from specbench.sweeps.rundir import TRIAL_COLUMNS, RunDirectory
-from specbench.sweeps.runner import rows_from_study, run_sweep, select_prompts
+from specbench.sweeps.options import select_prompts
+from specbench.sweeps.results import rows_from_study
+from specbench.sweeps.runner import run_sweep
 from specbench.sweeps.storage import open_storage
 
 

@@ -9,7 +9,6 @@ from sweeps_helpers import truth_model
 
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
-from specbench.sweeps.runner import prior_candidates
 from specbench.sweeps.search import (
     ATTR_REUSED,
     ATTR_SKIPPED,
@@ -20,6 +19,7 @@ from specbench.sweeps.search import (
     Enqueued,
     make_sampler,
 )
+from specbench.sweeps.setup import prior_candidates
 from specbench.sweeps.space import parse_space
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)

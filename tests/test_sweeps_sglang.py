@@ -18,7 +18,7 @@ from pathlib import Path
 
 from sweeps_helpers import run_cli
 
-from specbench.sweeps.rundir import RunDirectory
+from specbench.rundir.layout import RunDirectory
 
 SMALL = ["--num-prompts", "3", "--max-new-tokens", "16", "--concurrency", "1,2", "--no-report"]
 

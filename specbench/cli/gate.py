@@ -1,7 +1,7 @@
 """``specbench gate``: fail a CI job on a real tau/speed regression, not on noise.
 
 Thin on purpose: flags are parsed here, the comparison lives in
-specbench.reports.gate and the output in specbench.reports.gate_output.
+specbench.gate.compare and the output in specbench.gate.output.
 """
 
 from __future__ import annotations
@@ -12,14 +12,14 @@ import click
 
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
-from specbench.reports.gate import (
+from specbench.gate.compare import (
     DEFAULT_ALPHA,
     GateOptions,
     parse_threshold,
     run_gate,
     save_baseline,
 )
-from specbench.reports.gate_output import print_result, write_junit, write_markdown
+from specbench.gate.output import print_result, write_junit, write_markdown
 from specbench.spec_config import parse_configs
 
 

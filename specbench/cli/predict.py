@@ -7,7 +7,17 @@ from typing import Any
 
 import click
 
+from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
+from specbench.model import (
+    DEFAULT_SIM_PROFILE,
+    list_profiles,
+    list_targets,
+    load_hardware,
+    load_target,
+)
+from specbench.model.predict import build_prediction
+from specbench.schema import dumps
 from specbench.spec_config import parse_configs
 
 
@@ -61,16 +71,6 @@ def predict(
     list_only: bool,
 ) -> None:
     """Predict tau and speedup for every valid configuration (SIMULATED, not measured)."""
-    from specbench.cli.values import parse_concurrency_list
-    from specbench.model import (
-        DEFAULT_SIM_PROFILE,
-        list_profiles,
-        list_targets,
-        load_hardware,
-        load_target,
-    )
-    from specbench.model.predict import build_prediction
-
     if list_only:
         click.echo("targets:  " + ", ".join(list_targets()))
         click.echo("hardware: " + ", ".join(list_profiles()))
@@ -95,8 +95,6 @@ def predict(
         seed=seed,
     )
     if as_json:
-        from specbench.schema import dumps
-
         click.echo(dumps(payload))
         return
     _print_tables(payload, top)

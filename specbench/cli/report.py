@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from specbench.reports.html import FORMATS, render_report
+from specbench.report.html import FORMATS, render_report
 
 
 @click.command("report")

@@ -12,6 +12,9 @@ from typing import Any
 
 import click
 
+from specbench.serve_sim.app import serve
+from specbench.serve_sim.options import resolve_options
+
 SGLANG_ARGS_MARKER = "--sglang-args"
 _META_KEY = "specbench.sglang_args"
 
@@ -78,8 +81,6 @@ def serve_sim(**kwargs: Any) -> None:
 
     Everything after --sglang-args is read as sglang.launch_server arguments.
     """
-    from specbench.harness.serve_sim import resolve_options, serve
-
     ctx = click.get_current_context()
     options = resolve_options(sglang_args=ctx.meta.get(_META_KEY), **kwargs)
     serve(options)

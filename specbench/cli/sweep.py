@@ -1,6 +1,6 @@
 """``specbench sweep``: measure tau and speedup across configurations and concurrencies.
 
-Thin on purpose: flags are parsed here, the sweep lives in specbench.sweeps.runner.
+Thin on purpose: flags are parsed here, the sweep lives in specbench.sweeps.
 Progress and notes go to stderr; stdout carries the final table (or JSON with --json).
 """
 
@@ -21,17 +21,17 @@ from rich.table import Table
 
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
+from specbench.report.html import render_report
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, parse_configs
-from specbench.sweeps.progress import RichProgress
-from specbench.sweeps.runner import (
+from specbench.sweeps.options import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_PROMPTS,
     DEFAULT_TARGET,
     SweepOptions,
-    SweepOutcome,
-    run_sweep,
 )
+from specbench.sweeps.progress import RichProgress
+from specbench.sweeps.runner import SweepOutcome, run_sweep
 
 #: Rows of the final table.
 TOP_ROWS = 5
@@ -272,7 +272,7 @@ def sweep(
     )
     err = Console(stderr=True)
     with RichProgress(err) as progress, _sigterm_as_interrupt():
-        outcome = run_sweep(options, progress)
+        outcome = run_sweep(options, progress, render_report=render_report)
     for note in outcome.notes:
         if note.startswith("report.html skipped"):
             err.print(note, highlight=False)

@@ -18,7 +18,7 @@ from typing import Any
 
 from specbench.errors import BadInputError
 from specbench.harness.prompts import Prompt
-from specbench.harness.records import RequestRecord
+from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig
 
 #: Called as requests finish with (done, total); drives the rich progress bars.

@@ -26,7 +26,6 @@ that ends with ``finish_reason.type == "abort"`` is a failed request.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import time
 import uuid
@@ -38,8 +37,10 @@ import aiohttp
 
 from specbench.errors import ServerError
 from specbench.harness.backend import LoadSpec, ProgressCallback
+from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.prompts import Prompt
-from specbench.harness.records import RequestRecord
+from specbench.harness.sglang import SGLANG
+from specbench.rundir.records import RequestRecord
 
 #: Seconds to establish a connection; a live server accepts immediately, so anything
 #: longer means it is gone or wedged.
@@ -110,6 +111,7 @@ async def _one_request(
     url: str,
     prompt: Prompt,
     load: LoadSpec,
+    engine: EngineAdapter,
 ) -> RequestRecord:
     """Send one streaming request and time it; failures become ``record.error``."""
     record = RequestRecord(
@@ -178,41 +180,26 @@ async def _one_request(
         # malformed JSON or meta_info, or a line past even READ_BUFSIZE
         record.error = f"malformed response: {exc}"
     end = time.perf_counter()
+    stats = engine.request_stats(state.meta)
     if record.error is None:
-        record.error = _aborted(state.meta)
-    _fill(record, state, t0, end)
+        record.error = stats.aborted
+    _fill(record, state, stats, t0, end)
     if record.error is None and state.first_token_at is None:
         record.error = "the stream ended without any token"
     return record
 
 
-def _aborted(meta: dict[str, Any]) -> str | None:
-    """The error of a request SGLang aborted, which still ends with a normal [DONE].
-
-    An abort (no KV cache left, a request cancelled while queued, an input the
-    scheduler rejects) arrives as ``finish_reason: {"type": "abort", "message": ...}``
-    on an otherwise well-formed stream; counted as a success it would add a short
-    answer to tau and tokens/s.
-    """
-    reason = meta.get("finish_reason")
-    if isinstance(reason, dict) and reason.get("type") == "abort":
-        message = reason.get("message")
-        return f"aborted by the server: {message}" if message else "aborted by the server"
-    return None
-
-
-def _fill(record: RequestRecord, state: _StreamState, t0: float, end: float) -> None:
-    meta = state.meta
+def _fill(
+    record: RequestRecord, state: _StreamState, stats: RequestStats, t0: float, end: float
+) -> None:
     record.completion_tokens = state.completion_tokens
-    with contextlib.suppress(TypeError, ValueError):
-        record.prompt_tokens = int(meta.get("prompt_tokens", 0))
-    verify = meta.get("spec_verify_ct")
-    if isinstance(verify, (int, float)) and not isinstance(verify, bool):
-        record.spec_verify_ct = int(verify)
-    accept = meta.get("spec_accept_length")
-    if isinstance(accept, (int, float)) and not isinstance(accept, bool):
-        record.spec_accept_length = float(accept)
-    if meta.get("specbench_simulated") is True:
+    if stats.prompt_tokens is not None:
+        record.prompt_tokens = stats.prompt_tokens
+    if stats.spec_verify_ct is not None:
+        record.spec_verify_ct = stats.spec_verify_ct
+    if stats.spec_accept_length is not None:
+        record.spec_accept_length = stats.spec_accept_length
+    if stats.simulated:
         record.simulated = True
     if state.first_token_at is not None:
         record.ttft_ms = (state.first_token_at - t0) * 1000.0
@@ -236,6 +223,8 @@ async def run_closed_loop_async(
     endpoint: str,
     load: LoadSpec,
     progress: ProgressCallback | None = None,
+    *,
+    engine: EngineAdapter = SGLANG,
 ) -> list[RequestRecord]:
     """Warm up, then run ``load`` at its concurrency; one record per request, in completion order."""
     endpoint = endpoint.rstrip("/")
@@ -250,7 +239,7 @@ async def run_closed_loop_async(
 
             async def worker() -> None:
                 for index, prompt in queue:  # shared iterator: each prompt goes to one worker
-                    record = await _one_request(http, url, prompt, load)
+                    record = await _one_request(http, url, prompt, load, engine)
                     lost = record.error is not None and record.error.startswith("connection lost")
                     if lost and not await _server_reachable(http, endpoint):
                         raise ServerGoneError(str(record.error))
@@ -285,9 +274,11 @@ def run_closed_loop(
     endpoint: str,
     load: LoadSpec,
     progress: ProgressCallback | None = None,
+    *,
+    engine: EngineAdapter = SGLANG,
 ) -> list[RequestRecord]:
     """Blocking wrapper of :func:`run_closed_loop_async` for the synchronous sweep."""
-    return asyncio.run(run_closed_loop_async(endpoint, load, progress))
+    return asyncio.run(run_closed_loop_async(endpoint, load, progress, engine=engine))
 
 
 __all__ = [

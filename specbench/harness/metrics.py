@@ -31,7 +31,7 @@ from typing import Any
 
 import numpy as np
 
-from specbench.harness.records import RequestRecord
+from specbench.rundir.records import RequestRecord
 
 #: Fewer successful requests than this and percentiles mean little.
 MIN_SUCCESSFUL_REQUESTS = 5

@@ -15,16 +15,12 @@ from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import Any
 
 from specbench.errors import BadInputError, FileFormatError
+from specbench.model import TargetPreset
+from specbench.rundir.layout import WorkloadFingerprint
 
-if TYPE_CHECKING:  # imported lazily at run time: rundir imports the harness package
-    from specbench.sweeps.rundir import WorkloadFingerprint
-
-#: Domains the built-in mix covers (the model's DOMAINS; kept here so the harness does
-#: not need the model package to read a dataset).
-BUILTIN_DOMAINS: tuple[str, ...] = ("chat", "code", "math")
 DEFAULT_DOMAIN = "chat"
 
 #: Characters per token of the estimate below; ~4 is the usual figure for English text
@@ -192,33 +188,17 @@ def prompts_sha256(prompts: Sequence[Prompt]) -> str:
     return digest.hexdigest()
 
 
-class TargetLike(Protocol):
-    """The part of specbench.model.TargetPreset the fingerprint reads (a Protocol, so
-    this module does not import the model package)."""
-
-    @property
-    def model_path(self) -> str: ...
-
-    @property
-    def draft_model_path(self) -> str: ...
-
-    @property
-    def algorithm(self) -> str: ...
-
-
 def workload_fingerprint(
-    target: TargetLike,
+    target: TargetPreset,
     prompts: Sequence[Prompt],
     max_new_tokens: int,
     dataset: str = "builtin",
 ) -> WorkloadFingerprint:
     """The fingerprint two runs must share to be compared by the gate.
 
-    ``target`` is a specbench.model.TargetPreset. The temperature is always 0: the
+    The temperature is always 0: the
     harness sends greedy requests because sampling noise would blur tau.
     """
-    from specbench.sweeps.rundir import WorkloadFingerprint
-
     return WorkloadFingerprint(
         target_model=str(target.model_path),
         draft_model=str(target.draft_model_path),
@@ -232,10 +212,8 @@ def workload_fingerprint(
 
 
 __all__ = [
-    "BUILTIN_DOMAINS",
     "CHARS_PER_TOKEN",
     "Prompt",
-    "TargetLike",
     "builtin_prompts",
     "estimate_tokens",
     "load_dataset",

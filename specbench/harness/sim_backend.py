@@ -24,9 +24,10 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from specbench.harness.backend import Backend, LoadSpec, ProgressCallback, Session
-from specbench.harness.prompts import BUILTIN_DOMAINS, DEFAULT_DOMAIN, Prompt, estimate_tokens
-from specbench.harness.records import RequestRecord
+from specbench.harness.prompts import DEFAULT_DOMAIN, Prompt, estimate_tokens
 from specbench.harness.sim_engine import EngineModel, SimEngine
+from specbench.model import DOMAINS
+from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig, config_key
 
 
@@ -64,7 +65,7 @@ def acceptance_domain(domain: str) -> str:
     math. Unknown labels are simulated as chat, the least predictable of the three, so
     an unfamiliar workload is never flattered. The record keeps the original label.
     """
-    return domain if domain in BUILTIN_DOMAINS else DEFAULT_DOMAIN
+    return domain if domain in DOMAINS else DEFAULT_DOMAIN
 
 
 @dataclass

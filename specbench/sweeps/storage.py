@@ -34,6 +34,13 @@ ATTR_WORKER = "worker"
 ATTR_INTERRUPTED = "interrupted"
 ATTR_ERROR = "error"
 
+#: Study user attributes: what the study measures, and the baseline all workers share.
+STUDY_BASELINE = "baseline_rows"
+STUDY_WORKLOAD = "workload_digest"
+STUDY_TARGET = "target"
+STUDY_SIMULATED = "simulated"
+STUDY_BASELINE_CLAIM = "baseline_claimed_by"
+
 
 def worker_id() -> str:
     """``host:pid`` of this process: names who measured a trial and lets a resumed run
@@ -190,10 +197,22 @@ def fail_abandoned_trials(study: optuna.Study) -> list[int]:
     return failed
 
 
+def baseline_rows(study: optuna.Study) -> dict[int, dict[str, Any]]:
+    """The baseline rows stored in the study, by concurrency."""
+    stored = study.user_attrs.get(STUDY_BASELINE) or []
+    return {int(r["concurrency"]): dict(r) for r in stored if isinstance(r, dict)}
+
+
 __all__ = [
     "ATTR_ERROR",
     "ATTR_INTERRUPTED",
     "ATTR_WORKER",
+    "STUDY_BASELINE",
+    "STUDY_BASELINE_CLAIM",
+    "STUDY_SIMULATED",
+    "STUDY_TARGET",
+    "STUDY_WORKLOAD",
+    "baseline_rows",
     "fail_abandoned_trials",
     "is_abandoned",
     "is_url",

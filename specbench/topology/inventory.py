@@ -19,7 +19,7 @@ from specbench.topology.nvml import (
     NvmlSource,
 )
 
-#: The P2P capabilities the issue asks for (PCI is recorded too when the driver has it).
+#: The P2P capabilities NVML reports per pair (PCI is recorded too when the driver has it).
 P2P_REPORTED = ("read", "write", "nvlink", "atomics")
 
 #: NCCL's default P2P_LEVEL is PXB: P2P over PCIe only below a host bridge.

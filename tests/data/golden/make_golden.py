@@ -29,10 +29,10 @@ from typing import Any
 
 import numpy as np
 
-from specbench.harness.records import RequestRecord, write_records
-from specbench.reports.gate import baseline_payload, load_run
+from specbench.gate.compare import baseline_payload, load_run
+from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
+from specbench.rundir.records import RequestRecord, write_records
 from specbench.schema import write_json
-from specbench.sweeps.rundir import Manifest, RunDirectory, WorkloadFingerprint
 
 HERE = Path(__file__).resolve().parent
 CREATED_AT = "2026-11-29T00:00:00+00:00"
@@ -210,7 +210,7 @@ def write_run(spec: RunSpec, root: Path) -> Path:
             base_rows[concurrency] = row
         rows.append(row)
     frame = run.write_trials(rows)
-    from specbench.sweeps.rundir import trials_to_records
+    from specbench.rundir.layout import trials_to_records
 
     run.write_results(
         {

@@ -6,8 +6,8 @@ is escaped here too (angle brackets, pipes that would break a table, backticks).
 
 from __future__ import annotations
 
-from specbench.reports.data import ReportData
-from specbench.reports.verdict import STATUS_NEVER_PAYS
+from specbench.report.data import ReportData
+from specbench.rundir.verdict import STATUS_NEVER_PAYS
 
 _ESCAPES = str.maketrans(
     {

@@ -18,11 +18,8 @@ from typing import Any
 
 from specbench import __version__
 from specbench.errors import BadInputError, FileFormatError
-from specbench.harness.records import RequestRecord
-from specbench.reports.gate_stats import median
-from specbench.schema import read_json, require, write_json
-from specbench.spec_config import BASELINE_KEY
-from specbench.sweeps.rundir import (
+from specbench.gate.stats import median
+from specbench.rundir.layout import (
     MANIFEST_KIND,
     RESULTS_KIND,
     STATE_COMPLETE,
@@ -30,6 +27,9 @@ from specbench.sweeps.rundir import (
     RunDirectory,
     WorkloadFingerprint,
 )
+from specbench.rundir.records import RequestRecord
+from specbench.schema import read_json, require, write_json
+from specbench.spec_config import BASELINE_KEY
 
 GATE_BASELINE_KIND = "specbench.gate-baseline"
 

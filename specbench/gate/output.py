@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from specbench.errors import BadInputError
-from specbench.reports.gate import (
+from specbench.gate.compare import (
     METRIC_COMPLETED,
     METRIC_LABELS,
     METRIC_SPEEDUP,
@@ -24,7 +24,7 @@ from specbench.reports.gate import (
     Status,
     shorten_difference,
 )
-from specbench.reports.gate_stats import METHOD_MWU, METHOD_NONE, METHOD_PAIRED, METHOD_T_CI
+from specbench.gate.stats import METHOD_MWU, METHOD_NONE, METHOD_PAIRED, METHOD_T_CI
 
 SIMULATED_NOTE = (
     "SIMULATED: at least one run comes from the sim backend; its numbers are produced by "

@@ -27,7 +27,7 @@ from typing import Any
 import pandas as pd
 
 from specbench.errors import FileFormatError
-from specbench.harness.records import RequestRecord, iter_records
+from specbench.rundir.records import RequestRecord, iter_records
 from specbench.schema import SCHEMA_VERSION, read_json, require, write_json, write_text_atomic
 
 MANIFEST_KIND = "specbench.manifest"
@@ -37,7 +37,6 @@ RESULTS_KIND = "specbench.results"
 STATE_COMPLETE = "complete"
 STATE_FAILED = "failed"
 STATE_RUNNING = "running"
-STATE_PRUNED = "pruned"
 
 #: Columns of trials.csv and of results.json "trials", in order. One row per
 #: (trial, concurrency); baseline rows have config_key "baseline", trial_number -1 and
@@ -50,7 +49,7 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "topk",
     "num_draft_tokens",
     "concurrency",
-    "state",  # complete | failed | running | pruned
+    "state",  # complete | failed | running
     "source",  # model-prior | card | sglang-auto | tpe | gp | grid | fixed | baseline | endpoint
     "tau",  # sum(completion_tokens) / sum(spec_verify_ct); NaN for baseline
     "tau_p10",  # percentiles of the per-request tau distribution
@@ -350,7 +349,6 @@ __all__ = [
     "RESULTS_KIND",
     "STATE_COMPLETE",
     "STATE_FAILED",
-    "STATE_PRUNED",
     "STATE_RUNNING",
     "TRIAL_COLUMNS",
     "Manifest",

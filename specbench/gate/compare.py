@@ -3,14 +3,14 @@
 CI re-runs a fixed set of configurations whenever the draft checkpoint, the SGLang
 version or the driver changes. Such runs are noisy, so a metric fails only when its
 change is both past a threshold and significant on the per-request samples
-(see :mod:`specbench.reports.gate_stats`). Everything here is plain functions returning
+(see :mod:`specbench.gate.stats`). Everything here is plain functions returning
 dataclasses; the CLI (``specbench gate``) only parses flags and prints.
 
 What is compared, per (configuration, concurrency) present in both runs:
 
 - ``tau``: per-request completion_tokens / spec_verify_ct. Change = ratio of medians.
   Significance is tested on requests paired by prompt when both sides know the prompt
-  ids (see :mod:`specbench.reports.gate_stats`).
+  ids (see :mod:`specbench.gate.stats`).
 - ``output_tokens_per_s``: per-request decode speed (RequestRecord.output_tokens_per_s).
   Change = ratio of medians. The no-speculation baseline rows are compared too, because
   a driver that slows every decode is a regression as well.
@@ -22,7 +22,7 @@ What is compared, per (configuration, concurrency) present in both runs:
 
 A baseline may be a run directory or a compact baseline file written by
 :func:`save_baseline` (kind ``specbench.gate-baseline``) meant to be committed; reading
-both lives in :mod:`specbench.reports.gate_inputs` and is re-exported here.
+both lives in :mod:`specbench.gate.inputs` and is re-exported here.
 """
 
 from __future__ import annotations
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from specbench.errors import BadInputError, NotComparableError
-from specbench.reports.gate_inputs import (
+from specbench.gate.inputs import (
     GATE_BASELINE_KIND,
     Cell,
     CellSamples,
@@ -46,7 +46,7 @@ from specbench.reports.gate_inputs import (
     load_side,
     save_baseline,
 )
-from specbench.reports.gate_stats import METHOD_NONE, compare_paired, median
+from specbench.gate.stats import METHOD_NONE, compare_paired, median
 from specbench.spec_config import BASELINE_KEY
 
 METRIC_TAU = "tau"

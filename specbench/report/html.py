@@ -20,12 +20,13 @@ import jinja2
 from markupsafe import Markup
 
 from specbench.errors import BadInputError
-from specbench.reports import plots
-from specbench.reports.data import ReportData, report_data
+from specbench.report import plots
+from specbench.report.data import ReportData, report_data
+from specbench.report.markdown import render_markdown
 from specbench.schema import write_text_atomic
 
 FORMATS = ("html", "md")
-_TEMPLATE_PACKAGE = "specbench.reports"
+_TEMPLATE_PACKAGE = "specbench.report"
 
 
 @dataclass
@@ -189,12 +190,7 @@ def render_report(
     target = Path(output) if output is not None else run_path / f"report.{fmt}"
     if target.is_dir():
         raise BadInputError(f"{target}: is a directory; give a file name with -o")
-    if fmt == "md":
-        from specbench.reports.markdown import render_markdown
-
-        text = render_markdown(data)
-    else:
-        text = render_html(data, run_dir=run_path)
+    text = render_markdown(data) if fmt == "md" else render_html(data, run_dir=run_path)
     write_text_atomic(target, text)
     return target
 

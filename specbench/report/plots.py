@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from specbench.reports.data import (
+from specbench.report.data import (
     AllReduceSeries,
     Heatmap,
     OptimizationHistory,
@@ -29,7 +29,7 @@ from specbench.reports.data import (
     Series,
     TauDistribution,
 )
-from specbench.reports.verdict import format_concurrency
+from specbench.rundir.verdict import format_concurrency
 
 _STYLE: dict[str, Any] = {
     "svg.fonttype": "none",

@@ -13,6 +13,7 @@ import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -20,13 +21,23 @@ import numpy as np
 import pandas as pd
 
 from specbench.errors import BadInputError, FileFormatError, SpecbenchError
-from specbench.harness.records import REQUESTS_KIND, RequestRecord
-from specbench.reports.verdict import (
+from specbench.harness.engine import Deployment
+from specbench.harness.engines import engine_of_backend
+from specbench.model import (
+    HardwareProfile,
+    PerformanceModel,
+    TargetPreset,
+    load_hardware,
+    load_target,
+)
+from specbench.model.predict import scan_break_even
+from specbench.rundir.layout import Manifest, RunDirectory
+from specbench.rundir.records import REQUESTS_KIND, RequestRecord
+from specbench.rundir.verdict import (
     NOISE_MARGIN,
     STATUS_CROSSES,
     STATUS_NEVER_PAYS,
     STATUS_PAYS_EVERYWHERE,
-    TargetLike,
     Verdict,
     compute_verdict,
     config_table,
@@ -35,8 +46,7 @@ from specbench.reports.verdict import (
     rank_configs,
 )
 from specbench.schema import check_schema_version
-from specbench.spec_config import BASELINE_KEY
-from specbench.sweeps.rundir import Manifest, RunDirectory
+from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 #: Configurations drawn in the speedup-vs-concurrency plot (more is unreadable).
 TOP_CONFIGS_PLOTTED = 5
@@ -56,7 +66,7 @@ class RunData:
     requests: list[RequestRecord]
     #: Problems that did not stop the report (torn requests.jsonl, unknown preset...).
     notes: list[str] = field(default_factory=list)
-    target: TargetLike | None = None
+    target: TargetPreset | None = None
 
 
 def load_run(run_dir: Path | str) -> RunData:
@@ -119,13 +129,9 @@ def _read_requests(run: RunDirectory, notes: list[str]) -> list[RequestRecord]:
     return out
 
 
-def _load_target(name: str, notes: list[str]) -> TargetLike | None:
+def _load_target(name: str, notes: list[str]) -> TargetPreset | None:
     try:
-        from specbench.model import load_target
-    except ImportError:  # pragma: no cover - the model package ships with specbench
-        return None
-    try:
-        target: TargetLike = load_target(name)
+        target: TargetPreset = load_target(name)
     except SpecbenchError:
         notes.append(
             f"target {name!r} is not a preset of this specbench: the launch command uses the "
@@ -352,15 +358,18 @@ def build_report_data(run: RunData) -> ReportData:
     trials = run.trials
     hw_class = str(manifest.hardware.get("interconnect_class", "") or "")
     tp = _int_or_none(manifest.hardware.get("tp"))
-    verdict = compute_verdict(
-        trials,
-        concurrencies,
-        target=run.target,
-        simulated=manifest.simulated,
-        hardware_class=hw_class or None,
+    deployment = Deployment.of(
+        run.target,
         tp=tp,
         model_path=manifest.workload.target_model or None,
         draft_model_path=manifest.workload.draft_model or None,
+    )
+    verdict = compute_verdict(
+        trials,
+        concurrencies,
+        launch_line=partial(engine_of_backend(manifest.backend).launch_line, deployment),
+        simulated=manifest.simulated,
+        hardware_class=hw_class or None,
     )
     table = config_table(trials)
     best_key = verdict.best["config_key"] if verdict.best else None
@@ -546,11 +555,7 @@ def _read_probe_file(path: Any) -> Mapping[str, Any] | None:
     return data if isinstance(data, Mapping) else None
 
 
-def _load_profile(name: str, tp: int | None = None) -> Any:
-    try:
-        from specbench.model import load_hardware
-    except ImportError:  # pragma: no cover
-        return None
+def _load_profile(name: str, tp: int | None = None) -> HardwareProfile | None:
     try:
         return load_hardware(name, tp=tp)
     except SpecbenchError:
@@ -568,10 +573,6 @@ def predicted_break_even(
     concurrency to measure next. None when the run's target or hardware is not one the
     model knows, or the model sees no crossing within 1..4096.
     """
-    from specbench.model import PerformanceModel, TargetPreset
-    from specbench.model.predict import scan_break_even
-    from specbench.spec_config import SpecConfig
-
     if best is None or not isinstance(run.target, TargetPreset):
         return None
     profile = _load_profile(str(run.manifest.hardware.get("name", "") or ""), tp)

@@ -10,14 +10,13 @@ concurrencies that were actually measured, never extrapolated past them.
 from __future__ import annotations
 
 import math
-import shlex
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
-from specbench.spec_config import BASELINE_KEY
+from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 #: A configuration must beat the baseline by more than this fraction to count as paying:
 #: smaller differences are within run-to-run noise of a closed-loop benchmark.
@@ -32,27 +31,16 @@ STATUS_UNKNOWN = "unknown"
 
 HOST_STAGED = "host-staged"
 
-#: Placeholders in the launch command when the target preset is unknown to this release.
-_UNKNOWN_MODEL = "<target-model-path>"
-_UNKNOWN_DRAFT = "<draft-model-path>"
-
-
-class TargetLike(Protocol):
-    """The fields of specbench.model.TargetPreset the launch command needs."""
-
-    @property
-    def model_path(self) -> str: ...
-    @property
-    def draft_model_path(self) -> str: ...
-    @property
-    def algorithm(self) -> str: ...
-    @property
-    def default_tp(self) -> int: ...
+#: Builds (speculative flags, copyable launch line) of a configuration. The engine
+#: adapter supplies it (``EngineAdapter.launch_line``): the verdict only names the
+#: configuration, the engine knows how to spell it.
+LaunchLine = Callable[[SpecConfig], tuple[list[str], str]]
 
 
 @dataclass
 class Verdict:
-    """The recommendation as plain JSON-ready data (see INTERFACES.md)."""
+    """The recommendation as plain JSON-ready data (results.json "best", "break_even",
+    "verdict_reason")."""
 
     best: dict[str, Any] | None
     break_even: dict[str, Any]
@@ -88,63 +76,6 @@ def finite(value: Any) -> float | None:
 def format_concurrency(value: float) -> str:
     """A concurrency for a sentence: integers stay integers, interpolated ones get 1 digit."""
     return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
-
-
-def speculative_flags(
-    num_steps: int,
-    topk: int,
-    num_draft_tokens: int,
-    *,
-    algorithm: str = "EAGLE3",
-    draft_model_path: str = _UNKNOWN_DRAFT,
-) -> list[str]:
-    """The SGLang speculative flags for one configuration, as an argument list."""
-    return [
-        "--speculative-algorithm",
-        algorithm,
-        "--speculative-draft-model-path",
-        draft_model_path,
-        "--speculative-num-steps",
-        str(num_steps),
-        "--speculative-eagle-topk",
-        str(topk),
-        "--speculative-num-draft-tokens",
-        str(num_draft_tokens),
-    ]
-
-
-def launch_command(
-    num_steps: int,
-    topk: int,
-    num_draft_tokens: int,
-    *,
-    target: TargetLike | None = None,
-    tp: int | None = None,
-    model_path: str | None = None,
-    draft_model_path: str | None = None,
-    algorithm: str | None = None,
-) -> tuple[list[str], str]:
-    """(speculative flags, full copyable ``python -m sglang.launch_server`` line).
-
-    Explicit paths win over the preset (they are what the run actually measured); the
-    preset supplies what the manifest does not know (EP size, extra server arguments).
-    """
-    model = model_path or (target.model_path if target is not None else _UNKNOWN_MODEL)
-    draft = draft_model_path or (target.draft_model_path if target is not None else _UNKNOWN_DRAFT)
-    algo = algorithm or (target.algorithm if target is not None else "EAGLE3")
-    tp_size = tp if tp is not None else (target.default_tp if target is not None else 1)
-    flags = speculative_flags(
-        num_steps, topk, num_draft_tokens, algorithm=algo, draft_model_path=draft
-    )
-    argv = ["python", "-m", "sglang.launch_server", "--model-path", model, *flags]
-    argv += ["--tp-size", str(tp_size)]
-    if target is not None:
-        ep = getattr(target, "default_ep", None)
-        if isinstance(ep, int) and ep > 1:
-            argv += ["--ep-size", str(ep)]
-        extra = getattr(target, "extra_server_args", ())
-        argv += [str(a) for a in extra]
-    return flags, shlex.join(argv)
 
 
 def config_table(trials: pd.DataFrame) -> pd.DataFrame:
@@ -230,12 +161,9 @@ def compute_verdict(
     trials: pd.DataFrame,
     concurrencies: Sequence[int],
     *,
-    target: TargetLike | None = None,
+    launch_line: LaunchLine | None = None,
     simulated: bool = False,
     hardware_class: str | None = None,
-    tp: int | None = None,
-    model_path: str | None = None,
-    draft_model_path: str | None = None,
     noise_margin: float = NOISE_MARGIN,
 ) -> Verdict:
     """The recommended configuration and its break-even concurrency.
@@ -243,7 +171,8 @@ def compute_verdict(
     ``trials`` are TRIAL_COLUMNS rows (normalise_trials); ``concurrencies[0]`` is the
     primary concurrency the configurations are ranked at. ``hardware_class`` (the
     manifest's interconnect class) only changes the wording: a host-staged interconnect
-    is named as the reason when nothing pays.
+    is named as the reason when nothing pays. Without ``launch_line`` the best
+    configuration carries no flags and no launch command.
     """
     if not concurrencies:
         raise ValueError("compute_verdict needs at least one concurrency")
@@ -273,15 +202,12 @@ def compute_verdict(
 
     top = ranking[0]
     curve = _speedup_curve(table, top["config_key"])
-    flags, command = launch_command(
-        top["num_steps"],
-        top["topk"],
-        top["num_draft_tokens"],
-        target=target,
-        tp=tp,
-        model_path=model_path,
-        draft_model_path=draft_model_path,
-    )
+    flags: list[str] | None = None
+    command: str | None = None
+    if launch_line is not None:
+        flags, command = launch_line(
+            SpecConfig(top["num_steps"], top["topk"], top["num_draft_tokens"])
+        )
     best: dict[str, Any] = {
         "num_steps": top["num_steps"],
         "topk": top["topk"],
@@ -390,13 +316,12 @@ __all__ = [
     "STATUS_NEVER_PAYS",
     "STATUS_PAYS_EVERYWHERE",
     "STATUS_UNKNOWN",
+    "LaunchLine",
     "Verdict",
     "compute_verdict",
     "config_table",
     "finite",
     "format_concurrency",
     "interpolate_break_even",
-    "launch_command",
     "rank_configs",
-    "speculative_flags",
 ]

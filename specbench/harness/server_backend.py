@@ -1,7 +1,10 @@
-"""The ``sglang`` backend: launch ``sglang.launch_server`` per configuration, or attach.
+"""Real servers: launch an engine per configuration, or attach to a running one.
 
-Launch mode starts one server per configuration (SGLang fixes the tree shape at start-up)
-in its own process group, waits on ``/health_generate``, and stops the whole group when
+Everything engine-specific (arguments, readiness path, server info, configuration
+rules) comes from the engine adapter (``specbench.harness.engine``); this module owns
+the lifecycle. Launch mode starts one server per configuration (SGLang fixes the tree
+shape at start-up) in its own process group, waits on the adapter's ready path, and
+stops the whole group when
 the session ends, whatever ends it. Attach mode measures a server someone else runs: it
 never restarts it, so it can only measure the configuration that server was started
 with, and says so instead of silently measuring the wrong thing.
@@ -14,29 +17,24 @@ SGLang, which exercises every line of the real launch path without a GPU.
 from __future__ import annotations
 
 import contextlib
-import errno
-import json
 import shlex
-import socket
 import sys
 import time
 import urllib.error
-import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.backend import Backend, LoadSpec, ProgressCallback, Session
-from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess, read_log_tail
-from specbench.harness.records import RequestRecord
+from specbench.harness.engine import Deployment, EngineAdapter, TargetLike
+from specbench.harness.loadgen import run_closed_loop
+from specbench.harness.net import check_port_free, fetch_server_info, free_port, http_call
+from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
+from specbench.harness.sglang import SGLANG
+from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig, config_key
 
-if TYPE_CHECKING:
-    from specbench.model import TargetPreset
-
-#: Module SGLang's server is started from.
-SGLANG_MODULE = "sglang.launch_server"
 #: SGLang's own tests allow up to an hour for big models on H200; 30 minutes by default.
 DEFAULT_READY_TIMEOUT_S = 1800.0
 #: Seconds to keep retrying ``/flush_cache`` while the server reports pending requests.
@@ -47,53 +45,10 @@ ARGS_PLACEHOLDER = "{args}"
 
 
 # -- launch command -------------------------------------------------------------------
-def build_launch_args(
-    target: TargetPreset,
-    config: SpecConfig | None,
-    *,
-    tp: int | None = None,
-    port: int,
-    host: str = "127.0.0.1",
-    server_args: Sequence[str] = (),
+def compose_launch(
+    launch_cmd: str | None, launch_args: Sequence[str], engine: EngineAdapter = SGLANG
 ) -> list[str]:
-    """The ``sglang.launch_server`` arguments (without the interpreter and module).
-
-    Order matters: user ``server_args`` come last so that they override the preset
-    (argparse keeps the last value of a repeated flag). The baseline gets none of the
-    speculative flags, not even the algorithm, so SGLang loads no draft model.
-    """
-    args = [
-        "--model-path",
-        target.model_path,
-        "--host",
-        host,
-        "--port",
-        str(port),
-        "--tp-size",
-        str(tp if tp is not None else target.default_tp),
-    ]
-    if target.default_ep is not None and target.default_ep > 1 and tp is None:
-        args += ["--ep-size", str(target.default_ep)]
-    if config is not None:
-        args += [
-            "--speculative-algorithm",
-            target.algorithm,
-            "--speculative-draft-model-path",
-            target.draft_model_path,
-            *config.sglang_flags(),
-        ]
-    args += list(target.extra_server_args)
-    args += list(server_args)
-    return args
-
-
-def sglang_command(launch_args: Sequence[str], python: str | None = None) -> list[str]:
-    """The full command: interpreter, ``-m sglang.launch_server``, arguments."""
-    return [python or sys.executable, "-m", SGLANG_MODULE, *launch_args]
-
-
-def compose_launch(launch_cmd: str | None, launch_args: Sequence[str]) -> list[str]:
-    """Apply a user's ``launch_cmd`` template to the SGLang arguments.
+    """Apply a user's ``launch_cmd`` template to the engine's arguments.
 
     ``{cmd}`` becomes the full SGLang command, ``{args}`` only its arguments (for
     wrappers that bring their own interpreter); without a placeholder the full command
@@ -101,13 +56,15 @@ def compose_launch(launch_cmd: str | None, launch_args: Sequence[str]) -> list[s
     so paths with spaces survive, and the result is an argument list, never a shell.
     """
     if launch_cmd is None or not launch_cmd.strip():
-        return sglang_command(launch_args)
+        return engine.command(launch_args, sys.executable)
     if ARGS_PLACEHOLDER in launch_cmd:
         text = launch_cmd.replace(ARGS_PLACEHOLDER, shlex.join(launch_args))
     elif CMD_PLACEHOLDER in launch_cmd:
-        text = launch_cmd.replace(CMD_PLACEHOLDER, shlex.join(sglang_command(launch_args)))
+        text = launch_cmd.replace(
+            CMD_PLACEHOLDER, shlex.join(engine.command(launch_args, sys.executable))
+        )
     else:
-        text = launch_cmd + " " + shlex.join(sglang_command(launch_args))
+        text = launch_cmd + " " + shlex.join(engine.command(launch_args, sys.executable))
     try:
         argv = shlex.split(text)
     except ValueError as exc:
@@ -125,88 +82,6 @@ def split_server_args(text: str | None) -> list[str]:
         return shlex.split(text)
     except ValueError as exc:
         raise BadInputError(f"cannot parse --server-args {text!r}: {exc}") from None
-
-
-# -- ports ------------------------------------------------------------------------------
-def port_in_use(host: str, port: int) -> bool:
-    """Whether binding ``host:port`` fails; a TIME_WAIT leftover does not count."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-        except OSError as exc:
-            if exc.errno in (errno.EADDRINUSE, errno.EACCES):
-                return True
-            raise BadInputError(f"cannot use {host}:{port}: {exc.strerror or exc}") from None
-    return False
-
-
-def check_port_free(host: str, port: int) -> None:
-    if port_in_use(host, port):
-        raise BadInputError(f"port {port} is already in use on {host}")
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A port the OS says is free now (another process could still take it first)."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    with socket.socket(family, socket.SOCK_STREAM) as sock:
-        sock.bind((host, 0))
-        return int(sock.getsockname()[1])
-
-
-# -- small synchronous HTTP helpers (no event loop needed for control calls) --------------
-#: No proxies: the server is local or on the cluster network, and an http_proxy variable
-#: meant for downloads would otherwise swallow every health check.
-_OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
-
-
-def _http(method: str, url: str, timeout_s: float) -> tuple[int, bytes]:
-    """(status, body); raises URLError/OSError when nothing answers."""
-    req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
-    try:
-        with _OPENER.open(req, timeout=timeout_s) as resp:
-            return int(resp.status), resp.read()
-    except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
-
-
-def fetch_server_info(endpoint: str, timeout_s: float = 30.0) -> dict[str, Any]:
-    """``GET /server_info``, falling back to the older ``/get_server_info``."""
-    last = ""
-    for path in ("/server_info", "/get_server_info"):
-        try:
-            status, body = _http("GET", endpoint + path, timeout_s)
-        except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
-            raise ServerError(f"cannot reach the server at {endpoint}: {reason}") from None
-        if status == 200:
-            try:
-                info = json.loads(body)
-            except json.JSONDecodeError:
-                raise ServerError(f"{endpoint}{path} did not return JSON") from None
-            if not isinstance(info, dict):
-                raise ServerError(f"{endpoint}{path} did not return a JSON object")
-            return info
-        last = f"{path} -> HTTP {status}"
-    raise ServerError(f"the server at {endpoint} has no server-info endpoint ({last})")
-
-
-def config_from_server_info(info: Mapping[str, Any]) -> SpecConfig | None:
-    """The configuration a running server was started with (None: no speculation)."""
-    if not info.get("speculative_algorithm"):
-        return None
-    try:
-        return SpecConfig(
-            int(info["speculative_num_steps"]),
-            int(info["speculative_eagle_topk"]),
-            int(info["speculative_num_draft_tokens"]),
-        )
-    except (KeyError, TypeError, ValueError):
-        raise ServerError(
-            "the server runs speculation but its server info lacks speculative_num_steps/"
-            "speculative_eagle_topk/speculative_num_draft_tokens"
-        ) from None
 
 
 def _triple(config: SpecConfig | None) -> str:
@@ -230,11 +105,13 @@ class HttpSession(Session):
         *,
         process: ManagedProcess | None = None,
         simulated: bool = False,
+        engine: EngineAdapter = SGLANG,
     ) -> None:
         self.endpoint: str | None = endpoint.rstrip("/")
         self.config = config
         self.process = process
         self.simulated = simulated
+        self.engine = engine
 
     @property
     def url(self) -> str:
@@ -242,10 +119,8 @@ class HttpSession(Session):
         return self.endpoint
 
     def run(self, load: LoadSpec, progress: ProgressCallback | None = None) -> list[RequestRecord]:
-        from specbench.harness.loadgen import run_closed_loop
-
         try:
-            records = run_closed_loop(self.url, load, progress)
+            records = run_closed_loop(self.url, load, progress, engine=self.engine)
         except ServerError as exc:
             if self.process is not None:
                 time.sleep(0.2)  # let a dying server finish writing its last words
@@ -268,7 +143,7 @@ class HttpSession(Session):
         deadline = time.monotonic() + FLUSH_RETRY_S
         while True:
             try:
-                status, body = _http("POST", self.url + "/flush_cache", 30.0)
+                status, body = http_call("POST", self.url + "/flush_cache", 30.0)
             except (urllib.error.URLError, OSError) as exc:
                 raise ServerError(
                     f"cannot flush the cache of {self.url}: {getattr(exc, 'reason', exc)}",
@@ -282,19 +157,18 @@ class HttpSession(Session):
             time.sleep(0.25)
 
     def server_info(self) -> dict[str, Any]:
-        return fetch_server_info(self.url)
+        return fetch_server_info(self.url, self.engine.server_info_paths)
 
 
 # -- backend ------------------------------------------------------------------------------
-class SglangBackend(Backend):
-    """Real SGLang servers, launched per configuration or attached to."""
-
-    name = "sglang"
+class ServerBackend(Backend):
+    """Real servers of one engine, launched per configuration or attached to."""
 
     def __init__(
         self,
-        target: TargetPreset,
+        target: TargetLike,
         *,
+        engine: EngineAdapter = SGLANG,
         tp: int | None = None,
         server_args: Sequence[str] = (),
         launch_cmd: str | None = None,
@@ -305,8 +179,6 @@ class SglangBackend(Backend):
         env: Mapping[str, str] | None = None,
         grace_s: float = DEFAULT_GRACE_S,
     ) -> None:
-        if endpoint is not None and launch_cmd is not None:
-            raise BadInputError("--endpoint attaches to a running server; drop --launch-cmd")
         if ready_timeout_s <= 0:
             raise BadInputError(f"ready timeout must be > 0 s (got {ready_timeout_s:g})")
         if tp is not None and tp < 1:
@@ -314,6 +186,8 @@ class SglangBackend(Backend):
         if endpoint is not None and not endpoint.startswith(("http://", "https://")):
             raise BadInputError(f"--endpoint must look like http://host:port (got {endpoint!r})")
         self.target = target
+        self.engine = engine
+        self.name = engine.name
         self.tp = tp
         self.server_args = list(server_args)
         self.launch_cmd = launch_cmd
@@ -339,7 +213,7 @@ class SglangBackend(Backend):
             "backend": self.name,
             "mode": "attach" if self.attached else "launch",
             "simulated": self.simulated,
-            "target": self.target.name,
+            "target": getattr(self.target, "name", None),
             "model_path": self.target.model_path,
             "tp": self.tp if self.tp is not None else info.get("tp_size", self.target.default_tp),
             "endpoint": self.endpoint,
@@ -363,9 +237,9 @@ class SglangBackend(Backend):
     @contextlib.contextmanager
     def _attach(self, config: SpecConfig | None) -> Iterator[Session]:
         assert self.endpoint is not None
-        info = fetch_server_info(self.endpoint)
+        info = fetch_server_info(self.endpoint, self.engine.server_info_paths)
         self._note_info(info)
-        running = config_from_server_info(info)
+        running = self.engine.config_from_server_info(info)
         if running != config:
             if config is None:
                 raise BadInputError(
@@ -378,7 +252,7 @@ class SglangBackend(Backend):
                 f"{_triple(config)} without restarting it (attach mode measures only the "
                 "server's own configuration)"
             )
-        yield HttpSession(self.endpoint, config, simulated=self.simulated)
+        yield HttpSession(self.endpoint, config, simulated=self.simulated, engine=self.engine)
 
     @contextlib.contextmanager
     def _launch(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
@@ -387,15 +261,14 @@ class SglangBackend(Backend):
             port = self.port
         else:
             port = free_port(self.host)
-        launch_args = build_launch_args(
-            self.target,
+        launch_args = self.engine.launch_args(
+            Deployment.of(self.target, tp=self.tp),
             config,
-            tp=self.tp,
-            port=port,
             host=self.host,
+            port=port,
             server_args=self.server_args,
         )
-        argv = compose_launch(self.launch_cmd, launch_args)
+        argv = compose_launch(self.launch_cmd, launch_args, self.engine)
         connect_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in connect_host:
             connect_host = f"[{connect_host}]"
@@ -406,14 +279,16 @@ class SglangBackend(Backend):
             # start still reaches the ``finally`` that stops the group.
             self._live.append(proc)
             proc.start()
-            wait_until_ready(endpoint, proc, self.ready_timeout_s)
+            wait_until_ready(endpoint, proc, self.ready_timeout_s, self.engine.ready_path)
             info: dict[str, Any] | None = None
             with contextlib.suppress(ServerError):
-                info = fetch_server_info(endpoint)
+                info = fetch_server_info(endpoint, self.engine.server_info_paths)
             if info is not None:
                 self._note_info(info)
-                _check_launched_config(info, config, self.server_args)
-            yield HttpSession(endpoint, config, process=proc, simulated=self.simulated)
+                _check_launched_config(self.engine, info, config, self.server_args)
+            yield HttpSession(
+                endpoint, config, process=proc, simulated=self.simulated, engine=self.engine
+            )
         finally:
             proc.stop()
             with contextlib.suppress(ValueError):
@@ -426,7 +301,10 @@ class SglangBackend(Backend):
 
 
 def _check_launched_config(
-    info: Mapping[str, Any], config: SpecConfig | None, server_args: Sequence[str]
+    engine: EngineAdapter,
+    info: Mapping[str, Any],
+    config: SpecConfig | None,
+    server_args: Sequence[str],
 ) -> None:
     """Refuse to measure a server that runs another tree than the one asked for.
 
@@ -438,7 +316,7 @@ def _check_launched_config(
     if "speculative_algorithm" not in info:
         return
     try:
-        running = config_from_server_info(info)
+        running = engine.config_from_server_info(info)
     except ServerError:
         return
     if running == config:
@@ -447,8 +325,10 @@ def _check_launched_config(
     raise ServerError(f"the launched server runs {_triple(running)}, not {_triple(config)}{hint}")
 
 
-def wait_until_ready(endpoint: str, proc: ManagedProcess, timeout_s: float) -> None:
-    """Poll ``/health_generate`` until 200; fail fast if the process dies first.
+def wait_until_ready(
+    endpoint: str, proc: ManagedProcess, timeout_s: float, ready_path: str = SGLANG.ready_path
+) -> None:
+    """Poll the engine's ready path until 200; fail fast if the process dies first.
 
     503 and connection refused both mean "still starting"; a model load takes minutes,
     so the poll interval grows to a few seconds rather than hammering the server.
@@ -466,7 +346,7 @@ def wait_until_ready(endpoint: str, proc: ManagedProcess, timeout_s: float) -> N
                 proc.log_tail(),
             )
         try:
-            status, _ = _http("GET", endpoint + "/health_generate", min(10.0, max(1.0, timeout_s)))
+            status, _ = http_call("GET", endpoint + ready_path, min(10.0, max(1.0, timeout_s)))
             if status == 200:
                 return
         except (urllib.error.URLError, OSError):
@@ -487,16 +367,8 @@ def wait_until_ready(endpoint: str, proc: ManagedProcess, timeout_s: float) -> N
 __all__ = [
     "DEFAULT_READY_TIMEOUT_S",
     "HttpSession",
-    "SglangBackend",
-    "build_launch_args",
-    "check_port_free",
+    "ServerBackend",
     "compose_launch",
-    "config_from_server_info",
-    "fetch_server_info",
-    "free_port",
-    "port_in_use",
-    "read_log_tail",
-    "sglang_command",
     "split_server_args",
     "wait_until_ready",
 ]

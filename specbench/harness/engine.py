@@ -1,0 +1,191 @@
+"""The engine adapter contract: everything that differs between serving engines.
+
+An adapter owns one engine's spelling of a deployment: the one builder of its launch
+arguments (used by the launcher and by every launch line the report or the CLI prints),
+the inverse parser of those arguments (serve-sim stands in for the engine with it), its
+rules for a speculative configuration, and how it reports acceptance per request and in
+its server info. Adding an engine is one new module with one ``EngineAdapter`` subclass,
+registered in ``specbench.harness.engines``.
+"""
+
+from __future__ import annotations
+
+import shlex
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from specbench.spec_config import SpecConfig
+
+#: Placeholders a launch line shows when the run directory does not know the paths.
+UNKNOWN_MODEL = "<target-model-path>"
+UNKNOWN_DRAFT = "<draft-model-path>"
+
+
+class TargetLike(Protocol):
+    """The fields of specbench.model.TargetPreset a deployment is built from."""
+
+    @property
+    def model_path(self) -> str: ...
+    @property
+    def draft_model_path(self) -> str: ...
+    @property
+    def algorithm(self) -> str: ...
+    @property
+    def default_tp(self) -> int: ...
+    @property
+    def default_ep(self) -> int | None: ...
+    @property
+    def extra_server_args(self) -> tuple[str, ...]: ...
+    @property
+    def parallel_options(self) -> tuple[tuple[int, int | None], ...]: ...
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """What to serve and how wide: the engine-neutral input of every launch line."""
+
+    model_path: str = UNKNOWN_MODEL
+    draft_model_path: str = UNKNOWN_DRAFT
+    algorithm: str = "EAGLE3"
+    tp: int = 1
+    #: Expert parallelism; None leaves the engine's default (no EP).
+    ep: int | None = None
+    extra_args: tuple[str, ...] = ()
+
+    @classmethod
+    def of(
+        cls,
+        target: TargetLike | None,
+        *,
+        tp: int | None = None,
+        model_path: str | None = None,
+        draft_model_path: str | None = None,
+    ) -> Deployment:
+        """The deployment of ``target`` at ``tp`` (None: the target's own TP).
+
+        Expert parallelism follows the TP actually served: the preset lists the
+        (tp, ep) pairs it is deployed with (MiniMax-M2: ``--tp-size 4``, or
+        ``--tp-size 8 --ep-size 8``), and an EP size written for one TP is never carried
+        to another. Explicit paths (what a run directory recorded) win over the preset's.
+        """
+        if target is None:
+            return cls(
+                model_path=model_path or UNKNOWN_MODEL,
+                draft_model_path=draft_model_path or UNKNOWN_DRAFT,
+                tp=tp if tp is not None else 1,
+            )
+        served_tp = tp if tp is not None else target.default_tp
+        pairs = [(target.default_tp, target.default_ep), *target.parallel_options]
+        ep = next((e for t, e in pairs if t == served_tp), None)
+        return cls(
+            model_path=model_path or target.model_path,
+            draft_model_path=draft_model_path or target.draft_model_path,
+            algorithm=target.algorithm,
+            tp=served_tp,
+            ep=ep if ep is not None and ep > 1 else None,
+            extra_args=tuple(str(a) for a in target.extra_server_args),
+        )
+
+
+@dataclass
+class LaunchArgs:
+    """The subset of an engine's launch arguments specbench acts on (parsed back)."""
+
+    model_path: str | None = None
+    host: str | None = None
+    port: int | None = None
+    tp: int | None = None
+    algorithm: str | None = None
+    draft_model_path: str | None = None
+    num_steps: int | None = None
+    topk: int | None = None
+    num_draft_tokens: int | None = None
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class RequestStats:
+    """What one finished request says about itself, in engine-neutral names."""
+
+    completion_tokens: int | None = None
+    prompt_tokens: int | None = None
+    #: Verify forwards of the request; tau = completion_tokens / spec_verify_ct.
+    spec_verify_ct: int | None = None
+    spec_accept_length: float | None = None
+    #: Why the engine aborted the request, when it did (the stream still ends normally).
+    aborted: str | None = None
+    simulated: bool = False
+
+
+class EngineAdapter(ABC):
+    """One serving engine, as specbench launches, checks and reads it."""
+
+    #: Short name, as the manifest stores it ("sglang").
+    name: str
+    #: ``python -m <server_module>`` starts a server.
+    server_module: str
+    #: Answers 200 once the server can generate (non-200 or refused while starting).
+    ready_path: str
+    #: Where the server describes itself, newest path first.
+    server_info_paths: tuple[str, ...]
+
+    @abstractmethod
+    def speculative_flags(self, deployment: Deployment, config: SpecConfig) -> list[str]:
+        """The flags that select ``config`` (algorithm, draft, and its three numbers)."""
+
+    @abstractmethod
+    def launch_args(
+        self,
+        deployment: Deployment,
+        config: SpecConfig | None,
+        *,
+        host: str | None = None,
+        port: int | None = None,
+        server_args: Sequence[str] = (),
+    ) -> list[str]:
+        """The server's arguments (without interpreter and module); the one builder.
+
+        ``config`` None is the no-speculation baseline. ``server_args`` come last so a
+        user's flags override the preset's (argparse keeps the last value).
+        """
+
+    @abstractmethod
+    def parse_launch_args(self, args: Sequence[str]) -> LaunchArgs:
+        """The inverse of ``launch_args``: what a launch line asks for."""
+
+    @abstractmethod
+    def check_config(self, config: SpecConfig) -> str | None:
+        """Why the engine would reject or crash on ``config``; None when it accepts it."""
+
+    @abstractmethod
+    def config_from_server_info(self, info: Mapping[str, Any]) -> SpecConfig | None:
+        """The configuration a running server was started with (None: no speculation)."""
+
+    @abstractmethod
+    def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:
+        """Acceptance and token counts from the last streamed chunk's metadata."""
+
+    def command(self, launch_args: Sequence[str], python: str) -> list[str]:
+        """The full command: interpreter, ``-m`` module, arguments."""
+        return [python, "-m", self.server_module, *launch_args]
+
+    def launch_line(self, deployment: Deployment, config: SpecConfig) -> tuple[list[str], str]:
+        """(speculative flags, a copyable shell line) for reports and the CLI.
+
+        Built by ``launch_args`` like every launched server, without host and port.
+        """
+        line = self.command(self.launch_args(deployment, config), python="python")
+        return self.speculative_flags(deployment, config), shlex.join(line)
+
+
+__all__ = [
+    "UNKNOWN_DRAFT",
+    "UNKNOWN_MODEL",
+    "Deployment",
+    "EngineAdapter",
+    "LaunchArgs",
+    "RequestStats",
+    "TargetLike",
+]

@@ -1,0 +1,127 @@
+"""serve-sim's options: its own flags, or the SGLang launch arguments it is started with.
+
+The launch arguments are read by the SGLang engine adapter's parser, the inverse of the
+builder the launcher uses, so serve-sim can stand in for SGLang behind ``--launch-cmd``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from specbench.errors import BadInputError
+from specbench.harness.sglang import SGLANG
+from specbench.model import (
+    DEFAULT_SIM_PROFILE,
+    TargetPreset,
+    list_targets,
+    load_hardware,
+    load_target,
+)
+from specbench.serve_sim.scheduler import SimServerOptions
+from specbench.spec_config import SpecConfig, make_config
+
+
+# -- options: from serve-sim's own flags and from SGLang's launch_server arguments -------------
+def _triple_or_none(
+    num_steps: int | None, topk: int | None, num_draft_tokens: int | None, where: str
+) -> SpecConfig | None:
+    values = (num_steps, topk, num_draft_tokens)
+    if all(v is None for v in values):
+        return None
+    if any(v is None for v in values):
+        raise BadInputError(
+            f"{where}: set all three of num-steps, topk and num-draft-tokens, or none"
+        )
+    assert num_steps is not None and topk is not None and num_draft_tokens is not None
+    return make_config(num_steps, topk, num_draft_tokens)
+
+
+def _target_for_model_path(model_path: str) -> TargetPreset | None:
+
+    for name in list_targets():
+        preset = load_target(name)
+        if preset.model_path == model_path:
+            return preset
+    return None
+
+
+def resolve_options(
+    *,
+    target: str | None,
+    hardware: str | None,
+    num_steps: int | None = None,
+    topk: int | None = None,
+    num_draft_tokens: int | None = None,
+    no_speculation: bool = False,
+    host: str = "127.0.0.1",
+    port: int = 30000,
+    time_scale: float = 1.0,
+    seed: int = 0,
+    startup_delay_s: float = 0.0,
+    sglang_args: Sequence[str] | None = None,
+) -> SimServerOptions:
+    """Combine serve-sim's flags with SGLang arguments into one validated option set.
+
+    With SGLang arguments the configuration follows SGLang's rules: no
+    ``--speculative-algorithm`` means no speculation, the algorithm without numbers
+    means the target's auto-chosen configuration. Without them, the three numbers (or
+    ``--no-speculation``) choose it, and the default is the model card's configuration.
+    """
+
+    if time_scale <= 0:
+        raise BadInputError(f"--time-scale must be > 0 (got {time_scale:g})")
+    if startup_delay_s < 0:
+        raise BadInputError(f"--startup-delay must be >= 0 (got {startup_delay_s:g})")
+    direct = _triple_or_none(num_steps, topk, num_draft_tokens, "serve-sim")
+    if direct is not None and no_speculation:
+        raise BadInputError("--no-speculation contradicts --num-steps/--topk/--num-draft-tokens")
+    sg = SGLANG.parse_launch_args(sglang_args) if sglang_args is not None else None
+
+    if target is not None:
+        preset = load_target(target)
+    elif sg is not None and sg.model_path:
+        found = _target_for_model_path(sg.model_path)
+        if found is None:
+            raise BadInputError(
+                f"no target preset serves --model-path {sg.model_path!r}; pass --target"
+            )
+        preset = found
+    else:
+        raise BadInputError("--target is required (e.g. --target minimax-m2.7)")
+
+    config: SpecConfig | None
+    if sg is not None:
+        if direct is not None or no_speculation:
+            raise BadInputError(
+                "give the configuration either as serve-sim options or in --sglang-args, not both"
+            )
+        from_sg = _triple_or_none(sg.num_steps, sg.topk, sg.num_draft_tokens, "--sglang-args")
+        if sg.algorithm:
+            config = from_sg if from_sg is not None else preset.auto_config
+        elif from_sg is not None:
+            raise BadInputError(
+                "--sglang-args: speculative numbers without --speculative-algorithm"
+            )
+        else:
+            config = None
+        host = sg.host or host
+        port = sg.port if sg.port is not None else port
+    else:
+        config = None if no_speculation else (direct or preset.card_config)
+    if not 0 < port < 65536:
+        raise BadInputError(f"--port must be in 1..65535 (got {port})")
+    # Like SGLang, an unset --tp-size means the deployment the target is served with, not
+    # whatever TP the hardware profile happens to describe (llama-3.1-8b runs on one GPU).
+    tp = sg.tp if sg is not None and sg.tp is not None else preset.default_tp
+    profile = load_hardware(hardware or DEFAULT_SIM_PROFILE, tp=tp)
+    return SimServerOptions(
+        target=preset,
+        hardware=profile,
+        config=config,
+        host=host,
+        port=port,
+        time_scale=time_scale,
+        seed=seed,
+        startup_delay_s=startup_delay_s,
+        tp=tp,
+    )

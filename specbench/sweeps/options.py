@@ -1,0 +1,185 @@
+"""What a sweep accepts, checked once where it enters (the CLI or an embedding program).
+
+``SweepOptions`` holds plain values; ``check_options`` refuses invalid combinations before
+anything is loaded or launched, and everything after it trusts the options.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from specbench.errors import BadInputError
+from specbench.harness.backend import Backend
+from specbench.harness.prompts import Prompt
+from specbench.spec_config import SpecConfig
+from specbench.sweeps.search import SAMPLERS, STRATEGIES
+
+DEFAULT_TARGET = "minimax-m2.7"
+DEFAULT_TRIALS = 30
+DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
+DEFAULT_NUM_PROMPTS = 16
+DEFAULT_MAX_NEW_TOKENS = 256
+#: Model-predicted configurations enqueued before TPE starts.
+DEFAULT_PRIOR_TOP = 5
+#: Random proposals TPE makes after the enqueued ones before it starts modelling.
+EXTRA_STARTUP_TRIALS = 3
+
+
+@dataclass
+class SweepOptions:
+    """Everything ``specbench sweep`` accepts, as plain values (the CLI only parses)."""
+
+    target: str = DEFAULT_TARGET
+    backend: str = "auto"  # auto | sim | sglang
+    hardware: str | None = None
+    prior_hardware: str | None = None
+    endpoint: str | None = None
+    baseline_endpoint: str | None = None
+    launch_cmd: str | None = None
+    server_args: tuple[str, ...] = ()
+    tp: int | None = None
+    ready_timeout_s: float = 1800.0
+    dataset: Path | None = None
+    max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
+    num_prompts: int | None = DEFAULT_NUM_PROMPTS
+    concurrencies: tuple[int, ...] = DEFAULT_CONCURRENCIES
+    strategy: str = "optuna"  # optuna | grid | fixed (endpoint mode forces "fixed")
+    sampler: str = "tpe"
+    configs: tuple[SpecConfig, ...] = ()
+    space: str | None = None
+    trials: int | None = None  # None: 30 for optuna, every configuration for grid/fixed
+    budget_minutes: float | None = None
+    seed: int = 0
+    out: Path | None = None
+    storage: str | None = None
+    study_name: str | None = None
+    report: bool = True
+    command: tuple[str, ...] = ()
+    #: How far the simulated truth is from the model prior (0: the sim is the prior).
+    sim_perturbation: float = 0.0
+    prior_top: int = DEFAULT_PRIOR_TOP
+    #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
+    backend_instance: Backend | None = None
+
+
+# -- option checks -------------------------------------------------------------------------
+def startup_trials(prior_top: int) -> int:
+    """Completed trials before TPE models: the enqueued ones (prior top, card, auto) plus
+    a few random draws, so the model is fitted on more than the prior's neighbourhood."""
+    return prior_top + 2 + EXTRA_STARTUP_TRIALS
+
+
+def check_options(options: SweepOptions) -> None:
+    """Reject invalid combinations before anything is loaded or launched."""
+    if options.strategy not in STRATEGIES:
+        raise BadInputError(
+            f"unknown --strategy {options.strategy!r} (expected {', '.join(STRATEGIES)})"
+        )
+    if options.sampler not in SAMPLERS:
+        raise BadInputError(f"unknown --sampler {options.sampler!r} (expected tpe or gp)")
+    if options.backend not in ("auto", "sim", "sglang"):
+        raise BadInputError(f"unknown --backend {options.backend!r} (expected auto, sim or sglang)")
+    if options.trials is not None and options.trials < 1:
+        raise BadInputError(f"--trials must be >= 1 (got {options.trials})")
+    if options.budget_minutes is not None and options.budget_minutes <= 0:
+        raise BadInputError(f"--budget-minutes must be > 0 (got {options.budget_minutes:g})")
+    if not options.concurrencies:
+        raise BadInputError("--concurrency needs at least one value")
+    if any(c < 1 for c in options.concurrencies):
+        raise BadInputError(
+            f"--concurrency values must be >= 1 (got {list(options.concurrencies)})"
+        )
+    if len(set(options.concurrencies)) != len(options.concurrencies):
+        raise BadInputError(f"--concurrency repeats a value ({list(options.concurrencies)})")
+    if options.max_new_tokens < 1:
+        raise BadInputError(f"--max-new-tokens must be >= 1 (got {options.max_new_tokens})")
+    if options.num_prompts is not None and options.num_prompts < 1:
+        raise BadInputError(f"--num-prompts must be >= 1 (got {options.num_prompts})")
+    if options.configs and options.strategy != "fixed":
+        raise BadInputError("--config is only used with --strategy fixed")
+    if options.strategy == "fixed" and not options.configs and options.endpoint is None:
+        raise BadInputError("--strategy fixed needs at least one --config (e.g. --config 3,4,8)")
+    if options.strategy == "fixed" and options.space:
+        raise BadInputError("--space narrows a search; --strategy fixed measures only its --config")
+    if options.endpoint is not None:
+        if options.strategy != "fixed" or options.configs:
+            raise BadInputError(
+                "--endpoint measures only the attached server's own configuration; "
+                "drop --strategy/--config/--space (launch servers to search)"
+            )
+        if options.space:
+            raise BadInputError("--space cannot be used with --endpoint")
+        if options.backend == "sim":
+            raise BadInputError(
+                "--endpoint attaches to a server; it cannot be used with --backend sim"
+            )
+        if options.launch_cmd is not None:
+            raise BadInputError("--endpoint attaches to a running server; drop --launch-cmd")
+    if options.baseline_endpoint is not None and options.endpoint is None:
+        raise BadInputError("--baseline-endpoint is only used with --endpoint")
+    if options.backend == "sim":
+        for flag, value in (
+            ("--launch-cmd", options.launch_cmd),
+            ("--server-args", " ".join(options.server_args) or None),
+        ):
+            if value is not None:
+                raise BadInputError(f"{flag} launches SGLang; it cannot be used with --backend sim")
+    if options.sim_perturbation < 0:
+        raise BadInputError("the simulated truth's perturbation must be >= 0")
+
+
+def sglang_available() -> bool:
+    """True when this machine can launch SGLang: the package imports and CUDA is usable."""
+    if importlib.util.find_spec("sglang") is None:
+        return False
+    try:
+        import torch
+    except Exception:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def resolve_backend(options: SweepOptions) -> str:
+    if options.backend_instance is not None:
+        return options.backend_instance.name
+    if options.backend != "auto":
+        return options.backend
+    if options.endpoint is not None or sglang_available():
+        return "sglang"
+    return "sim"
+
+
+# -- prompts ---------------------------------------------------------------------------------
+def select_prompts(prompts: Sequence[Prompt], n: int | None) -> list[Prompt]:
+    """The first ``n`` prompts, taken round-robin across domains.
+
+    A prefix of a file sorted by domain would be all chat, and chat accepts worse than
+    code or math: a small sample must still mix domains to give a representative tau.
+    """
+    if n is None or n >= len(prompts):
+        if n is not None and n > len(prompts):
+            raise BadInputError(
+                f"--num-prompts {n} asks for more than the {len(prompts)} prompts available"
+            )
+        return list(prompts)
+    by_domain: dict[str, list[Prompt]] = {}
+    for prompt in prompts:
+        by_domain.setdefault(prompt.domain, []).append(prompt)
+    queues = list(by_domain.values())
+    out: list[Prompt] = []
+    index = 0
+    while len(out) < n:
+        for queue in queues:
+            if index < len(queue) and len(out) < n:
+                out.append(queue[index])
+        index += 1
+    return out
+
+
+def requests_per_load(num_prompts: int, concurrency: int) -> int:
+    """At least every prompt once, and two waves of the concurrency so the batch is
+    actually full for most of the measurement instead of only at the start."""
+    return max(num_prompts, 2 * concurrency if concurrency > 1 else num_prompts)

@@ -1,0 +1,174 @@
+"""results.json and trials.csv, rebuilt from the study alone.
+
+The Optuna study is the single source of truth: every measured trial keeps its rows in
+its user attributes and the baseline lives in the study's, so the results can always be
+rebuilt: after a crash, on resume, and when several workers (one per GPU host) share a
+PostgreSQL study and each writes its own run directory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import optuna
+import pandas as pd
+from optuna.trial import TrialState
+
+from specbench.harness.engine import Deployment
+from specbench.harness.engines import engine_of_backend
+from specbench.rundir.layout import (
+    STATE_FAILED,
+    STATE_RUNNING,
+    normalise_trials,
+    trials_to_records,
+)
+from specbench.rundir.trials import TrialRow, speedup
+from specbench.rundir.verdict import compute_verdict
+from specbench.spec_config import BASELINE_KEY
+from specbench.sweeps.search import (
+    ATTR_CONFIG,
+    ATTR_LOG_TAIL,
+    ATTR_REUSED,
+    ATTR_ROWS,
+    ATTR_SKIPPED,
+    ATTR_SOURCE,
+    trial_config,
+)
+from specbench.sweeps.setup import SweepContext, locked
+from specbench.sweeps.storage import (
+    ATTR_ERROR,
+    ATTR_WORKER,
+    STUDY_SIMULATED,
+    baseline_rows,
+    redact_url,
+)
+
+
+def rows_from_study(study: optuna.Study) -> list[dict[str, Any]]:
+    """Every trial row, rebuilt from the study: baseline first, then trials by number.
+
+    Trials that measured nothing themselves (reused a measurement, duplicate in flight)
+    add no rows, so each configuration appears once; a RUNNING trial appears as
+    "running" and an interrupted one as "failed" with its reason, until a later trial
+    measures its configuration.
+    """
+    baseline = baseline_rows(study)
+    rows: list[dict[str, Any]] = [baseline[c] for c in sorted(baseline)]
+    seen: set[str] = set()
+    trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
+    measured = {str(t.user_attrs[ATTR_CONFIG]) for t in trials if ATTR_ROWS in t.user_attrs}
+    for trial in trials:
+        attrs = trial.user_attrs
+        config = trial_config(trial)
+        if ATTR_REUSED in attrs or ATTR_SKIPPED in attrs or config is None:
+            continue
+        if ATTR_ROWS in attrs:
+            if config.key in seen:
+                continue  # a race measured it twice: keep the first
+            seen.add(config.key)
+            for row in attrs[ATTR_ROWS]:
+                fresh = dict(row)
+                base = baseline.get(int(fresh["concurrency"])) or {}
+                fresh["speedup"] = (
+                    None
+                    if fresh.get("state") == STATE_FAILED
+                    else speedup(fresh.get("output_tokens_per_s"), base.get("output_tokens_per_s"))
+                )
+                rows.append(fresh)
+            continue
+        if trial.state == TrialState.WAITING:
+            continue
+        state = STATE_RUNNING if trial.state == TrialState.RUNNING else STATE_FAILED
+        if state == STATE_FAILED and config.key in measured:
+            continue  # an interrupted attempt, measured again later
+        row = TrialRow.for_config(
+            trial.number,
+            config,
+            None,
+            state=state,
+            source=attrs.get(ATTR_SOURCE, ""),
+            worker=attrs.get(ATTR_WORKER, ""),
+            error=attrs.get(ATTR_ERROR, ""),
+            log_tail=attrs.get(ATTR_LOG_TAIL, ""),
+            simulated=study.user_attrs.get(STUDY_SIMULATED),
+        )
+        rows.append(row.as_dict())
+    return rows
+
+
+def baseline_summary(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    """The baseline's headline numbers per concurrency, for results.json "baseline"."""
+    base = frame[frame["config_key"] == BASELINE_KEY]
+    fields = ("concurrency", "output_tokens_per_s", "per_stream_tokens_per_s", "ttft_ms_p50")
+    out = []
+    for record in trials_to_records(base):
+        out.append({name: record.get(name) for name in fields})
+    return sorted(out, key=lambda r: int(r["concurrency"] or 0))
+
+
+def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """trials.csv rows and the results.json body, from the study alone."""
+    rows = rows_from_study(ctx.study)
+    # Interrupted/running trials have no concurrency: give them the primary so every
+    # row satisfies the results schema (config_key, concurrency, state).
+    for row in rows:
+        if row.get("concurrency") is None:
+            row["concurrency"] = ctx.primary
+    frame = normalise_trials(rows)
+    tp = ctx.hardware.get("tp")
+    deployment = Deployment.of(ctx.target, tp=tp if isinstance(tp, int) else None)
+    verdict = compute_verdict(
+        frame,
+        list(ctx.concurrencies),
+        launch_line=lambda config: engine_of_backend(ctx.backend.name).launch_line(
+            deployment, config
+        ),
+        simulated=ctx.simulated,
+        hardware_class=str(ctx.hardware.get("interconnect_class") or "") or None,
+    )
+    results: dict[str, Any] = {
+        "target": ctx.target.name,
+        "hardware": ctx.hardware,
+        "backend": ctx.backend.name,
+        "simulated": ctx.simulated,
+        "concurrencies": list(ctx.concurrencies),
+        "primary_concurrency": ctx.primary,
+        "baseline": baseline_summary(frame),
+        **verdict.to_json(),
+        "study": _study_summary(ctx),
+        "trials": trials_to_records(frame),
+    }
+    return frame, results
+
+
+def _study_summary(ctx: SweepContext) -> dict[str, Any]:
+    trials = ctx.study.get_trials(deepcopy=False)
+    workers = sorted(
+        {str(t.user_attrs.get(ATTR_WORKER)) for t in trials if t.user_attrs.get(ATTR_WORKER)}
+    )
+    options = ctx.options
+    return {
+        "name": ctx.study_name,
+        "storage": redact_url(options.storage) if options.storage else "study.journal",
+        "strategy": ctx.strategy,
+        "sampler": options.sampler if ctx.strategy == "optuna" else None,
+        "space": ctx.space.describe(),
+        "space_size": len(ctx.space),
+        "measured": ctx.search.measured_count(),
+        "optuna_trials": len(trials),
+        "reused": sum(1 for t in trials if ATTR_REUSED in t.user_attrs),
+        "workers": workers,
+    }
+
+
+def write_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
+    """Rebuild and write trials.csv and results.json.
+
+    The study is read inside the lock: of workers sharing this directory, the last to
+    write has then also read the latest study.
+    """
+    with locked(ctx.run_dir.path / ".requests.lock"):
+        frame, results = rebuild_results(ctx)
+        ctx.run_dir.write_trials(frame)
+        ctx.run_dir.write_results(results)
+    return frame, results

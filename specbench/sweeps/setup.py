@@ -1,0 +1,481 @@
+"""Everything a sweep decides before its first measurement.
+
+``set_up`` loads the target and the prompts, builds the backends, describes the run in
+a manifest, opens (or resumes) the run directory and the Optuna study, and enqueues the
+first configurations. What it returns, ``SweepContext``, is all the later steps read.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from specbench import __version__
+from specbench.errors import BadInputError, ServerError
+from specbench.harness.backend import Backend
+from specbench.harness.net import fetch_server_info
+from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
+from specbench.harness.server_backend import ServerBackend
+from specbench.harness.sglang import SGLANG
+from specbench.harness.sim_backend import SimBackend
+from specbench.model import (
+    DEFAULT_SIM_PROFILE,
+    HardwareProfile,
+    PerformanceModel,
+    TargetPreset,
+    load_hardware,
+    load_target,
+)
+from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
+from specbench.spec_config import SpecConfig
+from specbench.sweeps.options import (
+    DEFAULT_TRIALS,
+    SweepOptions,
+    resolve_backend,
+    select_prompts,
+    startup_trials,
+)
+from specbench.sweeps.progress import SweepProgress
+from specbench.sweeps.search import (
+    SOURCE_AUTO,
+    SOURCE_CARD,
+    SOURCE_PRIOR,
+    ConfigSearch,
+    Enqueued,
+    make_sampler,
+)
+from specbench.sweeps.space import SearchSpace, parse_space
+from specbench.sweeps.storage import (
+    STUDY_SIMULATED,
+    STUDY_TARGET,
+    STUDY_WORKLOAD,
+    fail_abandoned_trials,
+    is_url,
+    open_storage,
+    open_study,
+    redact_url,
+    worker_id,
+)
+
+#: Files a run directory may hold before its manifest exists (a fresh --out).
+_RUN_DIR_ENTRIES = {"manifest.json", "study.journal", "logs", "requests.jsonl", ".requests.lock"}
+
+
+@dataclass
+class SweepContext:
+    """One sweep as the steps after ``set_up`` see it."""
+
+    options: SweepOptions
+    target: TargetPreset
+    prompts: list[Prompt]
+    run_dir: RunDirectory
+    manifest: Manifest
+    backend: Backend
+    baseline_backend: Backend | None
+    prior: PerformanceModel
+    simulated: bool
+    worker: str
+    progress: SweepProgress
+    strategy: str
+    space: SearchSpace
+    study: optuna.Study
+    search: ConfigSearch
+    #: Configurations this study measures in all (all workers together).
+    total_target: int
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def concurrencies(self) -> tuple[int, ...]:
+        return tuple(self.options.concurrencies)
+
+    @property
+    def primary(self) -> int:
+        return self.concurrencies[0]
+
+    @property
+    def hardware(self) -> dict[str, Any]:
+        return self.manifest.hardware
+
+    @property
+    def study_name(self) -> str:
+        return self.manifest.study_name
+
+
+@dataclass
+class _Backends:
+    backend: Backend
+    baseline: Backend | None = None
+    #: The configuration an attached server runs (the only one it can measure).
+    endpoint_config: SpecConfig | None = None
+
+
+def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
+    """Load, describe, open and enqueue; nothing is measured yet."""
+    optuna.logging.set_verbosity(optuna.logging.ERROR)
+    target = load_target(options.target)
+    space = parse_space(options.space)
+    prompts, fingerprint = _workload(options, target)
+    backend_name = resolve_backend(options)
+    notes: list[str] = []
+    hardware_spec = _hardware_spec(options, backend_name, notes)
+    # An unset --tp means the target's own deployment (SGLang's --tp-size default for it),
+    # not the TP the hardware profile was written for.
+    tp = options.tp or target.default_tp
+    profile = load_hardware(hardware_spec, tp=tp) if hardware_spec else None
+    prior_spec = options.prior_hardware or hardware_spec or DEFAULT_SIM_PROFILE
+    prior_profile = (
+        profile
+        if prior_spec == hardware_spec and profile is not None
+        else load_hardware(prior_spec, tp=tp)
+    )
+    backends = _backends(options, backend_name, target, profile)
+    strategy = "fixed" if options.endpoint is not None else options.strategy
+    manifest = _manifest(options, target, backends.backend, profile, hardware_spec, fingerprint)
+    manifest.strategy = strategy
+    manifest.extra.update(
+        space=space.describe(),
+        sampler=options.sampler if strategy == "optuna" else None,
+        prior_hardware=prior_profile.name,
+        sim_perturbation=options.sim_perturbation if backend_name == "sim" else None,
+        num_prompts=len(prompts),
+    )
+    run_dir, study, prior_top, total = _open_run(options, manifest, strategy, space)
+    worker = worker_id()
+    ctx = SweepContext(
+        options=options,
+        target=target,
+        prompts=prompts,
+        run_dir=run_dir,
+        manifest=manifest,
+        backend=backends.backend,
+        baseline_backend=backends.baseline,
+        prior=PerformanceModel(target, prior_profile, seed=options.seed),
+        simulated=manifest.simulated,
+        worker=worker,
+        progress=progress,
+        strategy=strategy,
+        space=space,
+        study=study,
+        search=ConfigSearch(study, space, strategy, sampler_name=options.sampler, worker=worker),
+        total_target=total,
+        notes=notes,
+    )
+    for line in [*notes, _banner(ctx)]:
+        progress.note(line)
+    recovered = fail_abandoned_trials(study)
+    if recovered:
+        progress.note(
+            f"resuming: trial(s) {', '.join(map(str, recovered))} were left running by a "
+            "stopped worker and are marked failed"
+        )
+    ctx.search.enqueue(_first_configs(ctx, backends.endpoint_config, prior_top))
+    return ctx
+
+
+def _workload(
+    options: SweepOptions, target: TargetPreset
+) -> tuple[list[Prompt], WorkloadFingerprint]:
+    if options.dataset is not None:
+        all_prompts, label = load_dataset(options.dataset), str(options.dataset)
+    else:
+        all_prompts, label = builtin_prompts(), "builtin"
+    prompts = select_prompts(all_prompts, options.num_prompts)
+    return prompts, workload_fingerprint(target, prompts, options.max_new_tokens, label)
+
+
+def _hardware_spec(options: SweepOptions, backend_name: str, notes: list[str]) -> str | None:
+    if backend_name != "sim" or options.hardware is not None:
+        return options.hardware
+    if options.backend == "auto" and options.backend_instance is None:
+        notes.append(
+            f"no GPU with SGLang here: using the SIMULATED backend on hardware profile "
+            f"{DEFAULT_SIM_PROFILE!r} (choose another with --hardware)"
+        )
+    return DEFAULT_SIM_PROFILE
+
+
+def _backends(
+    options: SweepOptions,
+    backend_name: str,
+    target: TargetPreset,
+    profile: HardwareProfile | None,
+) -> _Backends:
+    if options.backend_instance is not None:
+        return _Backends(options.backend_instance)
+    if backend_name == "sim":
+        assert profile is not None  # a sim run always has a hardware profile
+        truth = PerformanceModel(target, profile, seed=options.seed)
+        if options.sim_perturbation > 0:
+            truth = truth.perturbed(options.seed, strength=options.sim_perturbation)
+        return _Backends(SimBackend(truth, seed=options.seed))
+    common: dict[str, Any] = {
+        "tp": options.tp,
+        "server_args": list(options.server_args),
+        "ready_timeout_s": options.ready_timeout_s,
+    }
+    if options.endpoint is None:
+        return _Backends(ServerBackend(target, launch_cmd=options.launch_cmd, **common))
+    info = _server_info(options.endpoint, "--endpoint")
+    config = SGLANG.config_from_server_info(info)
+    if config is None:
+        raise BadInputError(
+            f"the server at {options.endpoint} runs without speculation; pass it as "
+            "--baseline-endpoint and attach --endpoint to a server started with speculation"
+        )
+    backend = ServerBackend(target, endpoint=options.endpoint, **common)
+    # serve-sim says so in its server info: label the run SIMULATED from the start.
+    backend.simulated = info.get("specbench_simulated") is True
+    baseline = None
+    if options.baseline_endpoint is not None:
+        _server_info(options.baseline_endpoint, "--baseline-endpoint")
+        baseline = ServerBackend(target, endpoint=options.baseline_endpoint, **common)
+    return _Backends(backend, baseline, config)
+
+
+def _server_info(endpoint: str, flag: str) -> dict[str, Any]:
+    try:
+        return fetch_server_info(endpoint.rstrip("/"), SGLANG.server_info_paths)
+    except ServerError as exc:
+        raise BadInputError(f"{flag}: {exc}") from None
+
+
+def _manifest(
+    options: SweepOptions,
+    target: TargetPreset,
+    backend: Backend,
+    profile: HardwareProfile | None,
+    hardware_spec: str | None,
+    fingerprint: WorkloadFingerprint,
+) -> Manifest:
+    if profile is not None:
+        source = "probe" if str(hardware_spec).lower().endswith(".json") else "profile"
+        hardware = {**profile.summary(), "source": source, "spec": str(hardware_spec)}
+    else:
+        hardware = {
+            "name": "unknown",
+            "interconnect_class": "unknown",
+            "tp": backend.describe().get("tp"),
+            "source": "endpoint" if options.endpoint else "unprobed",
+        }
+    return Manifest(
+        target=target.name,
+        hardware=hardware,
+        backend=backend.name,
+        simulated=bool(backend.simulated),
+        workload=fingerprint,
+        concurrencies=list(options.concurrencies),
+        strategy=options.strategy,
+        specbench_version=__version__,
+        command=list(options.command) or list(sys.argv),
+        created_at=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        study_name="",
+        storage="",
+        seed=options.seed,
+        extra={
+            "space": None,
+            "sampler": None,
+            "prior_hardware": None,
+            "sim_perturbation": None,
+            "max_new_tokens": options.max_new_tokens,
+            "num_prompts": None,
+            "backend": backend.describe(),
+        },
+    )
+
+
+def _open_run(
+    options: SweepOptions, manifest: Manifest, strategy: str, space: SearchSpace
+) -> tuple[RunDirectory, optuna.Study, int, int]:
+    """The run directory (created or resumed) and its study; nothing is written to a
+    directory that belongs to another sweep, or before a database answers."""
+    hw_name = str(manifest.hardware.get("name", "unknown"))
+    run_dir = RunDirectory(options.out or default_out(manifest.target, hw_name))
+    previous = check_run_dir(run_dir, manifest)
+    if previous is not None and previous.simulated and not manifest.simulated:
+        manifest.simulated = True  # learnt when its servers first came up
+    manifest.study_name = options.study_name or (
+        previous.study_name
+        if previous is not None and previous.study_name
+        else f"specbench-{run_dir.path.name}"
+    )
+    manifest.storage = (
+        redact_url(options.storage) if options.storage else str(run_dir.journal_path.name)
+    )
+    rdb = options.storage is not None and is_url(options.storage)
+    storage = open_storage(options.storage, run_dir.journal_path) if rdb else None
+    if previous is None:
+        run_dir.path.mkdir(parents=True, exist_ok=True)
+        run_dir.write_manifest(manifest)
+    run_dir.logs_dir.mkdir(parents=True, exist_ok=True)
+    if storage is None:
+        storage = open_storage(options.storage, run_dir.journal_path)
+    total = _target_trials(options, strategy, space)
+    prior_top = max(0, min(options.prior_top, total - 2))
+    sampler = make_sampler(
+        strategy, options.sampler, seed=options.seed, n_startup_trials=startup_trials(prior_top)
+    )
+    study = open_study(storage, manifest.study_name, sampler)
+    _check_study(study, manifest.target, manifest.workload, manifest.simulated)
+    return run_dir, study, prior_top, total
+
+
+def default_out(target: str, hardware: str) -> Path:
+    stamp = datetime.now().strftime("%Y%m%d-%H%M%S")
+    safe = "".join(ch if ch.isalnum() or ch in "-._" else "_" for ch in f"{target}-{hardware}")
+    return Path("runs") / f"{stamp}-{safe}"
+
+
+def check_run_dir(run_dir: RunDirectory, manifest: Manifest) -> Manifest | None:
+    """Refuse a directory that holds another sweep; return its manifest when resuming.
+
+    Runs before anything is written, so a refused directory is left exactly as it was.
+    """
+    path = run_dir.path
+    if path.exists() and not path.is_dir():
+        raise BadInputError(f"--out {path} exists and is not a directory")
+    if not run_dir.exists():
+        if path.is_dir():
+            stray = sorted(p.name for p in path.iterdir() if p.name not in _RUN_DIR_ENTRIES)
+            if stray:
+                raise BadInputError(
+                    f"--out {path} is not empty and not a specbench run directory "
+                    f"(holds {', '.join(stray[:3])}{'...' if len(stray) > 3 else ''}); choose another --out"
+                )
+        return None
+    old = run_dir.read_manifest()  # FileFormatError (exit 2) on another schema
+    problems: list[str] = []
+    if old.target != manifest.target:
+        problems.append(f"target {old.target!r} != {manifest.target!r}")
+    problems.extend(f"workload {d}" for d in old.workload.differences(manifest.workload))
+    # "simulated" is not compared: a launched server reveals it (serve-sim) only once up.
+    if old.backend != manifest.backend:
+        problems.append(f"backend {old.backend} != {manifest.backend}")
+    if old.hardware.get("name") != manifest.hardware.get("name"):
+        problems.append(
+            f"hardware {old.hardware.get('name')!r} != {manifest.hardware.get('name')!r}"
+        )
+    if list(old.concurrencies) != list(manifest.concurrencies):
+        problems.append(f"concurrencies {old.concurrencies} != {manifest.concurrencies}")
+    if problems:
+        raise BadInputError(
+            f"{run_dir.manifest_path} describes a different sweep ({'; '.join(problems)}); "
+            "use another --out to start a new one"
+        )
+    return old
+
+
+@contextlib.contextmanager
+def locked(path: Path) -> Iterator[None]:
+    """An exclusive lock so workers sharing one run directory append whole lines."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _target_trials(options: SweepOptions, strategy: str, space: SearchSpace) -> int:
+    if options.endpoint is not None:
+        return 1
+    if strategy == "fixed":
+        wanted = len({c.key for c in options.configs})
+    elif strategy == "grid":
+        wanted = len(space)
+    else:
+        wanted = min(DEFAULT_TRIALS, len(space))
+    if options.trials is not None:
+        wanted = (
+            min(options.trials, wanted) if strategy != "optuna" else min(options.trials, len(space))
+        )
+    return wanted
+
+
+def _check_study(
+    study: optuna.Study, target: str, fingerprint: WorkloadFingerprint, simulated: bool
+) -> None:
+    """A shared study belongs to one workload: joining it with another would mix apples
+    and pears in one results table."""
+    attrs = study.user_attrs
+    mine: dict[str, Any] = {STUDY_TARGET: target, STUDY_WORKLOAD: fingerprint.digest}
+    if STUDY_WORKLOAD not in attrs:
+        for key, value in mine.items():
+            study.set_user_attr(key, value)
+        study.set_user_attr(STUDY_SIMULATED, simulated)
+        return
+    diffs = [f"{k} {attrs.get(k)!r} != {v!r}" for k, v in mine.items() if attrs.get(k) != v]
+    if diffs:
+        raise BadInputError(
+            f"study {study.study_name!r} belongs to another sweep ({'; '.join(diffs)}); "
+            "use another --study-name"
+        )
+
+
+def _banner(ctx: SweepContext) -> str:
+    sim = "[bold yellow]SIMULATED[/] " if ctx.simulated else ""
+    hw = ctx.hardware.get("name", "unknown")
+    return (
+        f"{sim}sweep of [bold]{ctx.target.name}[/] on {hw} ({ctx.backend.name} backend), "
+        f"strategy {ctx.strategy}, {len(ctx.space)} valid configurations, concurrency "
+        f"{','.join(map(str, ctx.concurrencies))} (primary {ctx.primary}), "
+        f"{len(ctx.prompts)} prompts x {ctx.options.max_new_tokens} tokens -> {ctx.run_dir.path}"
+    )
+
+
+def _first_configs(
+    ctx: SweepContext, endpoint_config: SpecConfig | None, prior_top: int
+) -> list[Enqueued]:
+    if endpoint_config is not None:
+        return [Enqueued(endpoint_config, "endpoint")]
+    if ctx.strategy == "fixed":
+        return [Enqueued(c, "fixed") for c in ctx.options.configs]
+    if ctx.strategy == "grid":
+        return [Enqueued(c, "grid") for c in ctx.space.configs]
+    return prior_candidates(ctx.prior, ctx.target, ctx.space, ctx.primary, prior_top)
+
+
+def prior_candidates(
+    prior: PerformanceModel | None,
+    target: TargetPreset,
+    space: SearchSpace,
+    concurrency: int,
+    top: int,
+    *,
+    diverse: bool = True,
+) -> list[Enqueued]:
+    """What the Optuna strategy measures first, in order: the model's best predicted
+    configurations, the target card's flags, SGLang's auto default (the last two only
+    when inside the space). Duplicates are dropped by ConfigSearch.enqueue.
+
+    ``diverse``: the prior's picks are its best configuration for each of its ``top``
+    best num_steps values, not its ``top`` best overall. The overall top sits in one
+    small neighbourhood (4-4-7, 4-8-7, 4-4-6...), so when the prior is wrong they are all
+    wrong together; depth is what the interconnect moves most (slower all-reduce: fewer
+    steps), so spreading the first measurements along it recovers from a wrong prior.
+    """
+    items: list[Enqueued] = []
+    if prior is not None and top > 0:
+        predictions = prior.predict_grid(list(space.configs), [concurrency])
+        ranked = sorted(predictions, key=lambda p: (-p.speedup, p.config.key if p.config else ""))
+        steps_taken: set[int] = set()
+        for prediction in ranked:
+            config = prediction.config
+            if config is None or (diverse and config.num_steps in steps_taken):
+                continue
+            steps_taken.add(config.num_steps)
+            items.append(Enqueued(config, SOURCE_PRIOR))
+            if len(items) == top:
+                break
+    for config, source in ((target.card_config, SOURCE_CARD), (target.auto_config, SOURCE_AUTO)):
+        if config in space:
+            items.append(Enqueued(config, source))
+    return items
