@@ -21,12 +21,11 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-
-from reports_fixtures import write_run
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from specbench.report.html import render_report
 from specbench.report.plots import empty_svg_figure
+from tests.support.run_dirs import write_run
 
 TARGET_S = 5.0
 TARGET_BYTES = 3 * 1024 * 1024

@@ -12,14 +12,10 @@ import click
 
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
-from specbench.gate.compare import (
-    DEFAULT_ALPHA,
-    GateOptions,
-    parse_threshold,
-    run_gate,
-    save_baseline,
-)
+from specbench.gate.compare import run_gate
+from specbench.gate.inputs import save_baseline
 from specbench.gate.output import print_result, write_junit, write_markdown
+from specbench.gate.results import DEFAULT_ALPHA, GateOptions, parse_threshold
 from specbench.spec_config import parse_configs
 
 

@@ -107,7 +107,7 @@ def load_side(path: Path | str) -> GateSide:
     """Read a run directory or a gate baseline file (a run's manifest/results file too)."""
     path = Path(path)
     if path.is_dir():
-        return load_run(path)
+        return load_run_side(path)
     if not path.exists():
         raise BadInputError(f"{path}: no such run directory or baseline file")
     data = read_json(path, kind="baseline file")
@@ -115,7 +115,7 @@ def load_side(path: Path | str) -> GateSide:
     if kind == GATE_BASELINE_KIND:
         return _side_from_baseline_file(path, data)
     if kind in (MANIFEST_KIND, RESULTS_KIND):
-        return load_run(path.parent)
+        return load_run_side(path.parent)
     raise FileFormatError(
         path,
         f"expected {GATE_BASELINE_KIND!r} (a file written by `specbench gate --save-baseline`)"
@@ -124,7 +124,7 @@ def load_side(path: Path | str) -> GateSide:
     )
 
 
-def load_run(path: Path | str) -> GateSide:
+def load_run_side(path: Path | str) -> GateSide:
     """Per-request samples of every completed (configuration, concurrency) of a run."""
     run = RunDirectory(path)
     manifest = run.read_manifest()
@@ -461,7 +461,7 @@ __all__ = [
     "baseline_payload",
     "cell_sort_key",
     "config_sort_key",
-    "load_run",
+    "load_run_side",
     "load_side",
     "save_baseline",
 ]

@@ -15,7 +15,7 @@ from rich.console import Console
 from rich.table import Table
 
 from specbench.errors import BadInputError
-from specbench.gate.compare import (
+from specbench.gate.results import (
     METRIC_COMPLETED,
     METRIC_LABELS,
     METRIC_SPEEDUP,
@@ -140,7 +140,7 @@ def _is_terminal() -> bool:
     return Console().is_terminal
 
 
-def render_markdown(result: GateResult) -> str:
+def render_gate_markdown(result: GateResult) -> str:
     """A Markdown section for a CI job summary ($GITHUB_STEP_SUMMARY)."""
     verdict = "❌ regression" if result.regressions else "✅ pass"
     out = [f"## specbench gate: {verdict}", ""]
@@ -260,7 +260,7 @@ def write_markdown(result: GateResult, path: Path | str) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_markdown(result), encoding="utf-8")
+        path.write_text(render_gate_markdown(result), encoding="utf-8")
     except OSError as exc:
         raise BadInputError(f"{path}: cannot write Markdown: {exc.strerror or exc}") from None
     return path
@@ -273,7 +273,7 @@ __all__ = [
     "format_value",
     "junit_tree",
     "print_result",
-    "render_markdown",
+    "render_gate_markdown",
     "write_junit",
     "write_markdown",
 ]

@@ -11,13 +11,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from specbench.errors import BadInputError, FileFormatError, SpecbenchError
@@ -31,6 +30,26 @@ from specbench.model import (
     load_target,
 )
 from specbench.model.predict import scan_break_even
+from specbench.report.charts import (
+    build_failed,
+    build_heatmap,
+    build_history,
+    build_prediction_check,
+    build_speedup_vs_concurrency,
+    build_tau_distribution,
+    build_tau_vs_draft_tokens,
+    build_top,
+    build_trial_table,
+)
+from specbench.report.views import (
+    AllReduceSeries,
+    HardwareView,
+    Overview,
+    ReportData,
+    SpeedupPoint,
+    VerdictView,
+    int_or_none,
+)
 from specbench.rundir.layout import Manifest, RunDirectory
 from specbench.rundir.records import REQUESTS_KIND, RequestRecord
 from specbench.rundir.verdict import (
@@ -43,15 +62,9 @@ from specbench.rundir.verdict import (
     config_table,
     finite,
     format_concurrency,
-    rank_configs,
 )
 from specbench.schema import check_schema_version
 from specbench.spec_config import BASELINE_KEY, SpecConfig
-
-#: Configurations drawn in the speedup-vs-concurrency plot (more is unreadable).
-TOP_CONFIGS_PLOTTED = 5
-#: Rows of the Markdown top table.
-TOP_CONFIGS_SUMMARY = 5
 
 
 # --------------------------------------------------------------------------- loading
@@ -69,7 +82,7 @@ class RunData:
     target: TargetPreset | None = None
 
 
-def load_run(run_dir: Path | str) -> RunData:
+def read_run(run_dir: Path | str) -> RunData:
     """Read a run directory; a directory without a manifest is bad input, one line."""
     run = RunDirectory(run_dir)
     if not run.path.is_dir():
@@ -141,215 +154,6 @@ def _load_target(name: str, notes: list[str]) -> TargetPreset | None:
     return target
 
 
-# --------------------------------------------------------------------------- helpers
-def _int_or_none(value: Any) -> int | None:
-    number = finite(value)
-    return None if number is None else int(number)
-
-
-def _percentile(values: Sequence[float], q: float) -> float | None:
-    return float(np.percentile(values, q)) if values else None
-
-
-# --------------------------------------------------------------------------- views
-@dataclass
-class Overview:
-    target: str
-    backend: str
-    simulated: bool
-    strategy: str
-    created_at: str
-    specbench_version: str
-    command: str
-    concurrencies: list[int]
-    primary_concurrency: int
-    target_model: str
-    draft_model: str
-    algorithm: str
-    dataset: str
-    num_prompts: int
-    max_new_tokens: int
-    workload_digest: str
-    num_trials: int
-    num_completed: int
-    num_failed: int
-    num_requests: int
-
-
-@dataclass
-class SpeedupPoint:
-    concurrency: int
-    speedup: float | None
-    pays: bool | None  # None when the speedup is unknown
-
-
-@dataclass
-class VerdictView:
-    """The verdict section: what to run, why, and up to what load."""
-
-    verdict: Verdict
-    status: str
-    recommended: bool
-    headline: str
-    reason: str
-    config_key: str | None
-    tau: float | None
-    speedup: float | None
-    launch_command: str | None
-    flags: str | None
-    points: list[SpeedupPoint]
-    break_even: float | None
-    break_even_text: str
-    #: The performance model's break-even for the recommended configuration, shown only
-    #: when the measured load never reached one (a prediction, never a measurement).
-    predicted_break_even: float | None = None
-
-
-@dataclass
-class AllReduceSeries:
-    label: str
-    bytes: list[int]
-    latency_us: list[float]
-    measured: bool  # False: a profile's fitted curve (model input), not a measurement
-
-
-@dataclass
-class HardwareView:
-    name: str
-    interconnect_class: str
-    tp: int | None
-    source: str
-    description: str
-    evidence: list[str]
-    details: list[tuple[str, str]]
-    allreduce: list[AllReduceSeries]
-    profile_sources: list[str]
-
-
-@dataclass
-class Heatmap:
-    """Best speedup per (num_steps, topk) cell, over num_draft_tokens, at one concurrency."""
-
-    concurrency: int
-    steps: list[int]
-    topks: list[int]
-    speedup: list[list[float | None]]  # [steps index][topk index]
-    draft_tokens: list[list[int | None]]
-
-
-@dataclass
-class Series:
-    label: str
-    x: list[float]
-    y: list[float | None]
-
-
-@dataclass
-class TauDistribution:
-    source: str  # what the samples are: one configuration or all speculative trials
-    domains: list[str]
-    samples: dict[str, list[float]]
-    stats: dict[str, dict[str, float | int | None]]
-
-
-@dataclass
-class OptimizationHistory:
-    concurrency: int
-    trial_numbers: list[int]
-    speedups: list[float]
-    best_so_far: list[float]
-    sources: list[str]
-
-
-@dataclass
-class PredictedPoint:
-    config_key: str
-    concurrency: int
-    predicted: float
-    measured: float
-
-
-@dataclass
-class PredictionCheck:
-    points: list[PredictedPoint]
-    mean_abs_pct_error: float | None
-    within_10pct: int
-
-
-@dataclass
-class FailedTrial:
-    trial_number: int
-    config_key: str
-    concurrencies: list[int]
-    error: str
-    log_tail: str
-
-
-#: (column name, header, kind) of the all-trials table; kind drives formatting and sort.
-TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("trial_number", "Trial", "int"),
-    ("config_key", "Config", "text"),
-    ("num_steps", "Steps", "int"),
-    ("topk", "Top-k", "int"),
-    ("num_draft_tokens", "Draft tokens", "int"),
-    ("concurrency", "Concurrency", "int"),
-    ("state", "State", "text"),
-    ("source", "Source", "text"),
-    ("tau", "tau", "float2"),
-    ("speedup", "Speedup", "float2x"),
-    ("output_tokens_per_s", "Output tok/s", "float1"),
-    ("per_stream_tokens_per_s", "Per-stream tok/s", "float1"),
-    ("ttft_ms_p50", "TTFT p50 ms", "float1"),
-    ("itl_ms_p50", "ITL p50 ms", "float2"),
-    ("num_requests", "Requests", "int"),
-    ("num_errors", "Errors", "int"),
-    ("predicted_speedup", "Predicted speedup", "float2x"),
-    ("noisy", "Noisy", "bool"),
-    ("noise_reason", "Why noisy", "text"),
-)
-
-
-@dataclass
-class TableCell:
-    text: str
-    sort: str  # numeric or lowercase text sort key; empty sorts last
-
-
-@dataclass
-class TrialTable:
-    headers: list[tuple[str, str]]  # (header, kind)
-    rows: list[list[TableCell]]
-    row_states: list[str]
-
-
-@dataclass
-class TopRow:
-    rank: int
-    config_key: str
-    tau: float | None
-    speedups: dict[int, float | None]
-
-
-@dataclass
-class ReportData:
-    """Everything the report shows."""
-
-    simulated: bool
-    overview: Overview
-    verdict: VerdictView
-    hardware: HardwareView
-    heatmap: Heatmap | None
-    tau_vs_draft_tokens: list[Series]
-    speedup_vs_concurrency: list[Series]
-    tau_distribution: TauDistribution | None
-    history: OptimizationHistory | None
-    prediction: PredictionCheck | None
-    table: TrialTable
-    failed: list[FailedTrial]
-    top: list[TopRow]
-    notes: list[str]
-
-
 # --------------------------------------------------------------------------- builders
 def build_report_data(run: RunData) -> ReportData:
     manifest = run.manifest
@@ -357,7 +161,7 @@ def build_report_data(run: RunData) -> ReportData:
     primary = manifest.primary_concurrency
     trials = run.trials
     hw_class = str(manifest.hardware.get("interconnect_class", "") or "")
-    tp = _int_or_none(manifest.hardware.get("tp"))
+    tp = int_or_none(manifest.hardware.get("tp"))
     deployment = Deployment.of(
         run.target,
         tp=tp,
@@ -529,7 +333,7 @@ def build_hardware(manifest: Manifest) -> HardwareView:
     return HardwareView(
         name=name or "unknown",
         interconnect_class=hw_class,
-        tp=_int_or_none(hw.get("tp")),
+        tp=int_or_none(hw.get("tp")),
         source=str(hw.get("source", "") or ""),
         description=description,
         evidence=evidence,
@@ -593,7 +397,7 @@ def _allreduce_series(rows: Any) -> list[AllReduceSeries]:
     for row in rows:
         if not isinstance(row, Mapping):
             continue
-        nbytes = _int_or_none(row.get("bytes"))
+        nbytes = int_or_none(row.get("bytes"))
         latency = finite(row.get("latency_us"))
         if nbytes is None or latency is None or nbytes <= 0 or latency <= 0:
             continue
@@ -621,234 +425,18 @@ def _profile_series(profile: Any) -> list[AllReduceSeries]:
     return out
 
 
-def build_heatmap(table: pd.DataFrame, concurrency: int) -> Heatmap | None:
-    rows = table[(table["concurrency"] == concurrency) & table["speedup"].notna()]
-    if rows.empty:
-        return None
-    steps = sorted({int(s) for s in rows["num_steps"]})
-    topks = sorted({int(k) for k in rows["topk"]})
-    speed: list[list[float | None]] = [[None] * len(topks) for _ in steps]
-    ndt: list[list[int | None]] = [[None] * len(topks) for _ in steps]
-    for (s, k), cell in rows.groupby(["num_steps", "topk"]):
-        ranked = rank_configs(cell, concurrency)
-        if not ranked or ranked[0]["speedup"] is None:
-            continue
-        i, j = steps.index(int(s)), topks.index(int(k))
-        speed[i][j] = ranked[0]["speedup"]
-        ndt[i][j] = ranked[0]["num_draft_tokens"]
-    return Heatmap(concurrency, steps, topks, speed, ndt)
-
-
-def build_tau_vs_draft_tokens(table: pd.DataFrame) -> list[Series]:
-    """Best tau (over num_steps) per num_draft_tokens, one line per topk.
-
-    tau is a property of the tree, not of the load, so it is averaged over concurrencies
-    first; the best over depths shows what a draft-token budget can buy.
-    """
-    rows = table[table["tau"].notna()]
-    if rows.empty:
-        return []
-    per_config = rows.groupby(["topk", "num_steps", "num_draft_tokens"], as_index=False)[
-        "tau"
-    ].mean()
-    best = per_config.groupby(["topk", "num_draft_tokens"], as_index=False)["tau"].max()
-    out = []
-    for topk, group in best.groupby("topk"):
-        group = group.sort_values("num_draft_tokens")
-        out.append(
-            Series(
-                f"topk {int(topk)}",
-                [float(x) for x in group["num_draft_tokens"]],
-                [finite(y) for y in group["tau"]],
-            )
-        )
-    return out
-
-
-def build_speedup_vs_concurrency(
-    table: pd.DataFrame, verdict: Verdict, concurrencies: Sequence[int]
-) -> list[Series]:
-    """The top configurations at the primary concurrency, across every measured load."""
-    keys = [r["config_key"] for r in verdict.ranking if r["speedup"] is not None]
-    keys = keys[:TOP_CONFIGS_PLOTTED]
-    out = []
-    for key in keys:
-        rows = table[(table["config_key"] == key) & table["speedup"].notna()]
-        rows = rows.sort_values("concurrency")
-        if rows.empty:
-            continue
-        out.append(
-            Series(
-                key, [float(c) for c in rows["concurrency"]], [finite(s) for s in rows["speedup"]]
-            )
-        )
-    return out
-
-
-def build_tau_distribution(
-    requests: Iterable[RequestRecord], best_key: str | None
-) -> TauDistribution | None:
-    """Per-request tau per domain for the recommended configuration, else all trials."""
-    spec = [r for r in requests if r.config_key != BASELINE_KEY and r.tau is not None]
-    chosen = [r for r in spec if best_key is not None and r.config_key == best_key]
-    source = f"configuration {best_key}" if chosen else "all speculative trials"
-    records = chosen or spec
-    if not records:
-        return None
-    samples: dict[str, list[float]] = {}
-    for record in records:
-        assert record.tau is not None
-        samples.setdefault(record.domain or "unknown", []).append(record.tau)
-    domains = sorted(samples)
-    stats: dict[str, dict[str, float | int | None]] = {}
-    for domain in domains:
-        values = samples[domain]
-        stats[domain] = {
-            "n": len(values),
-            "mean": float(np.mean(values)),
-            "p10": _percentile(values, 10),
-            "p50": _percentile(values, 50),
-            "p90": _percentile(values, 90),
-        }
-    return TauDistribution(source, domains, samples, stats)
-
-
-def build_history(trials: pd.DataFrame, concurrency: int) -> OptimizationHistory | None:
-    """Speedup at the primary concurrency by trial number, and the best so far."""
-    rows = trials[
-        (trials["trial_number"] >= 0)
-        & (trials["state"] == "complete")
-        & (trials["concurrency"] == concurrency)
-        & trials["speedup"].notna()
-    ]
-    if rows.empty:
-        return None
-    per_trial = rows.groupby("trial_number", as_index=False).agg(
-        speedup=("speedup", "mean"), source=("source", "first")
-    )
-    per_trial = per_trial.sort_values("trial_number")
-    speedups = [float(s) for s in per_trial["speedup"]]
-    best = list(np.maximum.accumulate(speedups)) if speedups else []
-    return OptimizationHistory(
-        concurrency=concurrency,
-        trial_numbers=[int(n) for n in per_trial["trial_number"]],
-        speedups=speedups,
-        best_so_far=[float(b) for b in best],
-        sources=[str(s) for s in per_trial["source"]],
-    )
-
-
-def build_prediction_check(trials: pd.DataFrame) -> PredictionCheck | None:
-    rows = trials[
-        (trials["state"] == "complete")
-        & (trials["config_key"] != BASELINE_KEY)  # 1.0 by definition, predicted or not
-        & trials["predicted_speedup"].notna()
-        & trials["speedup"].notna()
-    ]
-    if rows.empty:
-        return None
-    points = [
-        PredictedPoint(
-            str(r.config_key), int(r.concurrency), float(r.predicted_speedup), float(r.speedup)
-        )
-        for r in rows.itertuples(index=False)
-    ]
-    errors = [abs(p.predicted - p.measured) / p.measured for p in points if p.measured > 0]
-    return PredictionCheck(
-        points=points,
-        mean_abs_pct_error=float(np.mean(errors)) * 100 if errors else None,
-        within_10pct=sum(1 for e in errors if e <= 0.10 + 1e-9),
-    )
-
-
-def _cell(value: Any, kind: str) -> TableCell:
-    if kind == "text":
-        text = "" if value is None or value is pd.NA else str(value)
-        return TableCell(text, text.lower())
-    if kind == "bool":
-        if value is None or value is pd.NA:
-            return TableCell("", "")
-        return TableCell("yes" if bool(value) else "", "1" if bool(value) else "0")
-    number = finite(value)
-    if number is None:
-        return TableCell("", "")
-    if kind == "int":
-        return TableCell(str(int(number)), repr(float(number)))
-    if kind == "float1":
-        return TableCell(f"{number:.1f}", repr(number))
-    if kind == "float2x":
-        return TableCell(f"{number:.2f}x", repr(number))
-    return TableCell(f"{number:.2f}", repr(number))
-
-
-def build_trial_table(trials: pd.DataFrame) -> TrialTable:
-    ordered = trials.sort_values(["trial_number", "concurrency"], kind="stable")
-    rows: list[list[TableCell]] = []
-    states: list[str] = []
-    records = ordered.astype(object).to_dict(orient="records")
-    for record in records:
-        rows.append([_cell(record.get(name), kind) for name, _, kind in TABLE_COLUMNS])
-        states.append(str(record.get("state", "")))
-    return TrialTable([(h, k) for _, h, k in TABLE_COLUMNS], rows, states)
-
-
-def build_failed(trials: pd.DataFrame) -> list[FailedTrial]:
-    """Failed trials, one entry per trial (a trial fails once for all its concurrencies)."""
-    rows = trials[trials["state"] == "failed"]
-    out: dict[tuple[int, str, str, str], FailedTrial] = {}
-    for r in rows.itertuples(index=False):
-        number = _int_or_none(r.trial_number)
-        key = (
-            number if number is not None else -1,
-            str(r.config_key),
-            str(r.error),
-            str(r.log_tail),
-        )
-        entry = out.get(key)
-        if entry is None:
-            entry = out[key] = FailedTrial(
-                key[0], key[1], [], key[2] or "no reason recorded", key[3]
-            )
-        c = _int_or_none(r.concurrency)
-        if c is not None and c not in entry.concurrencies:
-            entry.concurrencies.append(c)
-    return sorted(out.values(), key=lambda f: (f.trial_number, f.config_key))
-
-
-def build_top(table: pd.DataFrame, verdict: Verdict, concurrencies: Sequence[int]) -> list[TopRow]:
-    out = []
-    for rank, item in enumerate(verdict.ranking[:TOP_CONFIGS_SUMMARY], start=1):
-        rows = table[table["config_key"] == item["config_key"]]
-        by_c = {int(r.concurrency): finite(r.speedup) for r in rows.itertuples(index=False)}
-        out.append(
-            TopRow(rank, item["config_key"], item["tau"], {c: by_c.get(c) for c in concurrencies})
-        )
-    return out
-
-
 def report_data(run_dir: Path | str) -> ReportData:
     """Load and compute in one call (what the renderers use)."""
-    return build_report_data(load_run(run_dir))
+    return build_report_data(read_run(run_dir))
 
 
 __all__ = [
-    "AllReduceSeries",
-    "FailedTrial",
-    "HardwareView",
-    "Heatmap",
-    "OptimizationHistory",
-    "Overview",
-    "PredictedPoint",
-    "PredictionCheck",
-    "ReportData",
     "RunData",
-    "Series",
-    "TauDistribution",
-    "TopRow",
-    "TrialTable",
-    "VerdictView",
+    "build_hardware",
+    "build_overview",
     "build_report_data",
-    "finite",
-    "load_run",
+    "build_verdict_view",
+    "predicted_break_even",
+    "read_run",
     "report_data",
 ]

@@ -21,8 +21,9 @@ from markupsafe import Markup
 
 from specbench.errors import BadInputError
 from specbench.report import plots
-from specbench.report.data import ReportData, report_data
+from specbench.report.data import report_data
 from specbench.report.markdown import render_markdown
+from specbench.report.views import ReportData
 from specbench.schema import write_text_atomic
 
 FORMATS = ("html", "md")

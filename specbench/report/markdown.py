@@ -6,7 +6,7 @@ is escaped here too (angle brackets, pipes that would break a table, backticks).
 
 from __future__ import annotations
 
-from specbench.report.data import ReportData
+from specbench.report.views import ReportData
 from specbench.rundir.verdict import STATUS_NEVER_PAYS
 
 _ESCAPES = str.maketrans(

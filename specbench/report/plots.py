@@ -21,7 +21,7 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
 
-from specbench.report.data import (
+from specbench.report.views import (
     AllReduceSeries,
     Heatmap,
     OptimizationHistory,

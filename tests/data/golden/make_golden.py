@@ -29,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from specbench.gate.compare import baseline_payload, load_run
+from specbench.gate.inputs import baseline_payload, load_run_side
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.schema import write_json
@@ -263,7 +263,7 @@ RUNS = [
 def main(root: Path = HERE) -> None:
     for spec in RUNS:
         write_run(spec, root)
-    payload = baseline_payload(load_run(root / "base"))
+    payload = baseline_payload(load_run_side(root / "base"))
     payload["created_at"] = CREATED_AT
     payload["source"] = "base"
     write_json(root / "baseline.json", payload)

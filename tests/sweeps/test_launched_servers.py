@@ -1,0 +1,112 @@
+"""The sweep against real HTTP servers: serve-sim launched per configuration, or attached.
+
+serve-sim speaks SGLang's native API with SIMULATED latencies, so this exercises the
+launch/attach paths of the sweep (not SGLang itself) without a GPU.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shlex
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+from specbench.rundir.layout import RunDirectory
+from tests.support.sweeps import run_cli
+
+SMALL = ["--num-prompts", "3", "--max-new-tokens", "16", "--concurrency", "1,2", "--no-report"]
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@contextlib.contextmanager
+def serve_sim(*args: str) -> Iterator[str]:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "specbench", "serve-sim", "--target", "minimax-m2.7",
+         "--port", str(port), "--time-scale", "0.02", *args],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with urllib.request.urlopen(f"{url}/health_generate", timeout=2) as resp:
+                    if resp.status == 200:
+                        break
+            except OSError:
+                pass
+            assert proc.poll() is None, "serve-sim exited"
+            assert time.monotonic() < deadline, "serve-sim never became ready"
+            time.sleep(0.1)
+        yield url
+    finally:
+        proc.terminate()
+        proc.wait(timeout=20)
+
+
+def test_launch_mode_measures_baseline_and_config_then_stops_servers(tmp_path: Path) -> None:
+    launch = (
+        f"{shlex.quote(sys.executable)} -m specbench serve-sim --target minimax-m2.7 "
+        "--hardware h200-nvlink --time-scale 0.02 --sglang-args {args}"
+    )
+    out = tmp_path / "launched"
+    result = run_cli(
+        ["sweep", "--backend", "sglang", "--launch-cmd", launch, "--strategy", "fixed",
+         "--config", "3,4,8", "--hardware", "h200-nvlink", "--ready-timeout", "60",
+         "--out", str(out), *SMALL],
+        cwd=tmp_path, timeout=180,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = RunDirectory(out)
+    manifest = run.read_manifest()
+    assert manifest.backend == "sglang"
+    assert manifest.simulated is True  # learnt from serve-sim's server info
+    frame = run.read_trials()
+    spec = frame[frame["config_key"] == "3-4-8"]
+    assert len(spec) == 2 and (spec["state"] == "complete").all()
+    assert (spec["speedup"] > 1.0).all()
+    assert spec["tau"].between(1.5, 4.0).all()
+    assert (run.logs_dir / "baseline.log").stat().st_size > 0
+    assert list(run.logs_dir.glob("trial-*-3-4-8.log"))
+    assert all(r.simulated for r in run.iter_requests())
+
+
+def test_attach_mode_measures_only_the_servers_config(tmp_path: Path) -> None:
+    out = tmp_path / "attached"
+    with serve_sim("--num-steps", "5", "--topk", "4", "--num-draft-tokens", "8") as spec_url, \
+            serve_sim("--no-speculation") as base_url:  # fmt: skip
+        result = run_cli(
+            ["sweep", "--endpoint", spec_url, "--baseline-endpoint", base_url,
+             "--out", str(out), *SMALL],
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = RunDirectory(out)
+    frame = run.read_trials()
+    assert set(frame["config_key"]) == {"baseline", "5-4-8"}
+    spec = frame[frame["config_key"] == "5-4-8"]
+    assert set(spec["source"]) == {"endpoint"}
+    assert spec["speedup"].notna().all()
+    assert run.read_manifest().simulated is True
+    assert run.read_manifest().hardware["source"] == "endpoint"
+
+
+def test_attach_without_baseline_reports_tau_only(tmp_path: Path) -> None:
+    out = tmp_path / "attached"
+    with serve_sim("--num-steps", "3", "--topk", "4", "--num-draft-tokens", "8") as url:
+        result = run_cli(["sweep", "--endpoint", url, "--out", str(out), *SMALL], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    frame = RunDirectory(out).read_trials()
+    assert list(frame["config_key"].unique()) == ["3-4-8"]
+    assert frame["tau"].notna().all() and frame["speedup"].isna().all()
