@@ -45,17 +45,6 @@ class SpecConfig:
             "num_draft_tokens": self.num_draft_tokens,
         }
 
-    def sglang_flags(self) -> list[str]:
-        """The three SGLang flags, as an argument list (never a shell string)."""
-        return [
-            "--speculative-num-steps",
-            str(self.num_steps),
-            "--speculative-eagle-topk",
-            str(self.topk),
-            "--speculative-num-draft-tokens",
-            str(self.num_draft_tokens),
-        ]
-
     def __str__(self) -> str:
         return f"(steps={self.num_steps}, topk={self.topk}, draft_tokens={self.num_draft_tokens})"
 

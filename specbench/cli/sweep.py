@@ -21,9 +21,10 @@ from rich.table import Table
 
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
+from specbench.harness.engines import engine_of_backend
 from specbench.report.html import render_report
 from specbench.schema import dumps
-from specbench.spec_config import BASELINE_KEY, parse_configs
+from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
 from specbench.sweeps.options import (
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_PROMPTS,
@@ -37,13 +38,16 @@ from specbench.sweeps.runner import SweepOutcome, run_sweep
 TOP_ROWS = 5
 
 
-def parse_concurrencies(text: str) -> tuple[int, ...]:
+def _concurrencies(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
     """``1,8,32`` -> (1, 8, 32); the first is the primary concurrency, so order matters
-    and a repeat (which would measure a load twice) is refused."""
-    out = parse_concurrency_list(text)
-    if len(set(out)) != len(out):
-        raise BadInputError(f"--concurrency repeats a value ({text!r})")
-    return tuple(out)
+    (a repeat is refused with the other option checks, in sweeps.options)."""
+    return tuple(parse_concurrency_list(text))
+
+
+def _configs(
+    ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]
+) -> tuple[SpecConfig, ...]:
+    return tuple(parse_configs(texts))
 
 
 @contextlib.contextmanager
@@ -62,7 +66,7 @@ def _sigterm_as_interrupt() -> Iterator[None]:
         signal.signal(signal.SIGTERM, previous)
 
 
-def _split_args(text: str | None) -> tuple[str, ...]:
+def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) -> tuple[str, ...]:
     if not text:
         return ()
     try:
@@ -116,10 +120,16 @@ def _split_args(text: str | None) -> tuple[str, ...]:
     default=None,
     help="Command that launches SGLang (default: python -m sglang.launch_server).",
 )
-@click.option("--server-args", default=None, help="Extra SGLang server arguments (one string).")
+@click.option(
+    "--server-args",
+    default=None,
+    callback=_split_args,
+    help="Extra SGLang server arguments (one string).",
+)
 @click.option("--tp", type=int, default=None, help="Tensor-parallel size (default: the preset's).")
 @click.option(
     "--ready-timeout",
+    "ready_timeout_s",
     type=float,
     default=1800.0,
     show_default=True,
@@ -141,8 +151,9 @@ def _split_args(text: str | None) -> tuple[str, ...]:
 )
 @click.option(
     "--concurrency",
-    "concurrency",
+    "concurrencies",
     default="1,8,32",
+    callback=_concurrencies,
     show_default=True,
     help="Concurrencies to measure; the first is the one the search optimises.",
 )
@@ -158,6 +169,7 @@ def _split_args(text: str | None) -> tuple[str, ...]:
     "--config",
     "configs",
     multiple=True,
+    callback=_configs,
     metavar="STEPS,TOPK,DRAFT",
     help="With --strategy fixed: a configuration to measure (repeatable).",
 )
@@ -207,68 +219,17 @@ def _split_args(text: str | None) -> tuple[str, ...]:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print the results summary as JSON on stdout."
 )
-def sweep(
-    target: str,
-    backend: str,
-    hardware: str | None,
-    prior_hardware: str | None,
-    endpoint: str | None,
-    baseline_endpoint: str | None,
-    launch_cmd: str | None,
-    server_args: str | None,
-    tp: int | None,
-    ready_timeout: float,
-    dataset: Path | None,
-    max_new_tokens: int,
-    num_prompts: int,
-    concurrency: str,
-    strategy: str | None,
-    sampler: str,
-    configs: tuple[str, ...],
-    space: str | None,
-    trials: int | None,
-    budget_minutes: float | None,
-    seed: int,
-    out: Path | None,
-    storage: str | None,
-    study_name: str | None,
-    sim_perturbation: float,
-    no_report: bool,
-    as_json: bool,
-) -> None:
+def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -> None:
     """Measure tau and speedup across configurations and concurrencies."""
-    if endpoint is not None and strategy is not None:
+    if values["endpoint"] is not None and strategy is not None:
         raise BadInputError(
             f"--endpoint measures only the attached server's configuration; drop --strategy {strategy}"
         )
     options = SweepOptions(
-        target=target,
-        backend=backend,
-        hardware=hardware,
-        prior_hardware=prior_hardware,
-        endpoint=endpoint,
-        baseline_endpoint=baseline_endpoint,
-        launch_cmd=launch_cmd,
-        server_args=_split_args(server_args),
-        tp=tp,
-        ready_timeout_s=ready_timeout,
-        dataset=dataset,
-        max_new_tokens=max_new_tokens,
-        num_prompts=num_prompts,
-        concurrencies=parse_concurrencies(concurrency),
-        strategy=strategy or ("fixed" if endpoint is not None else "optuna"),
-        sampler=sampler,
-        configs=tuple(parse_configs(configs)),
-        space=space,
-        trials=trials,
-        budget_minutes=budget_minutes,
-        seed=seed,
-        out=out,
-        storage=storage,
-        study_name=study_name,
+        **values,
+        strategy=strategy or ("fixed" if values["endpoint"] is not None else "optuna"),
         report=not no_report,
         command=("specbench", *sys.argv[1:]),
-        sim_perturbation=sim_perturbation,
     )
     err = Console(stderr=True)
     with RichProgress(err) as progress, _sigterm_as_interrupt():
@@ -315,6 +276,7 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     primary_rows = done[done["concurrency"] == primary].sort_values(
         "speedup", ascending=False, na_position="last"
     )
+    engine = engine_of_backend(outcome.backend)
     flags: list[str] = []
     for rank, (_, row) in enumerate(primary_rows.head(TOP_ROWS).iterrows(), start=1):
         key = str(row["config_key"])
@@ -323,11 +285,8 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
             _fmt(per_c.get(c), 2) + ("x" if c in per_c.index else "") for c in concurrencies
         ]
         table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
-        flags.append(
-            f"#{rank} {key}: --speculative-num-steps {row['num_steps']} "
-            f"--speculative-eagle-topk {row['topk']} "
-            f"--speculative-num-draft-tokens {row['num_draft_tokens']}"
-        )
+        config = SpecConfig(int(row["num_steps"]), int(row["topk"]), int(row["num_draft_tokens"]))
+        flags.append(f"#{rank} {key}: " + " ".join(engine.config_flags(config)))
     console.print(table)
     if flags:
         console.print(
@@ -359,4 +318,4 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
         console.print(f"report: {outcome.report_path}", highlight=False)
 
 
-__all__ = ["parse_concurrencies", "print_summary", "sweep"]
+__all__ = ["print_summary", "sweep"]

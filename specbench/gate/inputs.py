@@ -28,6 +28,7 @@ from specbench.rundir.layout import (
     WorkloadFingerprint,
 )
 from specbench.rundir.records import RequestRecord
+from specbench.rundir.trials import speedup
 from specbench.schema import read_json, require, write_json
 from specbench.spec_config import BASELINE_KEY
 
@@ -269,14 +270,11 @@ def _fill_missing_speedups(cells: dict[Cell, CellSamples]) -> None:
         if key == BASELINE_KEY or cell.speedup is not None:
             continue
         base = cells.get((BASELINE_KEY, concurrency))
-        if (
-            base is not None
-            and base.aggregate_tokens_per_s
-            and cell.aggregate_tokens_per_s is not None
-        ):
-            cells[(key, concurrency)] = _replace_speedup(
-                cell, cell.aggregate_tokens_per_s / base.aggregate_tokens_per_s
-            )
+        if base is None:
+            continue
+        value = speedup(cell.aggregate_tokens_per_s, base.aggregate_tokens_per_s)
+        if value is not None:
+            cells[(key, concurrency)] = _replace_speedup(cell, value)
 
 
 def _replace_speedup(cell: CellSamples, speedup: float) -> CellSamples:

@@ -132,8 +132,12 @@ class EngineAdapter(ABC):
     server_info_paths: tuple[str, ...]
 
     @abstractmethod
+    def config_flags(self, config: SpecConfig) -> list[str]:
+        """The flags that carry ``config``'s three numbers."""
+
+    @abstractmethod
     def speculative_flags(self, deployment: Deployment, config: SpecConfig) -> list[str]:
-        """The flags that select ``config`` (algorithm, draft, and its three numbers)."""
+        """Every flag that turns speculation on: algorithm, draft, ``config_flags``."""
 
     @abstractmethod
     def launch_args(

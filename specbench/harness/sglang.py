@@ -38,18 +38,23 @@ class SglangAdapter(EngineAdapter):
     ready_path = "/health_generate"
     server_info_paths = ("/server_info", "/get_server_info")
 
-    def speculative_flags(self, deployment: Deployment, config: SpecConfig) -> list[str]:
+    def config_flags(self, config: SpecConfig) -> list[str]:
         return [
-            "--speculative-algorithm",
-            deployment.algorithm,
-            "--speculative-draft-model-path",
-            deployment.draft_model_path,
             "--speculative-num-steps",
             str(config.num_steps),
             "--speculative-eagle-topk",
             str(config.topk),
             "--speculative-num-draft-tokens",
             str(config.num_draft_tokens),
+        ]
+
+    def speculative_flags(self, deployment: Deployment, config: SpecConfig) -> list[str]:
+        return [
+            "--speculative-algorithm",
+            deployment.algorithm,
+            "--speculative-draft-model-path",
+            deployment.draft_model_path,
+            *self.config_flags(config),
         ]
 
     def launch_args(

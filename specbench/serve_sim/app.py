@@ -86,51 +86,7 @@ def build_app(server: SimServer) -> web.Application:
         return web.Response(text=server.metrics_text(), content_type="text/plain")
 
     async def generate(request: web.Request) -> web.StreamResponse:
-        if not server.ready:
-            return _error("the server is still starting", 503)
-        try:
-            body = await request.json()
-        except (json.JSONDecodeError, UnicodeDecodeError):
-            return _error("the request body is not JSON", 400)
-        if not isinstance(body, dict):
-            return _error("the request body must be a JSON object", 400)
-        text = body.get("text")
-        input_ids = body.get("input_ids")
-        if isinstance(text, str):
-            prompt_tokens = estimate_tokens(text)
-        elif isinstance(input_ids, list) and input_ids and not isinstance(input_ids[0], list):
-            prompt_tokens = len(input_ids)
-            text = ""
-        else:
-            return _error("serve-sim takes one prompt per request: 'text' must be a string", 400)
-        params = body.get("sampling_params") or {}
-        if not isinstance(params, dict):
-            return _error("'sampling_params' must be an object", 400)
-        max_new = params.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
-        if not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1:
-            return _error("'max_new_tokens' must be a positive integer", 400)
-        rid = body.get("rid")
-        if rid is not None and not isinstance(rid, str):
-            return _error("'rid' must be a string", 400)
-        domain = guess_domain(rid, text, server.domains)
-        rid = rid or server.next_rid()
-        if server.is_known(rid):
-            return _error(f"duplicate request id {rid!r}", 400)
-        req = server.admit(rid, prompt_tokens, max_new, domain)
-        try:
-            if body.get("stream"):
-                return await _stream(request, server, req)
-            while not req.finished:
-                await req.updates.get()
-        finally:
-            server.forget(rid)
-        return _json(
-            {
-                "text": filler_text(req.completion_tokens),
-                "output_ids": filler_ids(req.completion_tokens),
-                "meta_info": server.meta_info(req),
-            }
-        )
+        return await _generate(request, server)
 
     app = web.Application(middlewares=[label])
     app.router.add_get("/health", health)
@@ -144,6 +100,55 @@ def build_app(server: SimServer) -> web.Application:
     app.router.add_post("/generate", generate)
     app.router.add_put("/generate", generate)
     return app
+
+
+async def _generate(request: web.Request, server: SimServer) -> web.StreamResponse:
+    """``/generate``: one prompt, answered at once or streamed like SGLang."""
+    if not server.ready:
+        return _error("the server is still starting", 503)
+    try:
+        body = await request.json()
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        return _error("the request body is not JSON", 400)
+    if not isinstance(body, dict):
+        return _error("the request body must be a JSON object", 400)
+    text = body.get("text")
+    input_ids = body.get("input_ids")
+    if isinstance(text, str):
+        prompt_tokens = estimate_tokens(text)
+    elif isinstance(input_ids, list) and input_ids and not isinstance(input_ids[0], list):
+        prompt_tokens = len(input_ids)
+        text = ""
+    else:
+        return _error("serve-sim takes one prompt per request: 'text' must be a string", 400)
+    params = body.get("sampling_params") or {}
+    if not isinstance(params, dict):
+        return _error("'sampling_params' must be an object", 400)
+    max_new = params.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
+    if not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1:
+        return _error("'max_new_tokens' must be a positive integer", 400)
+    rid = body.get("rid")
+    if rid is not None and not isinstance(rid, str):
+        return _error("'rid' must be a string", 400)
+    domain = guess_domain(rid, text, server.domains)
+    rid = rid or server.next_rid()
+    if server.is_known(rid):
+        return _error(f"duplicate request id {rid!r}", 400)
+    req = server.admit(rid, prompt_tokens, max_new, domain)
+    try:
+        if body.get("stream"):
+            return await _stream(request, server, req)
+        while not req.finished:
+            await req.updates.get()
+    finally:
+        server.forget(rid)
+    return _json(
+        {
+            "text": filler_text(req.completion_tokens),
+            "output_ids": filler_ids(req.completion_tokens),
+            "meta_info": server.meta_info(req),
+        }
+    )
 
 
 async def _stream(request: web.Request, server: SimServer, req: SimRequest) -> web.StreamResponse:

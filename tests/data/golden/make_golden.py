@@ -32,6 +32,7 @@ import numpy as np
 from specbench.gate.inputs import baseline_payload, load_run_side
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import RequestRecord, write_records
+from specbench.rundir.trials import speedup
 from specbench.schema import write_json
 
 HERE = Path(__file__).resolve().parent
@@ -166,7 +167,7 @@ def trial_row(
             tau_p90=round(float(np.percentile(taus, 90)), 4),
         )
         if base is not None:
-            row["speedup"] = round(aggregate / base["output_tokens_per_s"], 4)
+            row["speedup"] = round(speedup(aggregate, base["output_tokens_per_s"]), 4)
     return row
 
 
