@@ -17,6 +17,7 @@ from specbench.model import load_target
 from specbench.rundir.layout import normalise_trials
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import SpecConfig
+from tests.support.trials import trial_row
 
 
 @dataclass(frozen=True)
@@ -31,19 +32,7 @@ class FakeTarget:
 
 
 def one_config_trials() -> pd.DataFrame:
-    rows = [
-        {"config_key": "baseline", "concurrency": 1, "state": "complete", "speedup": 1.0},
-        {
-            "config_key": "3-4-8",
-            "num_steps": 3,
-            "topk": 4,
-            "num_draft_tokens": 8,
-            "concurrency": 1,
-            "state": "complete",
-            "tau": 2.6,
-            "speedup": 1.9,
-        },
-    ]
+    rows = [trial_row("baseline", 1, 1.0, None), trial_row("3-4-8", 1, 1.9, 2.6)]
     return normalise_trials(rows)
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 import pytest
@@ -23,6 +24,7 @@ from specbench.rundir.records import RequestRecord
 from specbench.rundir.verdict import config_table
 from specbench.spec_config import SpecConfig
 from tests.support.run_dirs import write_run
+from tests.support.trials import trial_row
 
 
 def trial(
@@ -32,28 +34,13 @@ def trial(
     speedup: float | None,
     tau: float | None = 2.5,
     *,
-    state: str = "complete",
-    source: str = "tpe",
     predicted: float | None = None,
-    error: str = "",
-    log_tail: str = "",
-) -> dict[str, object]:
-    steps, topk, ndt = (int(p) for p in key.split("-"))
-    return {
-        "trial_number": number,
-        "config_key": key,
-        "num_steps": steps,
-        "topk": topk,
-        "num_draft_tokens": ndt,
-        "concurrency": concurrency,
-        "state": state,
-        "source": source,
-        "tau": tau,
-        "speedup": speedup,
-        "predicted_speedup": predicted,
-        "error": error,
-        "log_tail": log_tail,
-    }
+    **fields: Any,
+) -> dict[str, Any]:
+    fields.setdefault("source", "tpe")
+    return trial_row(
+        key, concurrency, speedup, tau, number=number, predicted_speedup=predicted, **fields
+    )
 
 
 def test_heatmap_keeps_best_draft_tokens_per_cell_at_primary_concurrency() -> None:

@@ -20,6 +20,7 @@ from specbench.rundir.verdict import (
     config_table,
     interpolate_break_even,
 )
+from tests.support.trials import trial_row
 
 NAN = float("nan")
 
@@ -33,22 +34,7 @@ def row(
     state: str = "complete",
     number: int = 0,
 ) -> dict[str, Any]:
-    if key == "baseline":
-        steps = topk = ndt = None
-        number = -1
-    else:
-        steps, topk, ndt = (int(p) for p in key.split("-"))
-    return {
-        "trial_number": number,
-        "config_key": key,
-        "num_steps": steps,
-        "topk": topk,
-        "num_draft_tokens": ndt,
-        "concurrency": concurrency,
-        "state": state,
-        "tau": tau,
-        "speedup": speedup,
-    }
+    return trial_row(key, concurrency, speedup, tau, state=state, number=number)
 
 
 def frame(rows: list[dict[str, Any]]) -> pd.DataFrame:
