@@ -1,9 +1,11 @@
 """specbench: measure, predict and gate speculative-decoding speedups on your hardware.
 
-The package is split by the direction data flows: ``topology`` (what the machine is),
-``model`` (what speculation should do on it), ``harness`` (what it really does),
-``sweeps`` (searching the configuration space) and ``reports`` (what to launch, and
-whether a change regressed).
+The package is split by the direction data flows, and imports only run downwards
+(checked by import-linter, see pyproject.toml): ``errors``, ``schema`` and
+``spec_config`` at the bottom; ``rundir`` (the run-directory contract); ``model`` and
+``topology`` (what the machine is, what speculation should do on it); ``harness`` (what
+an engine really does); ``sweeps`` and ``serve_sim``; ``report`` and ``gate`` (what to
+launch, and whether a change regressed); ``cli`` on top.
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
-"""Searching the configuration space: space and validity, strategies, storage, runner.
+"""Searching the configuration space and measuring it.
 
-Import from the submodules (``specbench.sweeps.runner.run_sweep``, ``.space``,
-``.search``, ``.storage``, ``.rundir``); this package module stays empty on purpose,
-because ``specbench.harness.prompts`` imports ``specbench.rundir.layout`` and an eager
-import of the runner here would make that a cycle.
+``runner.run_sweep`` is the table of contents: ``options`` (what a sweep accepts, checked
+once), ``setup`` (target, prompts, backends, manifest, run directory, study),
+``baseline`` (the no-speculation reference, once per study), ``measure`` (one trial),
+``results`` (results.json and trials.csv rebuilt from the study). ``space``, ``search``
+and ``storage`` are the configuration space, the Optuna strategies and the study storage.
 """
