@@ -22,10 +22,12 @@ from rich.table import Table
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.harness.engines import engine_of_backend
+from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.report.html import render_report
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
 from specbench.sweeps.options import (
+    DEFAULT_CONCURRENCIES,
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_PROMPTS,
     DEFAULT_TARGET,
@@ -131,7 +133,7 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     "--ready-timeout",
     "ready_timeout_s",
     type=float,
-    default=1800.0,
+    default=DEFAULT_READY_TIMEOUT_S,
     show_default=True,
     help="Seconds to wait for a launched server to become ready.",
 )
@@ -152,7 +154,7 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 @click.option(
     "--concurrency",
     "concurrencies",
-    default="1,8,32",
+    default=",".join(map(str, DEFAULT_CONCURRENCIES)),
     callback=_concurrencies,
     show_default=True,
     help="Concurrencies to measure; the first is the one the search optimises.",

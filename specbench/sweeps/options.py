@@ -14,6 +14,7 @@ from pathlib import Path
 from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
 from specbench.harness.prompts import Prompt
+from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.search import SAMPLERS, STRATEGIES
 
@@ -41,7 +42,7 @@ class SweepOptions:
     launch_cmd: str | None = None
     server_args: tuple[str, ...] = ()
     tp: int | None = None
-    ready_timeout_s: float = 1800.0
+    ready_timeout_s: float = DEFAULT_READY_TIMEOUT_S
     dataset: Path | None = None
     max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS
     num_prompts: int | None = DEFAULT_NUM_PROMPTS
