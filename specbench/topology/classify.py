@@ -1,7 +1,8 @@
 """Interconnect class and SGLang's all-reduce choice, as a pure function of the evidence.
 
 Kept free of I/O so the same rules run on recorded topologies in tests and on a live box.
-The SGLang rules follow sglang custom_all_reduce.py: custom all-reduce only for world size 2, 4, 6 or 8,
+The SGLang rules follow sgl-project/sglang python/sglang/srt/distributed/device_communicators/
+custom_all_reduce.py: custom all-reduce only for world size 2, 4, 6 or 8,
 only if (world size 2 or every pair NVLink) and P2P really works; otherwise NCCL, whose
 transport is P2P up to a PCIe switch (PXB) with NVML read+write OK, else SHM via host.
 """
