@@ -39,7 +39,8 @@ HERE = Path(__file__).resolve().parent
 CREATED_AT = "2026-11-29T00:00:00+00:00"
 MAX_NEW_TOKENS = 256
 
-#: Mean per-request tau by configuration and domain (DESIGN.md: 2.3-3.05 at 3-4-8).
+#: Mean per-request tau by configuration and domain (the calibration in
+#: specbench/model/data/targets/minimax-m2.7.toml: 2.3-3.05 at 3-4-8).
 TAU_BY_DOMAIN: dict[str, dict[str, float]] = {
     "3-4-8": {"chat": 2.35, "code": 2.85, "math": 2.6},
     "2-1-3": {"chat": 1.95, "code": 2.2, "math": 2.05},
