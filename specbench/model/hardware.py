@@ -54,8 +54,10 @@ class GpuSpec:
     hbm_efficiency: float  # achievable fraction of datasheet bandwidth in decode GEMVs
     peak_tflops_fp8: float  # dense, no sparsity
     peak_tflops_bf16: float
-    compute_efficiency: float  # achievable fraction of peak in grouped/dense GEMMs
+    compute_efficiency: float  # achievable fraction of peak in large dense GEMMs
     overhead_scale: float  # per-kernel fixed costs relative to an H100 host
+    #: A GEMM over M tokens costs the compute of M + gemm_pad_tokens at full efficiency.
+    gemm_pad_tokens: float = 64.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _parse_gpu(path: object, g: Mapping[str, Any]) -> GpuSpec:
         peak_tflops_bf16=get_num(path, g, "peak_tflops_bf16", p),
         compute_efficiency=get_num(path, g, "compute_efficiency", p),
         overhead_scale=get_num(path, g, "overhead_scale", p, default=1.0),
+        gemm_pad_tokens=get_num(path, g, "gemm_pad_tokens", p, default=64.0),
     )
 
 
