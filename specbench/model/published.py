@@ -35,6 +35,7 @@ class PublishedRow:
     tp: int
     engine: str
     config: SpecConfig | None  # None: the model's best configuration ("best")
+    same_as: str | None  # "same-as:<row id>": the configuration predicted for that row
     batch: int
     requests: int | None  # a closed-loop run over this many prompts (None: steady batch)
     metric: str
@@ -70,7 +71,10 @@ def _row(path: object, i: int, r: Mapping[str, Any]) -> PublishedRow:
     if metric not in METRICS:
         raise FileFormatError(path, f"unknown metric {metric!r}", field=f"{where}metric")
     raw = r.get("config")
-    if raw is None or raw == "best":
+    same_as = None
+    if isinstance(raw, str) and raw.startswith("same-as:"):
+        config, same_as = None, raw.removeprefix("same-as:")
+    elif raw is None or raw == "best":
         config = None
     elif isinstance(raw, list) and len(raw) == 3:
         config = make_config(*(int(v) for v in raw))
@@ -85,6 +89,7 @@ def _row(path: object, i: int, r: Mapping[str, Any]) -> PublishedRow:
         tp=get_int(path, r, "tp", where),
         engine=get_str(path, r, "engine", where),
         config=config,
+        same_as=same_as,
         batch=get_int(path, r, "batch", where),
         requests=get_int(path, r, "requests", where) if "requests" in r else None,
         metric=metric,
@@ -122,12 +127,21 @@ def evaluate(rows: Sequence[PublishedRow], *, samples: int = 2000) -> list[RowRe
     """The model's figure for every row (SIMULATED), with the configuration it used."""
     cache: dict[tuple[Any, ...], PerformanceModel] = {}
     out: list[RowResult] = []
+    chosen: dict[str, SpecConfig] = {}
     for row in rows:
         model = _model(row, samples, cache)
         if row.metric == "baseline_tokens_per_s":
             out.append(RowResult(row, model.predict(None, row.batch).baseline_tokens_per_s, None))
             continue
-        cfg = row.config or _best_config(model, row)
+        if row.same_as is not None:
+            if row.same_as not in chosen:
+                raise FileFormatError(
+                    "published.toml", f"row {row.same_as!r} must come first", field=row.id
+                )
+            cfg = chosen[row.same_as]
+        else:
+            cfg = row.config or _best_config(model, row)
+        chosen[row.id] = cfg
         if row.metric == "speedup" and row.requests is not None:
             value = model.run_speedup(cfg, row.batch, row.requests, row.domain)
         else:
