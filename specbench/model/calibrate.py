@@ -29,7 +29,7 @@ from scipy.optimize import brentq
 from specbench.errors import BadInputError
 from specbench.model.acceptance import DomainAcceptance, mean_confidence
 from specbench.model.draft_profile import DraftProfile
-from specbench.model.hardware import HardwareProfile
+from specbench.model.hardware import HardwareProfile, load_hardware
 from specbench.model.performance import PerformanceModel
 from specbench.model.targets import DOMAINS, TargetPreset
 from specbench.spec_config import SpecConfig
@@ -259,8 +259,7 @@ def _tau(
     if config.topk == 1:  # a chain: exact, no Monte-Carlo needed
         p = dict(acceptance)[domain].chain_acceptance(config.num_steps)
         return 1.0 + float(p.sum())
-    from specbench.model.hardware import load_hardware
-
+    # Acceptance does not depend on the hardware; any profile prices the (unused) costs.
     hw = hardware or load_hardware("h100-nvlink", 1)
     model = PerformanceModel(replace(target, acceptance=acceptance), hw, samples=samples)
     return model.expected_tau(config, domain)
