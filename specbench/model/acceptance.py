@@ -161,7 +161,7 @@ def simulate_need(
         u_conf = _uniform(h)
         u_tgt = _uniform(_mix(h))
         c = 1.0 / (1.0 + np.exp(-(params.confidence_mu + params.confidence_sigma * ndtri(u_conf))))
-        c = np.clip(c**flatten, 1e-6, 1.0 - 1e-9)
+        c = np.clip(c if flatten == 1.0 else c**flatten, 1e-6, 1.0 - 1e-9)
         log_c = np.log(c)
         log_1mc = np.log1p(-c)
         # Target rank: P(rank = j) = a q_j; smallest j with u < a (1 - (1-c)^j).
@@ -185,7 +185,7 @@ def simulate_need(
         path_score[:, depth] = np.where(on_any, child_score[np.arange(n), on_idx], np.inf)
 
         if m > topk:  # frontier: the topk best children by cumulative log-prob
-            keep = np.argpartition(-child_score, topk - 1, axis=1)[:, :topk]
+            keep = np.argpartition(child_score, m - topk, axis=1)[:, m - topk :]
             f_score = np.take_along_axis(child_score, keep, axis=1)
             f_on = np.take_along_axis(child_on, keep, axis=1)
             f_id = np.take_along_axis(child_id, keep, axis=1)
@@ -195,7 +195,8 @@ def simulate_need(
     # count[:, L, d]: nodes at depth L+1 scoring above the path node at depth d+1.
     count = np.empty((n, MAX_STEPS, MAX_STEPS), dtype=np.int32)
     for level, scores in enumerate(level_scores):
-        count[:, level, :] = (scores[:, :, None] > path_score[:, None, :]).sum(axis=1)
+        # Reduce over the last (contiguous) axis: ~3x faster than over the middle one.
+        count[:, level, :] = (path_score[:, :, None] < scores[:, None, :]).sum(axis=2)
     rank = np.cumsum(count, axis=1)  # rank[:, s-1, d]: pool restricted to depth <= s
     in_pool = np.isfinite(path_score)[:, None, :]
     depth_ok = (np.arange(MAX_STEPS)[None, :] <= np.arange(MAX_STEPS)[:, None])[None, :, :]
