@@ -15,7 +15,7 @@ from typing import Any
 from specbench.errors import FileFormatError
 from specbench.model._data import data_dir, get_int, get_num, get_str, read_toml
 from specbench.model.draft_profile import load_draft_profile
-from specbench.model.engines import load_engine
+from specbench.model.engines import EngineProfile, load_engine
 from specbench.model.hardware import load_hardware
 from specbench.model.performance import PerformanceModel
 from specbench.model.targets import load_target
@@ -104,7 +104,10 @@ def _row(path: object, i: int, r: Mapping[str, Any]) -> PublishedRow:
 
 
 def _model(
-    row: PublishedRow, samples: int, cache: dict[tuple[Any, ...], PerformanceModel]
+    row: PublishedRow,
+    samples: int,
+    cache: dict[tuple[Any, ...], PerformanceModel],
+    engines: Mapping[str, EngineProfile],
 ) -> PerformanceModel:
     key = (row.target, row.draft, row.hardware, row.tp, row.engine, row.workload)
     model = cache.get(key)
@@ -116,20 +119,26 @@ def _model(
             target,
             load_hardware(row.hardware, row.tp),
             samples=samples,
-            engine=load_engine(row.engine),
+            engine=engines.get(row.engine) or load_engine(row.engine),
             workload=row.workload,
         )
         cache[key] = model
     return model
 
 
-def evaluate(rows: Sequence[PublishedRow], *, samples: int = 2000) -> list[RowResult]:
-    """The model's figure for every row (SIMULATED), with the configuration it used."""
+def evaluate(
+    rows: Sequence[PublishedRow],
+    *,
+    samples: int = 2000,
+    engines: Mapping[str, EngineProfile] | None = None,
+) -> list[RowResult]:
+    """The model's figure for every row (SIMULATED), with the configuration it used;
+    `engines` replaces shipped engine profiles by name (to refit them)."""
     cache: dict[tuple[Any, ...], PerformanceModel] = {}
     out: list[RowResult] = []
     chosen: dict[str, SpecConfig] = {}
     for row in rows:
-        model = _model(row, samples, cache)
+        model = _model(row, samples, cache, engines or {})
         if row.metric == "baseline_tokens_per_s":
             out.append(RowResult(row, model.predict(None, row.batch).baseline_tokens_per_s, None))
             continue
