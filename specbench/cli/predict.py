@@ -16,7 +16,10 @@ from specbench.model import (
     load_hardware,
     load_target,
 )
+from specbench.model.draft_profile import list_draft_profiles, load_draft_profile
+from specbench.model.engines import list_engines, load_engine
 from specbench.model.predict import build_prediction
+from specbench.model.workload import Workload
 from specbench.schema import dumps
 from specbench.spec_config import parse_configs
 
@@ -56,6 +59,26 @@ from specbench.spec_config import parse_configs
     "--top", type=int, default=5, show_default=True, help="Configurations shown per concurrency."
 )
 @click.option("--seed", type=int, default=0, show_default=True, help="Monte-Carlo seed.")
+@click.option(
+    "--engine",
+    "engine_name",
+    metavar="NAME|FILE",
+    default=None,
+    help="Engine overhead profile: sglang, vllm, or a TOML [default: sglang].",
+)
+@click.option(
+    "--temperature", type=float, default=0.0, show_default=True, help="Sampling temperature."
+)
+@click.option("--input-len", type=int, default=None, help="Prompt tokens [default: preset's].")
+@click.option("--output-len", type=int, default=None, help="Completion tokens per request.")
+@click.option("--draft-tp", type=int, default=None, help="Draft TP size [default: target's].")
+@click.option(
+    "--draft-profile",
+    "draft_profile_name",
+    metavar="NAME|FILE",
+    default=None,
+    help="Draft acceptance profile (shipped name, or a file written by calibration).",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the JSON payload to stdout.")
 @click.option("--list", "list_only", is_flag=True, help="List targets and hardware profiles.")
 def predict(
@@ -67,6 +90,12 @@ def predict(
     domain: str,
     top: int,
     seed: int,
+    engine_name: str | None,
+    temperature: float,
+    input_len: int | None,
+    output_len: int | None,
+    draft_tp: int | None,
+    draft_profile_name: str | None,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -74,6 +103,8 @@ def predict(
     if list_only:
         click.echo("targets:  " + ", ".join(list_targets()))
         click.echo("hardware: " + ", ".join(list_profiles()))
+        click.echo("engines:  " + ", ".join(list_engines()))
+        click.echo("drafts:   " + ", ".join(list_draft_profiles()))
         return
     if not target_name:
         raise BadInputError(f"--target is required; known: {', '.join(list_targets())}")
@@ -93,6 +124,12 @@ def predict(
         configs=configs,
         domain=None if domain == "mix" else domain,
         seed=seed,
+        engine=load_engine(engine_name),
+        workload=Workload(input_len, output_len, temperature),
+        draft_tp=draft_tp,
+        draft_profile=None
+        if draft_profile_name is None
+        else load_draft_profile(draft_profile_name),
     )
     if as_json:
         click.echo(dumps(payload))
@@ -111,7 +148,7 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
     console.print(
         f"target {tgt['name']} ({tgt['model_path']} + {tgt['draft_model_path']}), "
         f"hardware {hw['name']} ({hw['interconnect_class']}, {hw['gpu']}, TP {hw['tp']}), "
-        f"domain {payload['domain']}"
+        f"domain {payload['domain']}, engine {payload['engine']['name']}"
     )
     rows = payload["rows"]
     for conc in payload["concurrencies"]:

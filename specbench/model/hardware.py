@@ -54,8 +54,10 @@ class GpuSpec:
     hbm_efficiency: float  # achievable fraction of datasheet bandwidth in decode GEMVs
     peak_tflops_fp8: float  # dense, no sparsity
     peak_tflops_bf16: float
-    compute_efficiency: float  # achievable fraction of peak in grouped/dense GEMMs
+    compute_efficiency: float  # achievable fraction of peak in large dense GEMMs
     overhead_scale: float  # per-kernel fixed costs relative to an H100 host
+    #: A GEMM over M tokens costs the compute of M + gemm_pad_tokens at full efficiency.
+    gemm_pad_tokens: float = 64.0
 
 
 @dataclass(frozen=True)
@@ -153,6 +155,7 @@ def _parse_gpu(path: object, g: Mapping[str, Any]) -> GpuSpec:
         peak_tflops_bf16=get_num(path, g, "peak_tflops_bf16", p),
         compute_efficiency=get_num(path, g, "compute_efficiency", p),
         overhead_scale=get_num(path, g, "overhead_scale", p, default=1.0),
+        gemm_pad_tokens=get_num(path, g, "gemm_pad_tokens", p, default=64.0),
     )
 
 
@@ -204,8 +207,13 @@ _GPU_MATCH: Sequence[tuple[tuple[str, ...], str]] = (
     (("H200",), "h200-nvlink"),
     (("H100", "PCIE"), "h100-pcie-p2p"),
     (("H100",), "h100-nvlink"),
+    (("B200",), "b200-nvlink"),
+    (("A100", "PCIE"), "a100-pcie-p2p"),
+    (("A100",), "a100-sxm-nvlink"),
     (("L40S",), "l40s-pcie-host-staged"),
+    (("5090",), "rtx5090-pcie-host-staged"),
     (("4090",), "rtx4090-pcie-host-staged"),
+    (("3090",), "rtx3090-pcie-host-staged"),
 )
 
 
@@ -216,8 +224,8 @@ def _gpu_for_name(gpu_name: str) -> tuple[GpuSpec, str]:
             shipped = data_dir("hardware") / f"{profile}.toml"
             return _parse_gpu(shipped, get_table(shipped, read_toml(shipped), "gpu")), profile
     raise BadInputError(
-        f"no datasheet figures for GPU {gpu_name!r}; known: H200, H100 (SXM/PCIe), L40S, "
-        f"RTX 4090 — copy a profile TOML from `specbench predict --list` and edit its [gpu]"
+        f"no datasheet figures for GPU {gpu_name!r}; known: B200, H200, H100 (SXM/PCIe), "
+        f"A100 (SXM/PCIe), L40S, RTX 5090, RTX 4090, RTX 3090 — copy a profile TOML from `specbench predict --list` and edit its [gpu]"
     )
 
 

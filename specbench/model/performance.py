@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.special import ndtri
 
 from specbench.errors import InvalidConfigError
 from specbench.model.acceptance import (
@@ -24,8 +25,11 @@ from specbench.model.acceptance import (
     tau_from_need,
 )
 from specbench.model.cost import CostModel, CostScales
+from specbench.model.engines import EngineProfile, load_engine
 from specbench.model.hardware import HardwareProfile
+from specbench.model.memory import MemoryFit, memory_fit
 from specbench.model.targets import DOMAINS, TargetPreset
+from specbench.model.workload import Workload
 from specbench.spec_config import SpecConfig, config_key
 
 DEFAULT_SAMPLES = 2000
@@ -74,6 +78,9 @@ class PerformanceModel:
         seed: int = 0,
         samples: int = DEFAULT_SAMPLES,
         cost_scales: CostScales | None = None,
+        engine: EngineProfile | None = None,
+        workload: Workload | None = None,
+        draft_tp: int | None = None,
     ) -> None:
         if samples < 1:
             raise ValueError(f"samples must be >= 1, got {samples}")
@@ -81,7 +88,16 @@ class PerformanceModel:
         self.hardware = hardware
         self.seed = seed
         self.samples = samples
-        self.cost = CostModel(target, hardware, cost_scales)
+        self.engine = engine or load_engine()
+        self.workload = workload or Workload()
+        self.cost = CostModel(
+            target,
+            hardware,
+            cost_scales,
+            engine=self.engine,
+            context_tokens=self.workload.context_tokens(target.overheads.context_tokens),
+            draft_tp=draft_tp,
+        )
         self._need: dict[tuple[str, int], np.ndarray] = {}
         self._mean_tau: dict[tuple[str, int], np.ndarray] = {}
         self._tau_samples: dict[tuple[SpecConfig, str | None], np.ndarray] = {}
@@ -98,7 +114,9 @@ class PerformanceModel:
         need = self._need.get(key)
         if need is None:
             params = self.target.domain_acceptance(domain)
-            need = simulate_need(params, topk, self.samples, self.seed, domain)
+            need = simulate_need(
+                params, topk, self.samples, self.seed, domain, self.workload.temperature
+            )
             self._need[key] = need
         return need
 
@@ -162,6 +180,12 @@ class PerformanceModel:
             self._tau_samples[key] = cached
         return cached
 
+    def acceptance_by_position(self, config: SpecConfig, domain: str | None = None) -> list[float]:
+        """P(the accepted length reaches draft position i), i = 1..num_steps: what vLLM's
+        per-position counters measure (accepted at position i / drafts)."""
+        taus = self.tau_samples(config, domain)
+        return [float(np.mean(taus - 1 >= i)) for i in range(1, config.num_steps + 1)]
+
     def sample_accept_lengths(
         self, config: SpecConfig, domain: str, n: int, rng: np.random.Generator
     ) -> np.ndarray:
@@ -187,6 +211,44 @@ class PerformanceModel:
     def prefill_s(self, prompt_tokens: int, batch: int = 1) -> float:
         return self.cost.prefill_s(prompt_tokens, batch)
 
+    def step_breakdown(self, config: SpecConfig | None, batch: int) -> dict[str, float]:
+        """Where one decode iteration's time goes, in ms: draft / verify / all-reduce / other
+        (verify is the plain decode forward for the baseline)."""
+        b = np.asarray(float(batch))
+        if config is None:
+            parts = self.cost.baseline_parts(b)
+        else:
+            parts = self.cost.spec_parts(
+                np.asarray(config.num_steps),
+                np.asarray(config.topk),
+                np.asarray(config.num_draft_tokens),
+                b,
+            )
+        return {
+            "draft_ms": float(parts.draft) * 1e3,
+            "verify_ms": float(parts.verify) * 1e3,
+            "allreduce_ms": float(parts.allreduce) * 1e3,
+            "other_ms": float(parts.other) * 1e3,
+            "total_ms": float(parts.total) * 1e3,
+        }
+
+    def memory(self, config: SpecConfig | None, batch: int) -> MemoryFit:
+        """Weights + KV + draft per GPU for `batch` requests of the workload's length."""
+        w = self.workload
+        default = self.target.overheads.context_tokens
+        seq = (default if w.input_len is None else w.input_len) + (w.output_len or 0)
+        if w.input_len is None and w.output_len is None:
+            seq = 2 * default  # the preset's mean context is half-way through a request
+        return memory_fit(
+            self.target,
+            self.hardware,
+            self.engine,
+            batch=batch,
+            sequence_tokens=float(seq),
+            draft_tokens=0 if config is None else config.num_draft_tokens,
+            draft_tp=self.cost.draft_tp,
+        )
+
     # -- predictions ---------------------------------------------------------------
     def predict(
         self, config: SpecConfig | None, concurrency: int, domain: str | None = None
@@ -203,6 +265,60 @@ class PerformanceModel:
         return Prediction(
             config, concurrency, tau, tps / base_tps, step * 1e3, base * 1e3, tps, base_tps
         )
+
+    def run_speedup(
+        self,
+        config: SpecConfig,
+        concurrency: int,
+        requests: int,
+        domain: str | None = None,
+        *,
+        spread: float = 0.5,
+    ) -> float:
+        """Speedup of a closed-loop run of `requests` requests at most `concurrency` at once.
+
+        A benchmark over a fixed prompt set (MT-bench has 80 questions) does not hold the
+        batch at `concurrency`: the first wave starts together, the rest start as slots
+        free up, and the batch drains at the end. Output lengths are lognormal quantiles
+        (sigma `spread`) around the workload's output length; each step of a request
+        yields tau tokens with speculation and 1 without, so both runs make the same
+        tokens and the speedup is the ratio of their summed step times.
+        """
+        if requests < 1 or concurrency < 1:
+            raise ValueError("requests and concurrency must be >= 1")
+        mean_len = float(self.workload.output_len or 2 * self.target.overheads.context_tokens)
+        q = ndtri((np.arange(requests) + 0.5) / requests)
+        lengths = np.exp(spread * q - spread**2 / 2.0) * mean_len
+        # Interleave long and short so that each wave mixes them, as a shuffled set does.
+        order = np.argsort((np.arange(requests) * 0.618034) % 1.0)
+        lengths = lengths[order]
+        tau = self.expected_tau(config, domain)
+        base = self._closed_loop_time(lengths, concurrency, None)
+        spec = self._closed_loop_time(lengths / tau, concurrency, config)
+        return base / spec
+
+    def _closed_loop_time(
+        self, steps: np.ndarray, concurrency: int, config: SpecConfig | None
+    ) -> float:
+        """Summed step time of requests needing `steps` iterations each, `concurrency` slots."""
+        finish = np.zeros(min(concurrency, len(steps)))
+        ends = []
+        for need in steps:  # each request takes the slot that frees first
+            i = int(np.argmin(finish))
+            finish[i] += need
+            ends.append(finish[i])
+        starts = np.array(ends) - steps
+        events = np.unique(np.concatenate([starts, ends]))
+        mids = (events[:-1] + events[1:]) / 2.0
+        active = (
+            (starts[None, :] <= mids[:, None]) & (np.array(ends)[None, :] > mids[:, None])
+        ).sum(1)
+        widths = np.diff(events)
+        total = 0.0
+        for b in np.unique(active[active > 0]):
+            step = self.decode_step_s(config, int(b))
+            total += step * float(widths[active == b].sum())
+        return total
 
     def predict_grid(
         self,
@@ -266,6 +382,7 @@ class PerformanceModel:
                         confidence_sigma=p.confidence_sigma * math.exp(rng.normal(0.0, 0.15 * st)),
                         agreement=agreement,
                         depth_decay=min(1.0, p.depth_decay * math.exp(rng.normal(0.0, 0.02 * st))),
+                        temperature_loss=p.temperature_loss,
                     ),
                 )
             )
@@ -290,6 +407,9 @@ class PerformanceModel:
             seed=self.seed + 7919 * (seed + 1),
             samples=self.samples,
             cost_scales=scales,
+            engine=self.engine,
+            workload=self.workload,
+            draft_tp=self.cost.draft_tp,
         )
 
 

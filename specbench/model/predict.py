@@ -10,9 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from specbench.errors import BadInputError
+from specbench.model.draft_profile import DraftProfile
+from specbench.model.engines import EngineProfile, load_engine
 from specbench.model.hardware import HardwareProfile
 from specbench.model.performance import PerformanceModel, Prediction, break_even_concurrency
 from specbench.model.targets import DOMAINS, TargetPreset
+from specbench.model.workload import Workload
 from specbench.spec_config import SpecConfig, config_key, valid_configs
 
 KIND = "specbench.predict"
@@ -54,6 +57,20 @@ def _better(p: Prediction, cur: Prediction) -> bool:
     )
 
 
+def _with_details(model: PerformanceModel, p: Prediction) -> dict[str, Any]:
+    """A best row plus where its step time goes and whether it fits in memory."""
+    mem = model.memory(p.config, p.concurrency)
+    return {
+        **p.as_row(),
+        "breakdown": model.step_breakdown(p.config, p.concurrency),
+        "baseline_breakdown": model.step_breakdown(None, p.concurrency),
+        "memory": mem.as_dict(),
+        "acceptance_by_position": None
+        if p.config is None
+        else model.acceptance_by_position(p.config),
+    }
+
+
 def build_prediction(
     target: TargetPreset,
     hardware: HardwareProfile,
@@ -62,11 +79,26 @@ def build_prediction(
     configs: Sequence[SpecConfig] | None = None,
     domain: str | None = None,
     seed: int = 0,
+    engine: EngineProfile | None = None,
+    workload: Workload | None = None,
+    draft_tp: int | None = None,
+    draft_profile: DraftProfile | None = None,
 ) -> tuple[PerformanceModel, list[Prediction], dict[str, Any]]:
     """Predictions for every (config, concurrency) and the JSON payload describing them."""
     if domain is not None and domain not in DOMAINS:
         raise BadInputError(f"unknown domain {domain!r}; known: {', '.join(DOMAINS)}")
-    model = PerformanceModel(target, hardware, seed=seed)
+    if draft_profile is not None:
+        if draft_profile.target != target.name:
+            raise BadInputError(
+                f"draft profile {draft_profile.name!r} was fitted for target "
+                f"{draft_profile.target!r}, not {target.name!r}"
+            )
+        target = draft_profile.apply(target)
+    engine = engine or load_engine()
+    workload = workload or Workload()
+    model = PerformanceModel(
+        target, hardware, seed=seed, engine=engine, workload=workload, draft_tp=draft_tp
+    )
     cfgs = list(configs) if configs else valid_configs()
     preds = model.predict_grid(cfgs, list(concurrencies), domain=domain)
     best = best_per_concurrency(preds)
@@ -95,11 +127,15 @@ def build_prediction(
             "card_config": config_key(target.card_config),
         },
         "hardware": hardware.summary(),
+        "engine": engine.summary(),
+        "draft_tp": model.cost.draft_tp,
+        "draft_profile": None if draft_profile is None else draft_profile.name,
+        "workload": workload.summary(target.overheads.context_tokens),
         "domain": domain or "mix",
         "seed": seed,
         "concurrencies": list(concurrencies),
         "rows": [p.as_row() for p in preds],
-        "best": [{**p.as_row()} for p in best.values()],
+        "best": [_with_details(model, p) for p in best.values()],
         "break_even": break_even,
         "break_even_status": break_even_status,
         "break_even_scan": list(BREAK_EVEN_SCAN),

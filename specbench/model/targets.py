@@ -102,12 +102,11 @@ class DraftArch:
 
 @dataclass(frozen=True)
 class Overheads:
-    """Fixed costs the roofline cannot see: kernel launches, scheduling, tree bookkeeping."""
+    """What belongs to the model rather than the engine: per-layer fixed costs (kernel
+    launches, MoE routing, norms) and the context length assumed when none is given.
+    Engine costs (scheduler, tree bookkeeping, draft launches) live in engines.py."""
 
-    layer_us: float  # per target layer per forward (launches, routing, norms)
-    draft_step_us: float  # per draft forward (launches, top-k selection, tree update)
-    spec_iteration_us: float  # per speculative iteration (tree mask, accept, KV moves)
-    scheduler_us: float  # per decode iteration, with or without speculation
+    layer_us: float  # per target layer per forward
     context_tokens: int  # average KV length read per request during decode
 
 
@@ -167,6 +166,32 @@ def _config(path: Path, data: Mapping[str, Any], field: str) -> SpecConfig:
         raise FileFormatError(path, str(exc), field=field) from None
 
 
+def parse_acceptance(
+    path: object, acc: Mapping[str, Any]
+) -> tuple[tuple[str, DomainAcceptance], ...]:
+    """Per-domain acceptance tables (presets and draft profiles), naming file and field."""
+    out: list[tuple[str, DomainAcceptance]] = []
+    for domain in DOMAINS:
+        t = acc.get(domain)
+        if not isinstance(t, Mapping):
+            raise FileFormatError(path, "missing or not a table", field=f"acceptance.{domain}")
+        prefix = f"acceptance.{domain}."
+        try:
+            params = DomainAcceptance(
+                confidence_mu=get_num(path, t, "confidence_mu", prefix, positive=False),
+                confidence_sigma=get_num(path, t, "confidence_sigma", prefix, positive=False),
+                agreement=get_num(path, t, "agreement", prefix),
+                depth_decay=get_num(path, t, "depth_decay", prefix, default=1.0),
+                temperature_loss=get_num(
+                    path, t, "temperature_loss", prefix, default=0.6, positive=False
+                ),
+            )
+        except ValueError as exc:
+            raise FileFormatError(path, str(exc), field=f"acceptance.{domain}") from None
+        out.append((domain, params))
+    return tuple(out)
+
+
 def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
     a = get_table(path, data, "arch")
     d = get_table(path, data, "draft")
@@ -211,27 +236,8 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
     )
     overheads = Overheads(
         layer_us=get_num(path, o, "layer_us", "overheads."),
-        draft_step_us=get_num(path, o, "draft_step_us", "overheads."),
-        spec_iteration_us=get_num(path, o, "spec_iteration_us", "overheads."),
-        scheduler_us=get_num(path, o, "scheduler_us", "overheads."),
         context_tokens=get_int(path, o, "context_tokens", "overheads."),
     )
-    acceptance: list[tuple[str, DomainAcceptance]] = []
-    for domain in DOMAINS:
-        t = acc.get(domain)
-        if not isinstance(t, Mapping):
-            raise FileFormatError(path, "missing or not a table", field=f"acceptance.{domain}")
-        prefix = f"acceptance.{domain}."
-        try:
-            params = DomainAcceptance(
-                confidence_mu=get_num(path, t, "confidence_mu", prefix, positive=False),
-                confidence_sigma=get_num(path, t, "confidence_sigma", prefix, positive=False),
-                agreement=get_num(path, t, "agreement", prefix),
-                depth_decay=get_num(path, t, "depth_decay", prefix, default=1.0),
-            )
-        except ValueError as exc:
-            raise FileFormatError(path, str(exc), field=f"acceptance.{domain}") from None
-        acceptance.append((domain, params))
     ep_raw = data.get("default_ep")
     default_ep = None if ep_raw in (None, 0) else get_int(path, data, "default_ep")
     default_tp = get_int(path, data, "default_tp")
@@ -267,6 +273,6 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         arch=arch,
         draft=draft,
         overheads=overheads,
-        acceptance=tuple(acceptance),
+        acceptance=parse_acceptance(path, acc),
         parallel_options=tuple(options),
     )

@@ -37,7 +37,7 @@ def test_moe_verify_cost_grows_faster_than_dense() -> None:
         f = m.cost.target_forward_s
         return float(f(np.array(8.0), np.array(1.0)) / f(np.array(1.0), np.array(1.0)))
 
-    assert ratio("minimax-m2.7", "h200-nvlink", 4) > 1.3
+    assert ratio("minimax-m2.7", "h200-nvlink", 4) > 1.2
     assert ratio("llama-3.1-8b", "h100-nvlink", 1) < 1.05
 
 

@@ -113,7 +113,7 @@ def test_list() -> None:
         (["--target", "minimax-m2.7", "--tp", "16"], "needs 16"),
         (["--target", "minimax-m2.7", "--tp", "0"], "--tp must be >= 1"),
         (["--target", "minimax-m2.7", "--config", "10,1,11"], "covers num_steps 1..8"),
-        (["--target", "minimax-m2.7", "--config", "3,16,8"], "topk 1..8"),
+        (["--target", "minimax-m2.7", "--config", "3,32,8"], "topk 1..16"),
         (["--target", "minimax-m2.7", "--tp", "-2"], "--tp must be >= 1"),
         (["--target", "minimax-m2.7", "--top", "0"], "--top"),
         ([], "--target is required"),
