@@ -1,0 +1,70 @@
+"""The shared option definitions: one flag, metavar and definition sentence everywhere."""
+
+from __future__ import annotations
+
+import click
+from click.testing import CliRunner
+
+from specbench.cli import options
+
+
+def _command(*decorators: object) -> click.Command:
+    def body(**kwargs: object) -> None:
+        click.echo(repr(sorted(kwargs.items())))
+
+    fn = body
+    for decorator in reversed(decorators):
+        fn = decorator(fn)  # type: ignore[operator]
+    return click.command("demo", context_settings=options.CONTEXT_SETTINGS)(fn)
+
+
+def test_a_shared_option_keeps_its_definition_and_appends_the_command_use() -> None:
+    cmd = _command(options.TARGET(default="minimax-m2.7", use="The model to sweep."))
+    (param,) = cmd.params
+    assert isinstance(param, click.Option)
+    assert param.opts == ["--target"]
+    assert param.metavar == "NAME|TOML"
+    assert param.help is not None
+    assert param.help.startswith(options.TARGET.help)
+    assert param.help.endswith("The model to sweep.")
+
+
+def test_defaults_are_shown_and_a_resolved_later_default_shows_its_text() -> None:
+    cmd = _command(
+        options.TARGET(default="minimax-m2.7"),
+        options.TP(default_text="the preset's"),
+    )
+    out = " ".join(CliRunner().invoke(cmd, ["--help"]).output.split())
+    assert "[default: minimax-m2.7]" in out
+    assert "[default: (the preset's)]" in out
+    assert "NAME|TOML" in out
+
+
+def test_param_renames_the_python_argument_and_types_convert() -> None:
+    cmd = _command(
+        options.JSON(param="as_json"),
+        options.SEED(default=0),
+        options.CONFIG(param="configs"),
+    )
+    result = CliRunner().invoke(cmd, ["--json", "--seed", "7", "--config", "3,4,8"])
+    assert result.exit_code == 0, result.output
+    assert result.output.strip() == "[('as_json', True), ('configs', ('3,4,8',)), ('seed', 7)]"
+
+
+def test_a_bad_typed_value_is_refused_by_click() -> None:
+    cmd = _command(options.SEED(default=0))
+    result = CliRunner().invoke(cmd, ["--seed", "x"])
+    assert result.exit_code == 2
+    assert "'x' is not a valid integer" in result.output
+
+
+def test_every_threshold_reads_alike() -> None:
+    thresholds = [options.MAX_TAU_DROP, options.MAX_SPEEDUP_DROP, options.MAX_TOKENS_PER_S_DROP]
+    assert {t.metavar for t in thresholds} == {"PCT"}
+    assert all(t.help.endswith(options.THRESHOLD_HELP) for t in thresholds)
+
+
+def test_the_registry_lists_every_shared_option_once() -> None:
+    declared = [v for v in vars(options).values() if isinstance(v, options.SharedOption)]
+    assert sorted(o.flag for o in declared) == sorted(options.SHARED)
+    assert all(o.help.endswith(".") for o in declared)

@@ -1,0 +1,43 @@
+"""Tables that fit the terminal, or say how to see them whole."""
+
+from __future__ import annotations
+
+import io
+
+from rich.console import Console
+from rich.table import Table
+
+from specbench.cli.terminal import narrow_terminal_hint, print_table, startup_status
+
+
+def _console(width: int, terminal: bool = False) -> Console:
+    return Console(file=io.StringIO(), width=width, force_terminal=terminal, color_system=None)
+
+
+def _wide_table() -> Table:
+    table = Table()
+    for name in ("steps", "topk", "draft tokens", "baseline ms", "baseline tok/s", "speedup"):
+        table.add_column(name, justify="right")
+    table.add_row("4", "4", "7", "7.98", "125", "1.89x")
+    return table
+
+
+def test_a_table_that_fits_gets_no_hint() -> None:
+    assert narrow_terminal_hint(_console(200), _wide_table(), "--json") is None
+
+
+def test_a_narrow_terminal_folds_headers_instead_of_cutting_them_and_says_so() -> None:
+    console = _console(40)
+    print_table(console, _wide_table(), "--json")
+    out = console.file.getvalue()  # type: ignore[attr-defined]
+    assert "…" not in out
+    assert "125" in out and "9x" in out
+    assert "use --json)" in out
+    assert "the table wants" in out and "the terminal has 40" in out
+
+
+def test_startup_status_is_silent_off_a_terminal_and_updatable() -> None:
+    console = _console(80)
+    with startup_status(console, "loading") as update:
+        update("still loading")
+    assert console.file.getvalue() == ""  # type: ignore[attr-defined]
