@@ -15,6 +15,9 @@ from rich.console import Console
 from rich.measure import Measurement
 from rich.table import Table
 
+#: A width no terminal has, to measure a table's natural width.
+_UNBOUNDED = 100_000
+
 
 @contextlib.contextmanager
 def startup_status(console: Console, text: str) -> Iterator[Callable[[str], None]]:
@@ -40,8 +43,10 @@ def fold_columns(table: Table) -> Table:
 
 
 def table_width(console: Console, table: Table) -> int:
-    """The width ``table`` takes when nothing has to be folded."""
-    return Measurement.get(console, console.options, table).maximum
+    """The width ``table`` takes when nothing has to be folded (measured unclamped:
+    rich clamps a measurement to the terminal's width)."""
+    unbounded = console.options.update(width=_UNBOUNDED, max_width=_UNBOUNDED)
+    return Measurement.get(console, unbounded, table).maximum
 
 
 def narrow_terminal_hint(console: Console, table: Table, alternative: str) -> str | None:
