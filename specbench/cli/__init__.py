@@ -8,17 +8,23 @@ only with SPECBENCH_DEBUG=1.
 
 from __future__ import annotations
 
+import contextlib
+import difflib
 import importlib
 import os
 import sys
+from collections.abc import Iterator
 from typing import Any
 
 import click
 
 from specbench import __version__
+from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, SpecbenchError
 
-#: command name -> "module:attribute" of a click command.
+#: command name -> "module:attribute" of a click command. The one-line summaries below are
+#: each command's own first docstring line (tests/cli/test_cli_help.py holds them equal),
+#: repeated here so that listing the commands imports none of them.
 COMMANDS: dict[str, str] = {
     "probe": "specbench.cli.probe:probe",
     "predict": "specbench.cli.predict:predict",
@@ -28,14 +34,30 @@ COMMANDS: dict[str, str] = {
     "gate": "specbench.cli.gate:gate",
 }
 
-_HELP = {
-    "probe": "Measure the interconnect: NVML inventory, P2P matrix, all-reduce curves.",
-    "predict": "Predict tau and speedup for every configuration from the performance model.",
-    "serve-sim": "Serve SGLang's native API backed by the performance model (no GPU needed).",
-    "sweep": "Measure tau and speedup across configurations and concurrencies.",
+SUMMARIES = {
+    "probe": "Measure the interconnect: NVML, P2P and all-reduce curves.",
+    "predict": "Predict tau and speedup of every configuration (model, no GPU).",
+    "serve-sim": "Serve SGLang's API backed by the model (no GPU needed).",
+    "sweep": "Measure tau and speedup over configurations and concurrencies.",
     "report": "Render the HTML (or Markdown) report of a run directory.",
     "gate": "CI regression gate on tau and speedup between two runs.",
 }
+
+
+@contextlib.contextmanager
+def _loading(cmd_name: str) -> Iterator[None]:
+    """A spinner on an interactive stderr while a command's libraries load (torch,
+    pandas, optuna: seconds on a cold disk), so the first second is not silent. Not
+    during shell completion, where it would draw over the prompt."""
+    if "_SPECBENCH_COMPLETE" in os.environ:
+        yield
+        return
+    from rich.console import Console
+
+    from specbench.cli.terminal import startup_status
+
+    with startup_status(Console(stderr=True), f"loading specbench {cmd_name}"):
+        yield
 
 
 class LazyGroup(click.Group):
@@ -47,9 +69,12 @@ class LazyGroup(click.Group):
     def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
         target = COMMANDS.get(cmd_name)
         if target is None:
-            return None
+            close = difflib.get_close_matches(cmd_name, list(COMMANDS), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else "`specbench` lists the commands"
+            raise click.UsageError(f"no such command '{cmd_name}': {hint}", ctx)
         module_name, attr = target.split(":")
-        module = importlib.import_module(module_name)
+        with _loading(cmd_name):
+            module = importlib.import_module(module_name)
         command = getattr(module, attr)
         if not isinstance(command, click.Command):
             raise TypeError(f"{target} is not a click command")
@@ -58,13 +83,22 @@ class LazyGroup(click.Group):
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         # Help must not import every command module (torch, matplotlib) just to list them.
         with formatter.section("Commands"):
-            formatter.write_dl([(name, _HELP[name]) for name in COMMANDS])
+            formatter.write_dl([(name, SUMMARIES[name]) for name in COMMANDS])
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(
+    cls=LazyGroup,
+    context_settings=CONTEXT_SETTINGS,
+    invoke_without_command=True,
+    epilog=f"Run `specbench COMMAND -h` for a command's options. {EXIT_CODES}",
+)
 @click.version_option(__version__, prog_name="specbench")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Speculative decoding, measured on your hardware."""
+    # `specbench` alone is a question ("what can it do?"), not a mistake: answer it.
+    if ctx.invoked_subcommand is None:
+        click.echo(ctx.get_help())
 
 
 def error_line(message: str) -> None:
@@ -82,8 +116,15 @@ def main(argv: list[str] | None = None) -> None:
     except click.exceptions.Abort:
         error_line("interrupted")
         sys.exit(EXIT_INTERRUPTED)
+    except click.UsageError as exc:
+        # Usage errors: one line, no usage dump, and where the options are described.
+        message = exc.format_message().replace("\n", " ")
+        if not message.startswith("no such command"):
+            where = exc.ctx.command_path if exc.ctx is not None else "specbench"
+            message += f" (`{where} -h` shows the options)"
+        error_line(message)
+        sys.exit(EXIT_BAD_INPUT)
     except click.ClickException as exc:
-        # Usage errors: one line, no usage dump; `--help` shows the usage.
         error_line(exc.format_message().replace("\n", " "))
         sys.exit(exc.exit_code if exc.exit_code else EXIT_BAD_INPUT)
     except SpecbenchError as exc:

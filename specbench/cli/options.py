@@ -20,11 +20,21 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from importlib.resources import files
 from typing import Any, TypeVar
 
 import click
+from click.shell_completion import CompletionItem
 
 F = TypeVar("F", bound=Callable[..., Any])
+
+#: Defaults the help shows. They are repeated here (and held equal to the library's by
+#: tests/cli/test_cli_options.py) because importing specbench.model to read them would
+#: cost a second on every ``--help`` and every shell completion.
+DEFAULT_TARGET = "minimax-m2.7"
+DEFAULT_HARDWARE = "h200-nvlink"
+DEFAULT_NUM_PROMPTS = 16
+DEFAULT_MAX_NEW_TOKENS = 256
 
 #: Printed at the end of every command's ``--help`` (the same codes as specbench.errors).
 EXIT_CODES = "Exit codes: 0 ok, 1 regression or failed run, 2 bad input, 130 interrupted."
@@ -37,6 +47,27 @@ CONTEXT_SETTINGS: dict[str, Any] = {
     "show_default": True,
     "max_content_width": 100,
 }
+
+
+Completer = Callable[[click.Context, click.Parameter, str], list[CompletionItem]]
+
+
+def shipped_names(kind: str) -> Completer:
+    """Shell completion of a shipped preset name ("targets", "hardware"), falling back
+    to file names (a preset TOML or a probe JSON). Reads the data directory, not
+    specbench.model, so a tab press does not import torch."""
+
+    def complete(
+        ctx: click.Context, param: click.Parameter, incomplete: str
+    ) -> list[CompletionItem]:
+        folder = files("specbench") / "model" / "data" / kind
+        names = sorted(
+            p.name[: -len(".toml")] for p in folder.iterdir() if p.name.endswith(".toml")
+        )
+        matches = [CompletionItem(n) for n in names if n.startswith(incomplete)]
+        return matches or [CompletionItem(incomplete, type="file")]
+
+    return complete
 
 
 @dataclass(frozen=True)
@@ -53,6 +84,8 @@ class SharedOption:
     type: Any = None
     multiple: bool = False
     is_flag: bool = False
+    #: Shell completion of the value (click's), where there is a known set of names.
+    complete: Completer | None = None
 
     def __call__(
         self,
@@ -61,25 +94,37 @@ class SharedOption:
         use: str = "",
         param: str | None = None,
         default_text: str | None = None,
+        multiple: bool | None = None,
+        type: Any = None,
+        callback: Callable[[click.Context, click.Parameter, Any], Any] | None = None,
     ) -> Callable[[F], F]:
         """The click decorator for one command.
 
         ``param`` names the Python parameter when it differs from the flag (``--json``
         -> ``as_json``); ``default_text`` is shown as the default when the real default
-        is None because the value is resolved later (e.g. "the preset's").
+        is None because the value is resolved later (e.g. "the preset's"); ``multiple``
+        lets one command accept the option repeatedly where the values are a filter;
+        ``type`` narrows the value type for one command (a file there, a directory here);
+        ``callback`` parses the value into what that command's code takes.
         """
         decls = [self.flag] if param is None else [self.flag, param]
         text = self.help if not use else f"{self.help} {use}"
-        kwargs: dict[str, Any] = {"help": text, "multiple": self.multiple}
+        repeat = self.multiple if multiple is None else multiple
+        kwargs: dict[str, Any] = {"help": text, "multiple": repeat}
         if self.is_flag:
             kwargs["is_flag"] = True
             return click.option(*decls, **kwargs)
         kwargs["default"] = default
         kwargs["metavar"] = self.metavar
-        if self.type is not None:
-            kwargs["type"] = self.type
+        value_type = self.type if type is None else type
+        if value_type is not None:
+            kwargs["type"] = value_type
         if default_text is not None:
             kwargs["show_default"] = default_text
+        if self.complete is not None:
+            kwargs["shell_complete"] = self.complete
+        if callback is not None:
+            kwargs["callback"] = callback
         return click.option(*decls, **kwargs)
 
 
@@ -88,11 +133,13 @@ TARGET = SharedOption(
     "--target",
     "Target model preset (see `specbench predict --list`) or a preset TOML file.",
     metavar="NAME|TOML",
+    complete=shipped_names("targets"),
 )
 HARDWARE = SharedOption(
     "--hardware",
     "Hardware profile (see `specbench predict --list`) or a `specbench probe --out` JSON.",
     metavar="PROFILE|PROBE_JSON",
+    complete=shipped_names("hardware"),
 )
 TP = SharedOption(
     "--tp",
@@ -110,6 +157,17 @@ CONCURRENCY = SharedOption(
     "--concurrency",
     "Numbers of concurrent requests, comma-separated, e.g. 1,8,32.",
     metavar="N[,N...]",
+)
+TEMPERATURE = SharedOption(
+    "--temperature",
+    "Sampling temperature of the requests (0: greedy).",
+    metavar="T",
+    type=float,
+)
+DRAFT_PROFILE = SharedOption(
+    "--draft-profile",
+    "Draft acceptance profile: a shipped name or a file written by calibration.",
+    metavar="NAME|FILE",
 )
 SEED = SharedOption(
     "--seed",
@@ -163,6 +221,8 @@ SHARED: dict[str, SharedOption] = {
         TP,
         CONFIG,
         CONCURRENCY,
+        TEMPERATURE,
+        DRAFT_PROFILE,
         SEED,
         JSON,
         OUT,
@@ -178,6 +238,11 @@ __all__ = [
     "CONCURRENCY",
     "CONFIG",
     "CONTEXT_SETTINGS",
+    "DEFAULT_HARDWARE",
+    "DEFAULT_MAX_NEW_TOKENS",
+    "DEFAULT_NUM_PROMPTS",
+    "DEFAULT_TARGET",
+    "DRAFT_PROFILE",
     "EXIT_CODES",
     "HARDWARE",
     "HOST",
@@ -190,7 +255,9 @@ __all__ = [
     "SEED",
     "SHARED",
     "TARGET",
+    "TEMPERATURE",
     "TP",
     "SharedOption",
+    "shipped_names",
     "threshold",
 ]

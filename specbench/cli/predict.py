@@ -7,10 +7,16 @@ from typing import Any
 
 import click
 
+from specbench.cli import options
+from specbench.cli.options import (
+    CONTEXT_SETTINGS,
+    DEFAULT_HARDWARE,
+    DEFAULT_TARGET,
+    EXIT_CODES,
+)
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.model import (
-    DEFAULT_SIM_PROFILE,
     list_profiles,
     list_targets,
     load_hardware,
@@ -24,66 +30,65 @@ from specbench.schema import dumps
 from specbench.spec_config import parse_configs
 
 
-@click.command(name="predict")
-@click.option("--target", "target_name", metavar="NAME", help="Target preset (see --list).")
-@click.option(
-    "--hardware",
-    "hardware_name",
-    metavar="PROFILE|FILE",
-    default=None,
-    help="Hardware profile name, or a `specbench probe --out` JSON [default: h200-nvlink].",
-)
-@click.option(
-    "--concurrency",
-    "concurrency_text",
-    default="1,8,32,128",
-    show_default=True,
-    help="Comma-separated numbers of concurrent requests.",
-)
-@click.option("--tp", type=int, default=None, help="Tensor-parallel size [default: the target's].")
-@click.option(
-    "--config",
-    "config_texts",
-    multiple=True,
-    metavar="S,K,N",
-    help="Predict only this configuration (repeatable), e.g. 3,4,8.",
-)
+@click.command(name="predict", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@options.TARGET(default=DEFAULT_TARGET, param="target_name")
+@options.HARDWARE(param="hardware_name", default=DEFAULT_HARDWARE)
+@options.CONCURRENCY(default="1,8,32,128", param="concurrency_text")
+@options.TP(default_text="the target preset's")
+@options.CONFIG(param="config_texts", use="Predict only these (default: every valid one).")
 @click.option(
     "--domain",
     type=click.Choice(["chat", "code", "math", "mix"]),
     default="mix",
-    show_default=True,
     help="Text domain of the acceptance model.",
 )
 @click.option(
-    "--top", type=int, default=5, show_default=True, help="Configurations shown per concurrency."
+    "--top", type=int, default=5, metavar="N", help="Configurations shown per concurrency."
 )
-@click.option("--seed", type=int, default=0, show_default=True, help="Monte-Carlo seed.")
+@options.SEED(default=0, use="Seeds the Monte-Carlo of the acceptance model.")
 @click.option(
     "--engine",
     "engine_name",
     metavar="NAME|FILE",
     default=None,
-    help="Engine overhead profile: sglang, vllm, or a TOML [default: sglang].",
+    show_default="sglang",
+    help="Engine overhead profile: sglang, vllm, or a TOML.",
 )
+@options.TEMPERATURE(default=0.0)
 @click.option(
-    "--temperature", type=float, default=0.0, show_default=True, help="Sampling temperature."
-)
-@click.option("--input-len", type=int, default=None, help="Prompt tokens [default: preset's].")
-@click.option("--output-len", type=int, default=None, help="Completion tokens per request.")
-@click.option("--draft-tp", type=int, default=None, help="Draft TP size [default: target's].")
-@click.option(
-    "--draft-profile",
-    "draft_profile_name",
-    metavar="NAME|FILE",
+    "--input-len",
+    type=int,
     default=None,
-    help="Draft acceptance profile (shipped name, or a file written by calibration).",
+    metavar="TOKENS",
+    show_default="the preset's context",
+    help="Prompt tokens per request.",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the JSON payload to stdout.")
-@click.option("--list", "list_only", is_flag=True, help="List targets and hardware profiles.")
+@click.option(
+    "--output-len",
+    type=int,
+    default=None,
+    metavar="TOKENS",
+    help="Completion tokens per request (half of them count towards the context).",
+)
+@click.option(
+    "--draft-tp",
+    type=int,
+    default=None,
+    metavar="N",
+    show_default="the target's",
+    help="Tensor-parallel size of the draft.",
+)
+@options.DRAFT_PROFILE(param="draft_profile_name", default_text="the target preset's draft")
+@options.JSON(param="as_json")
+@click.option(
+    "--list",
+    "list_only",
+    is_flag=True,
+    help="List targets, hardware, engine and draft profiles, then exit.",
+)
 def predict(
-    target_name: str | None,
-    hardware_name: str | None,
+    target_name: str,
+    hardware_name: str,
     concurrency_text: str,
     tp: int | None,
     config_texts: Sequence[str],
@@ -99,24 +104,24 @@ def predict(
     as_json: bool,
     list_only: bool,
 ) -> None:
-    """Predict tau and speedup for every valid configuration (SIMULATED, not measured)."""
+    """Predict tau and speedup of every configuration (model, no GPU).
+
+    Every number is SIMULATED by the performance model, not measured; `specbench sweep`
+    measures them.
+    """
     if list_only:
         click.echo("targets:  " + ", ".join(list_targets()))
         click.echo("hardware: " + ", ".join(list_profiles()))
         click.echo("engines:  " + ", ".join(list_engines()))
         click.echo("drafts:   " + ", ".join(list_draft_profiles()))
         return
-    if not target_name:
-        raise BadInputError(f"--target is required; known: {', '.join(list_targets())}")
     if top < 1:
         raise BadInputError(f"--top must be >= 1 (got {top})")
     concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
     configs = parse_configs(config_texts)
     target = load_target(target_name)
     # `--tp 0` must reach the check (it is falsy, so `tp or default` would hide it).
-    hardware = load_hardware(
-        hardware_name or DEFAULT_SIM_PROFILE, target.default_tp if tp is None else tp
-    )
+    hardware = load_hardware(hardware_name, target.default_tp if tp is None else tp)
     _, _preds, payload = build_prediction(
         target,
         hardware,
@@ -141,6 +146,8 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    from specbench.cli.terminal import print_table
+
     console = Console()
     hw = payload["hardware"]
     tgt = payload["target"]
@@ -163,9 +170,9 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
             "tau",
             "speedup",
             "step ms",
-            "baseline ms",
+            "base step ms",
             "tok/s",
-            "baseline tok/s",
+            "base tok/s",
         ):
             table.add_column(col, justify="right")
         for r in at:
@@ -180,7 +187,7 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
                 f"{r['tokens_per_s']:.0f}",
                 f"{r['baseline_tokens_per_s']:.0f}",
             )
-        console.print(table)
+        print_table(console, table, "--json")
     best = Table(title="best configuration per concurrency (SIMULATED)")
     for col in ("concurrency", "config", "tau", "speedup"):
         best.add_column(col, justify="right")
@@ -192,7 +199,7 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
             f"{r['tau']:.2f}",
             f"{r['speedup']:.2f}x{verdict}",
         )
-    console.print(best)
+    print_table(console, best, "--json")
     scan = payload["break_even_scan"]
     for key, value in payload["break_even"].items():
         status = payload["break_even_status"][key]

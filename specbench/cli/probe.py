@@ -11,6 +11,8 @@ import click
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from specbench.cli import options
+from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.errors import BadInputError
 from specbench.schema import dumps, write_json
 from specbench.topology import (
@@ -34,24 +36,37 @@ def _options(fn: F) -> F:
             "--world-size",
             type=int,
             default=None,
-            help="Ranks per all-reduce (default: number of GPUs; 2 for gloo).",
+            metavar="N",
+            show_default="the number of GPUs; 2 for gloo",
+            help="Ranks per all-reduce.",
         ),
         click.option(
-            "--sizes", default=None, help="Message sizes, e.g. 2K,64K,1M (default 2K..256M)."
+            "--sizes",
+            default=None,
+            metavar="SIZE[,SIZE...]",
+            show_default="2K..256M",
+            help="All-reduce message sizes, e.g. 2K,64K,1M.",
         ),
         click.option(
             "--backends",
             default=None,
-            help="Comma list of nccl, nccl-host-staged, gloo (default: all that fit this host).",
+            metavar="NAME[,NAME...]",
+            show_default="all that fit this host",
+            help="Comma list of nccl, nccl-host-staged, gloo.",
         ),
-        click.option("--iters", type=int, default=None, help="Most timed iterations per size."),
-        click.option("--quick", is_flag=True, help="Fewer sizes and iterations (a few seconds)."),
-        click.option("--json", "as_json", is_flag=True, help="Print the result as JSON on stdout."),
         click.option(
-            "--out",
-            type=click.Path(dir_okay=False, path_type=Path),
+            "--iters",
+            type=int,
             default=None,
-            help="Write the result JSON to this file.",
+            metavar="N",
+            show_default="100; 50 with --quick",
+            help="Most timed iterations per size.",
+        ),
+        click.option("--quick", is_flag=True, help="Fewer sizes and iterations (a few seconds)."),
+        options.JSON(param="as_json"),
+        options.OUT(
+            type=click.Path(dir_okay=False, path_type=Path),
+            use="A JSON file, which `--hardware` of predict and sweep accepts.",
         ),
         click.option("--no-measure", is_flag=True, help="Inventory only; no all-reduce runs."),
         click.option(
@@ -59,7 +74,7 @@ def _options(fn: F) -> F:
             type=click.Path(dir_okay=False, path_type=Path),
             default=None,
             hidden=True,
-            help="Read the inventory from a recorded topology JSON.",
+            help="Read the inventory from a recorded topology JSON (for tests).",
         ),
     ]
     for d in reversed(decorators):
@@ -130,32 +145,33 @@ def _run(
             click.echo(f"wrote {out}")
 
 
-@click.group(invoke_without_command=True)
+@click.group(invoke_without_command=True, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @_options
 @click.pass_context
 def probe(ctx: click.Context, /, **kwargs: Any) -> None:
-    """Measure the interconnect: NVML inventory, P2P matrix, all-reduce curves.
+    """Measure the interconnect: NVML, P2P and all-reduce curves.
 
-    Without a subcommand this is `specbench probe run`.
+    Reads the NVML inventory and P2P matrix, times all-reduce for each transport and
+    fits latency + bytes/bandwidth. Without a subcommand this is `specbench probe run`.
     """
     if ctx.invoked_subcommand is None:
         _run(**kwargs)
 
 
-@probe.command("run")
+@probe.command("run", epilog=EXIT_CODES)
 @_options
 @click.pass_context
 def run(ctx: click.Context, /, **kwargs: Any) -> None:
-    """Inventory, all-reduce measurements, alpha-beta fits and the interconnect class."""
+    """Inventory, all-reduce timings, fits and the interconnect class."""
     # `specbench probe --quick run` means the same as `specbench probe run --quick`.
     parent = ctx.parent.params if ctx.parent is not None else {}
     _run(**{k: parent.get(k, v) if v in (None, False) else v for k, v in kwargs.items()})
 
 
-@probe.command("record")
+@probe.command("record", epilog=EXIT_CODES)
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 def record(out: Path) -> None:
-    """Save this host's NVML topology as a fixture (the format --nvml-from reads)."""
+    """Save this host's NVML topology to OUT, a JSON test fixture."""
     check_writable(out)
     source = PynvmlSource()
     try:

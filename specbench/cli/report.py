@@ -6,10 +6,11 @@ from pathlib import Path
 
 import click
 
+from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.report.html import FORMATS, render_report
 
 
-@click.command("report")
+@click.command("report", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "-o",
@@ -23,10 +24,12 @@ from specbench.report.html import FORMATS, render_report
     "fmt",
     type=click.Choice(FORMATS),
     default="html",
-    show_default=True,
     help="html: the full self-contained report; md: a short summary for CI job summaries.",
 )
 def report(run_dir: Path, output: Path | None, fmt: str) -> None:
-    """Render the report of RUN_DIR and print the path of the file written."""
+    """Render the HTML (or Markdown) report of a run directory.
+
+    Prints the path of the file written.
+    """
     path = render_report(run_dir, output, fmt=fmt)
     click.echo(str(path))

@@ -12,6 +12,8 @@ from typing import Any
 
 import click
 
+from specbench.cli import options
+from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, DEFAULT_TARGET, EXIT_CODES
 from specbench.serve_sim.app import serve
 from specbench.serve_sim.options import resolve_options
 
@@ -41,46 +43,49 @@ class _SglangArgsCommand(click.Command):
 
 
 @click.command(
-    "serve-sim",
-    cls=_SglangArgsCommand,
-    context_settings={"help_option_names": ["-h", "--help"]},
+    "serve-sim", cls=_SglangArgsCommand, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES
 )
-@click.option("--target", default=None, help="Target preset (e.g. minimax-m2.7).")
+@options.TARGET(
+    default_text=f"the preset serving --sglang-args' --model-path, else {DEFAULT_TARGET}"
+)
+@options.HARDWARE(default=DEFAULT_HARDWARE)
+@click.option("--num-steps", type=int, default=None, metavar="N", help="Speculative draft depth.")
+@click.option("--topk", type=int, default=None, metavar="N", help="Speculative branching per step.")
 @click.option(
-    "--hardware", default=None, help="Hardware profile name or probe JSON (default: h200-nvlink)."
+    "--num-draft-tokens", type=int, default=None, metavar="N", help="Verified tree nodes."
 )
-@click.option("--num-steps", type=int, default=None, help="Speculative draft depth.")
-@click.option("--topk", type=int, default=None, help="Speculative branching per step.")
-@click.option("--num-draft-tokens", type=int, default=None, help="Verified tree nodes.")
 @click.option(
     "--no-speculation",
     is_flag=True,
     help="Serve the baseline (default without numbers: the model card's configuration).",
 )
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", type=int, default=30000, show_default=True)
+@options.HOST(default="127.0.0.1")
+@options.PORT(default=30000)
 @click.option(
     "--time-scale",
     type=float,
     default=1.0,
-    show_default=True,
+    metavar="FACTOR",
     help="Multiply simulated latencies (0.05 = 20x faster than the model's time).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@options.SEED(default=0, use="Seeds the simulated acceptance draws.")
 @click.option(
     "--startup-delay",
     "startup_delay_s",
     type=float,
     default=0.0,
-    show_default=True,
+    metavar="SECONDS",
     help="Seconds /health_generate answers 503 before the server is ready.",
 )
 def serve_sim(**kwargs: Any) -> None:
-    """Serve SGLang's native API (/generate, /server_info, /flush_cache, /metrics) with
-    SIMULATED latencies from the performance model. No GPU or model weights needed.
+    """Serve SGLang's API backed by the model (no GPU needed).
 
-    Everything after --sglang-args is read as sglang.launch_server arguments.
+    Answers /generate, /server_info, /flush_cache and /metrics with SIMULATED latencies
+    from the performance model; no model weights needed. Everything after --sglang-args
+    is read as sglang.launch_server arguments.
     """
     ctx = click.get_current_context()
-    options = resolve_options(sglang_args=ctx.meta.get(_META_KEY), **kwargs)
-    serve(options)
+    sglang_args = ctx.meta.get(_META_KEY)
+    if kwargs["target"] is None and sglang_args is None:
+        kwargs["target"] = DEFAULT_TARGET
+    serve(resolve_options(sglang_args=sglang_args, **kwargs))

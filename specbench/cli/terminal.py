@@ -43,14 +43,15 @@ def fold_columns(table: Table) -> Table:
 
 
 def table_width(console: Console, table: Table) -> int:
-    """The width ``table`` takes when nothing has to be folded (measured unclamped:
-    rich clamps a measurement to the terminal's width)."""
+    """The narrowest ``table`` gets without breaking a word (headers may wrap between
+    words), measured unclamped: rich clamps a measurement to the terminal's width."""
     unbounded = console.options.update(width=_UNBOUNDED, max_width=_UNBOUNDED)
-    return Measurement.get(console, unbounded, table).maximum
+    return Measurement.get(console, unbounded, table).minimum
 
 
 def narrow_terminal_hint(console: Console, table: Table, alternative: str) -> str | None:
-    """A one-line hint when ``table`` is wider than the terminal, else None.
+    """A one-line hint when ``table`` cannot fit the terminal without breaking words
+    ("1.8" over "9x"), else None.
 
     ``alternative`` names the other way to get the same numbers (e.g. "--json").
     """

@@ -272,7 +272,13 @@ def _from_probe(path: Path) -> HardwareProfile:
     else:
         raise FileFormatError(path, "missing or not a list", field="gpus")
     if not gpu_list:
-        raise FileFormatError(path, "no GPUs in this probe: nothing to predict for", field="gpus")
+        raise FileFormatError(
+            path,
+            "no GPUs in this probe (taken on a host without GPUs), so there is nothing to "
+            f"price; pass a shipped profile instead: --hardware {DEFAULT_SIM_PROFILE} "
+            f"(known: {', '.join(list_profiles())}; `specbench predict --list` shows them)",
+            field="gpus",
+        )
     first = gpu_list[0]
     name = first.get("name") if isinstance(first, Mapping) else None
     if not isinstance(name, str) or not name:

@@ -68,3 +68,27 @@ def test_the_registry_lists_every_shared_option_once() -> None:
     declared = [v for v in vars(options).values() if isinstance(v, options.SharedOption)]
     assert sorted(o.flag for o in declared) == sorted(options.SHARED)
     assert all(o.help.endswith(".") for o in declared)
+
+
+def test_the_defaults_shown_in_help_are_the_libraries_defaults() -> None:
+    from specbench.model import DEFAULT_SIM_PROFILE
+    from specbench.sweeps import options as sweep_options
+
+    assert options.DEFAULT_TARGET == sweep_options.DEFAULT_TARGET
+    assert options.DEFAULT_NUM_PROMPTS == sweep_options.DEFAULT_NUM_PROMPTS
+    assert options.DEFAULT_MAX_NEW_TOKENS == sweep_options.DEFAULT_MAX_NEW_TOKENS
+    assert options.DEFAULT_HARDWARE == DEFAULT_SIM_PROFILE
+
+
+def test_shell_completion_offers_the_shipped_names_then_files() -> None:
+    from specbench.model import list_profiles, list_targets
+
+    cmd = _command(options.TARGET(), options.HARDWARE())
+    ctx = click.Context(cmd)
+    target, hardware = cmd.params
+    assert [c.value for c in target.shell_complete(ctx, "")] == list_targets()
+    assert [c.value for c in hardware.shell_complete(ctx, "h2")] == [
+        p for p in list_profiles() if p.startswith("h2")
+    ]
+    (fallback,) = hardware.shell_complete(ctx, "probe")
+    assert (fallback.value, fallback.type) == ("probe", "file")

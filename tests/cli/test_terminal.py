@@ -42,3 +42,15 @@ def test_startup_status_is_silent_off_a_terminal_and_updatable() -> None:
     with startup_status(console, "loading") as update:
         update("still loading")
     assert console.file.getvalue() == ""  # type: ignore[attr-defined]
+
+
+def test_predict_tables_fit_80_columns_without_cutting_a_header() -> None:
+    from click.testing import CliRunner
+
+    from specbench.cli.predict import predict
+
+    result = CliRunner(env={"COLUMNS": "80"}).invoke(predict, ["--concurrency", "1", "--top", "2"])
+    assert result.exit_code == 0, result.output
+    assert "…" not in result.output
+    assert max(len(line) for line in result.output.splitlines()) <= 80
+    assert "widen it" not in result.output

@@ -116,7 +116,6 @@ def test_list() -> None:
         (["--target", "minimax-m2.7", "--config", "3,32,8"], "topk 1..16"),
         (["--target", "minimax-m2.7", "--tp", "-2"], "--tp must be >= 1"),
         (["--target", "minimax-m2.7", "--top", "0"], "--top"),
-        ([], "--target is required"),
     ],
 )
 def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
@@ -126,6 +125,18 @@ def test_bad_input_is_one_line_exit_2(args: list[str], needle: str) -> None:
     assert len(lines) == 1, res.stderr
     assert lines[0].startswith("specbench: error:")
     assert needle in lines[0]
+
+
+def test_a_probe_without_gpus_names_the_profiles_to_pass_instead(tmp_path: Path) -> None:
+    probe = tmp_path / "probe.json"
+    probe.write_text(
+        json.dumps({"schema_version": "1.0", "interconnect": {"class": "cpu-only"}, "gpus": []})
+    )
+    res = _run("--target", "minimax-m2.7", "--hardware", str(probe))
+    assert res.returncode == 2
+    (line,) = res.stderr.strip().splitlines()
+    assert "no GPUs in this probe" in line
+    assert "--hardware h200-nvlink" in line and "specbench predict --list" in line
 
 
 def test_malformed_probe_file_is_named(tmp_path: Path) -> None:
