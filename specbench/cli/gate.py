@@ -9,7 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
+from rich.console import Console
 
+from specbench.cli import options
+from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
+from specbench.cli.terminal import startup_status
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.gate.compare import run_gate
@@ -25,71 +29,61 @@ def _concurrencies(values: tuple[str, ...]) -> tuple[int, ...]:
     return tuple(dict.fromkeys(out))
 
 
-@click.command("gate")
+@click.command("gate", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.option(
     "--baseline",
     "baseline",
     type=click.Path(path_type=Path),
+    metavar="RUN_DIR|FILE",
     help="Run directory or baseline file (from --save-baseline) to compare against.",
 )
 @click.option(
     "--candidate",
     "candidate",
     type=click.Path(path_type=Path),
+    metavar="RUN_DIR",
     help="Run directory of the new run.",
 )
-@click.option(
-    "--config",
-    "configs",
-    multiple=True,
-    metavar="STEPS,TOPK,DRAFT",
-    help="Compare only this configuration (repeatable; '3,4,8;5,4,8' also works).",
+@options.CONFIG(param="configs", use="Compare only these ('3,4,8;5,4,8' also works).")
+@options.CONCURRENCY(
+    param="concurrencies", multiple=True, use="Compare only these (the option repeats)."
 )
-@click.option(
-    "--concurrency",
-    "concurrencies",
-    multiple=True,
-    metavar="N[,N...]",
-    help="Compare only these concurrencies (repeatable or comma-separated).",
-)
-@click.option(
-    "--max-tau-drop", default="3%", show_default=True, help="Tolerated drop of median tau."
-)
-@click.option(
-    "--max-speedup-drop",
-    default="5%",
-    show_default=True,
-    metavar="PCT",
-    help="Tolerated drop of the aggregate speedup.",
-)
-@click.option(
-    "--max-tokens-per-s-drop",
-    default=None,
-    metavar="PCT",
-    help="Tolerated drop of median per-request tokens/s [default: --max-speedup-drop].",
-)
+@options.MAX_TAU_DROP(default="3%")
+@options.MAX_SPEEDUP_DROP(default="5%")
+@options.MAX_TOKENS_PER_S_DROP(default_text="--max-speedup-drop")
 @click.option(
     "--alpha",
     type=float,
     default=DEFAULT_ALPHA,
-    show_default=True,
-    help="Significance level of the one-sided test (signed-rank paired by prompt, else Mann-Whitney U, else the CI fallback).",
+    metavar="P",
+    help="Significance level of the one-sided test (signed-rank paired by prompt, else "
+    "Mann-Whitney U, else the CI fallback).",
 )
 @click.option("--force", is_flag=True, help="Compare even when the workload fingerprints differ.")
 @click.option(
+    "--verbose",
+    "-v",
+    is_flag=True,
+    help="Show every compared metric, not only those that changed beyond noise "
+    "(also in --junit and --markdown).",
+)
+@click.option(
     "--junit",
     type=click.Path(dir_okay=False, path_type=Path),
-    help="Also write JUnit XML (one test case per metric x config x concurrency).",
+    metavar="FILE",
+    help="Also write JUnit XML (a test case per shown metric, one for the unchanged rest).",
 )
 @click.option(
     "--markdown",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
     help="Also write a Markdown summary (e.g. $GITHUB_STEP_SUMMARY).",
 )
 @click.option(
     "--save-baseline",
     "save_to",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="FILE",
     help="Write RUN_DIR's compact baseline file to this path (to commit) and exit.",
 )
 @click.argument("run_dir", required=False, type=click.Path(path_type=Path))
@@ -105,18 +99,21 @@ def gate(
     max_tokens_per_s_drop: str | None,
     alpha: float,
     force: bool,
+    verbose: bool,
     junit: Path | None,
     markdown: Path | None,
     save_to: Path | None,
     run_dir: Path | None,
 ) -> None:
-    """Compare a candidate run with a baseline; exit 1 on a significant regression.
+    """CI regression gate on tau and speedup between two runs.
+
+    Exits 1 when a metric drops past its threshold and the drop is significant; prints
+    only the metrics that changed beyond noise (--verbose: all). Runs of different
+    workloads are not comparable (exit 2).
 
     \b
     specbench gate --baseline ci/specbench-baseline.json --candidate runs/ci
     specbench gate --save-baseline ci/specbench-baseline.json runs/ci
-
-    Exit codes: 0 pass, 1 regression, 2 bad input or runs not comparable.
     """
     keys = tuple(c.key for c in parse_configs(configs))
     if save_to is not None:
@@ -151,10 +148,11 @@ def gate(
         alpha=alpha,
         force=force,
     )
-    result = run_gate(baseline, candidate, options)
+    with startup_status(Console(stderr=True), "reading both runs and testing every metric"):
+        result = run_gate(baseline, candidate, options)
     if junit is not None:
-        write_junit(result, junit)
+        write_junit(result, junit, verbose=verbose)
     if markdown is not None:
-        write_markdown(result, markdown)
-    print_result(result)
+        write_markdown(result, markdown, verbose=verbose)
+    print_result(result, verbose=verbose)
     ctx.exit(result.exit_code)

@@ -2,13 +2,17 @@
 
 All three are drawn from the same GateResult so they can never disagree; numbers are
 formatted once here (_format_value) so the terminal, the XML and the Markdown show the
-same digits.
+same digits. All three also follow one rule of what to show: the rows that changed
+beyond noise (regressed or improved, significantly and past the threshold) and a count
+of the rest, because a 273-row table of "-0.0%" hides the one row that matters.
+``verbose`` shows every row.
 """
 
 from __future__ import annotations
 
 import math
 import xml.etree.ElementTree as ET
+from collections import Counter
 from pathlib import Path
 
 from rich.console import Console
@@ -26,10 +30,10 @@ from specbench.gate.results import (
 )
 from specbench.gate.stats import METHOD_MWU, METHOD_NONE, METHOD_PAIRED, METHOD_T_CI
 
-SIMULATED_NOTE = (
-    "SIMULATED: at least one run comes from the sim backend; its numbers are produced by "
-    "the performance model, not measured on hardware."
-)
+SIMULATED_NOTE = "SIMULATED: a run comes from the sim backend (the model), not from hardware."
+
+#: Rows shown without --verbose: those that changed beyond noise.
+NOTABLE = (Status.REGRESSION, Status.IMPROVED)
 
 _STYLES = {
     Status.PASS: "green",
@@ -77,6 +81,28 @@ def metric_label(row: GateRow) -> str:
     return f"{label} ({row.statistic})" if row.metric == METRIC_SPEEDUP else f"{label} (median)"
 
 
+def shown_rows(result: GateResult, verbose: bool = False) -> list[GateRow]:
+    """Every row with ``verbose``, else only those that regressed or improved."""
+    return list(result.rows) if verbose else [r for r in result.rows if r.status in NOTABLE]
+
+
+def unchanged_line(result: GateResult, verbose: bool = False) -> str | None:
+    """How many rows are not shown and why, or None when every row is shown."""
+    hidden = [r for r in result.rows if r not in shown_rows(result, verbose)]
+    if not hidden:
+        return None
+    counts = Counter(r.status for r in hidden)
+    details = [f"{counts[Status.PASS]} within threshold"] if counts[Status.PASS] else []
+    if counts[Status.INSIGNIFICANT]:
+        details.append(f"{counts[Status.INSIGNIFICANT]} past it but not significant")
+    if counts[Status.INFO]:
+        details.append(f"{counts[Status.INFO]} informational")
+    noun = "metric" if len(hidden) == 1 else "metrics"
+    return (
+        f"{len(hidden)} {noun} unchanged within noise ({', '.join(details)}); --verbose lists all"
+    )
+
+
 def header_lines(result: GateResult) -> list[str]:
     """Context lines shown above the table in every format."""
     opts = result.options
@@ -85,9 +111,9 @@ def header_lines(result: GateResult) -> list[str]:
         f"{result.baseline['hardware'] or 'unknown hardware'}, specbench {result.baseline['specbench_version']})",
         f"candidate: {result.candidate['source']} ({result.candidate['backend']}, "
         f"{result.candidate['hardware'] or 'unknown hardware'}, specbench {result.candidate['specbench_version']})",
-        f"thresholds: tau -{opts.max_tau_drop:.1%}, speedup -{opts.max_speedup_drop:.1%}, "
-        f"tok/s -{opts.threshold('output_tokens_per_s'):.1%}; alpha {opts.alpha:g} "
-        "(a change fails only when past its threshold AND significant)",
+        f"fails on a drop past tau -{opts.max_tau_drop:.1%}, speedup "
+        f"-{opts.max_speedup_drop:.1%}, tok/s -{opts.threshold('output_tokens_per_s'):.1%} "
+        f"that is significant at alpha {opts.alpha:g}",
     ]
     if result.forced:
         lines.append(
@@ -98,13 +124,29 @@ def header_lines(result: GateResult) -> list[str]:
     return lines
 
 
-def print_result(result: GateResult, console: Console | None = None) -> None:
-    """The terminal table, the notes, and the one-line verdict."""
+def print_result(
+    result: GateResult, console: Console | None = None, *, verbose: bool = False
+) -> None:
+    """The context lines, the rows that changed (all with ``verbose``), the count of
+    the others, and the one-line verdict."""
     console = console or Console(width=None if _is_terminal() else 140)
     for line in header_lines(result):
         console.print(line, markup=False, highlight=False)
     if result.simulated:
         console.print(SIMULATED_NOTE, style="bold magenta", markup=False)
+    rows = shown_rows(result, verbose)
+    if rows:
+        console.print(_table(result, rows))
+    for line in result.not_compared:
+        console.print(f"not compared: {line}", markup=False, highlight=False)
+    rest = unchanged_line(result, verbose)
+    if rest is not None:
+        console.print(rest, markup=False, highlight=False)
+    style = "bold red" if result.regressions else "bold green"
+    console.print(result.summary_line(), style=style, markup=False, highlight=False)
+
+
+def _table(result: GateResult, rows: list[GateRow]) -> Table:
     table = Table(show_lines=False, header_style="bold")
     for name, justify in (
         ("metric", "left"),
@@ -116,8 +158,9 @@ def print_result(result: GateResult, console: Console | None = None) -> None:
         ("p-value / method", "left"),
         ("status", "left"),
     ):
-        table.add_column(name, justify=justify)  # type: ignore[arg-type]
-    for row in result.rows:
+        # fold, not "…": a narrow terminal wraps a cell instead of cutting its digits
+        table.add_column(name, justify=justify, overflow="fold")  # type: ignore[arg-type]
+    for row in rows:
         table.add_row(
             metric_label(row),
             row.config_key,
@@ -129,30 +172,28 @@ def print_result(result: GateResult, console: Console | None = None) -> None:
             row.status.symbol,
             style=_STYLES[row.status],
         )
-    console.print(table)
-    for line in result.not_compared:
-        console.print(f"not compared: {line}", markup=False, highlight=False)
-    style = "bold red" if result.regressions else "bold green"
-    console.print(result.summary_line(), style=style, markup=False, highlight=False)
+    return table
 
 
 def _is_terminal() -> bool:
     return Console().is_terminal
 
 
-def render_gate_markdown(result: GateResult) -> str:
+def render_gate_markdown(result: GateResult, verbose: bool = False) -> str:
     """A Markdown section for a CI job summary ($GITHUB_STEP_SUMMARY)."""
     verdict = "❌ regression" if result.regressions else "✅ pass"
     out = [f"## specbench gate: {verdict}", ""]
     if result.simulated:
         out += [f"> **{SIMULATED_NOTE}**", ""]
     out += [f"- {_md_escape(line)}" for line in header_lines(result)]
-    out += [
-        "",
-        "| metric | config | concurrency | baseline | candidate | change | p-value / method | status |",
-        "|---|---|---:|---:|---:|---:|---|---|",
-    ]
-    for row in result.rows:
+    rows = shown_rows(result, verbose)
+    if rows:
+        out += [
+            "",
+            "| metric | config | concurrency | baseline | candidate | change | p-value / method | status |",
+            "|---|---|---:|---:|---:|---:|---|---|",
+        ]
+    for row in rows:
         status = (
             f"**{row.status.symbol}**" if row.status is Status.REGRESSION else row.status.symbol
         )
@@ -170,6 +211,9 @@ def render_gate_markdown(result: GateResult) -> str:
     if result.not_compared:
         out += ["", "Not compared:", ""]
         out += [f"- {_md_escape(line)}" for line in result.not_compared]
+    rest = unchanged_line(result, verbose)
+    if rest is not None:
+        out += ["", _md_escape(rest)]
     out += ["", result.summary_line(), ""]
     return "\n".join(out)
 
@@ -178,14 +222,17 @@ def _md_escape(text: str) -> str:
     return text.replace("|", "\\|")
 
 
-def junit_tree(result: GateResult) -> ET.ElementTree[ET.Element]:
-    """One test case per metric x config x concurrency; regressions are <failure>s."""
+def junit_tree(result: GateResult, verbose: bool = False) -> ET.ElementTree[ET.Element]:
+    """One test case per shown metric x config x concurrency (regressions are
+    <failure>s) and one passing case that counts the unchanged rest."""
+    rows = shown_rows(result, verbose)
+    rest = unchanged_line(result, verbose)
     suites = ET.Element("testsuites", name="specbench gate")
     suite = ET.SubElement(
         suites,
         "testsuite",
         name="specbench.gate",
-        tests=str(len(result.rows)),
+        tests=str(len(rows) + (rest is not None)),
         failures=str(len(result.regressions)),
         errors="0",
         skipped="0",
@@ -199,7 +246,12 @@ def junit_tree(result: GateResult) -> ET.ElementTree[ET.Element]:
         ("forced", str(result.forced).lower()),
     ):
         ET.SubElement(props, "property", name=name, value=value)
-    for row in result.rows:
+    if rest is not None:
+        unchanged = ET.SubElement(
+            suite, "testcase", classname="specbench.gate.unchanged", name="unchanged", time="0"
+        )
+        ET.SubElement(unchanged, "system-out").text = rest
+    for row in rows:
         case = ET.SubElement(
             suite,
             "testcase",
@@ -246,27 +298,28 @@ def _prop(value: object) -> str:
     return str(value)
 
 
-def write_junit(result: GateResult, path: Path | str) -> Path:
+def write_junit(result: GateResult, path: Path | str, *, verbose: bool = False) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        junit_tree(result).write(path, encoding="utf-8", xml_declaration=True)
+        junit_tree(result, verbose).write(path, encoding="utf-8", xml_declaration=True)
     except OSError as exc:
         raise BadInputError(f"{path}: cannot write JUnit XML: {exc.strerror or exc}") from None
     return path
 
 
-def write_markdown(result: GateResult, path: Path | str) -> Path:
+def write_markdown(result: GateResult, path: Path | str, *, verbose: bool = False) -> Path:
     path = Path(path)
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(render_gate_markdown(result), encoding="utf-8")
+        path.write_text(render_gate_markdown(result, verbose), encoding="utf-8")
     except OSError as exc:
         raise BadInputError(f"{path}: cannot write Markdown: {exc.strerror or exc}") from None
     return path
 
 
 __all__ = [
+    "NOTABLE",
     "SIMULATED_NOTE",
     "format_change",
     "format_test",
@@ -274,6 +327,8 @@ __all__ = [
     "junit_tree",
     "print_result",
     "render_gate_markdown",
+    "shown_rows",
+    "unchanged_line",
     "write_junit",
     "write_markdown",
 ]

@@ -33,12 +33,20 @@ def assert_one_line_error(proc: object, *needles: str) -> str:
     return lines[0]
 
 
-def test_identical_runs_pass() -> None:
+def test_identical_runs_pass_in_a_few_lines_and_verbose_lists_every_row() -> None:
     proc = run_gate_cli("--baseline", BASE, "--candidate", BASE)
     assert proc.returncode == 0, proc.stderr
-    assert "✓" in proc.stdout and "REGRESSION" not in proc.stdout
+    assert len(proc.stdout.splitlines()) < 10, proc.stdout
+    assert "✓" not in proc.stdout and "REGRESSION" not in proc.stdout
     assert "SIMULATED" in proc.stdout
-    assert "gate PASS (SIMULATED): 8 checks, 8 pass" in proc.stdout
+    assert "8 metrics unchanged within noise (8 within threshold); --verbose lists all" in (
+        proc.stdout
+    )
+    assert proc.stdout.rstrip().endswith("gate PASS (SIMULATED): 8 checks, 8 pass")
+    verbose = run_gate_cli("--baseline", BASE, "--candidate", BASE, "--verbose")
+    assert verbose.returncode == 0, verbose.stderr
+    assert verbose.stdout.count("✓") == 8
+    assert "unchanged within noise" not in verbose.stdout
 
 
 def test_regression_exits_1_and_writes_junit_and_markdown(tmp_path: Path) -> None:
@@ -48,13 +56,16 @@ def test_regression_exits_1_and_writes_junit_and_markdown(tmp_path: Path) -> Non
     )
     assert proc.returncode == 1, proc.stderr
     assert "✗ REGRESSION" in proc.stdout
+    assert "✓" not in proc.stdout  # only what changed beyond noise is listed
     assert "not compared: 2-1-3 c=1: only in the candidate" in proc.stdout
 
     root = ET.parse(junit).getroot()
     suite = root.find("testsuite")
     assert suite is not None
     cases = suite.findall("testcase")
-    assert len(cases) == int(suite.get("tests", "0")) == 8
+    assert len(cases) == int(suite.get("tests", "0")) < 8
+    (unchanged,) = [c for c in cases if c.get("name") == "unchanged"]
+    assert "unchanged within noise" in (unchanged.findtext("system-out") or "")
     failed = [c for c in cases if c.find("failure") is not None]
     assert len(failed) == int(suite.get("failures", "0")) >= 1
     names = {c.get("name") for c in failed}
@@ -71,8 +82,16 @@ def test_regression_exits_1_and_writes_junit_and_markdown(tmp_path: Path) -> Non
     assert text.startswith("## specbench gate: ❌ regression")
     assert "| metric | config | concurrency |" in text
     assert "**✗ REGRESSION**" in text
+    assert "| ✓ |" not in text and "unchanged within noise" in text
     assert "SIMULATED" in text
     assert "2-1-3 c=1: only in the candidate" in text
+
+    run_gate_cli(
+        "--baseline", BASE, "--candidate", DROP10, "--junit", junit, "--markdown", markdown, "-v"
+    )
+    suite = ET.parse(junit).getroot().find("testsuite")
+    assert suite is not None and len(suite.findall("testcase")) == 8
+    assert "| ✓ |" in markdown.read_text(encoding="utf-8")
 
 
 def test_noise_passes_and_few_samples_show_tilde(tmp_path: Path) -> None:
@@ -80,8 +99,10 @@ def test_noise_passes_and_few_samples_show_tilde(tmp_path: Path) -> None:
     markdown = tmp_path / "few.md"
     proc = run_gate_cli("--baseline", FEW_A, "--candidate", FEW_B, "--markdown", markdown)
     assert proc.returncode == 0, proc.stderr
-    assert "~ insignificant" in proc.stdout
-    assert "t-CI (n=3/3)" in proc.stdout
+    assert "past it but not significant" in proc.stdout
+    verbose = run_gate_cli("--baseline", FEW_A, "--candidate", FEW_B, "--verbose")
+    assert "~ insignificant" in verbose.stdout
+    assert "t-CI (n=3/3)" in verbose.stdout
     assert "✅ pass" in markdown.read_text(encoding="utf-8")
 
 
