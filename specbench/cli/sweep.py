@@ -19,6 +19,10 @@ import click
 from rich.console import Console
 from rich.table import Table
 
+from specbench.cli import options
+from specbench.cli.next_steps import run_next_steps
+from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, EXIT_CODES
+from specbench.cli.terminal import print_table
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.harness.engines import engine_of_backend
@@ -77,33 +81,25 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
         raise BadInputError(f"cannot parse --server-args {text!r}: {exc}") from None
 
 
-@click.command("sweep")
-@click.option(
-    "--target",
-    default=DEFAULT_TARGET,
-    show_default=True,
-    help="Target preset name (or a preset TOML file).",
-)
+@click.command("sweep", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@options.TARGET(default=DEFAULT_TARGET)
 @click.option(
     "--backend",
     type=click.Choice(["auto", "sim", "sglang"]),
     default="auto",
-    show_default=True,
     help="auto: SGLang when --endpoint is given or a GPU and sglang are present, "
     "else the SIMULATED backend.",
 )
-@click.option(
-    "--hardware",
-    default=None,
-    metavar="PROFILE|PROBE_JSON",
-    help="Hardware profile or `specbench probe --out` JSON: the simulated truth "
-    "for --backend sim, and the model prior's hardware.",
+@options.HARDWARE(
+    default_text=f"{DEFAULT_HARDWARE} for the sim backend",
+    use="The simulated truth for --backend sim, and the model prior's hardware.",
 )
 @click.option(
     "--prior-hardware",
     default=None,
     metavar="PROFILE|PROBE_JSON",
-    help="Hardware the model prior assumes (default: --hardware).",
+    show_default="--hardware",
+    help="Hardware the model prior assumes.",
 )
 @click.option(
     "--endpoint",
@@ -120,114 +116,133 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 @click.option(
     "--launch-cmd",
     default=None,
-    help="Command that launches SGLang (default: python -m sglang.launch_server).",
+    metavar="CMD",
+    show_default="python -m sglang.launch_server",
+    help="Command that launches SGLang ({args}: its arguments, {cmd}: the whole command).",
 )
 @click.option(
     "--server-args",
     default=None,
     callback=_split_args,
+    metavar="ARGS",
     help="Extra SGLang server arguments (one string).",
 )
-@click.option("--tp", type=int, default=None, help="Tensor-parallel size (default: the preset's).")
+@options.TP(default_text="the target preset's")
 @click.option(
     "--ready-timeout",
     "ready_timeout_s",
     type=float,
     default=DEFAULT_READY_TIMEOUT_S,
-    show_default=True,
+    metavar="SECONDS",
     help="Seconds to wait for a launched server to become ready.",
 )
 @click.option(
     "--dataset",
     type=click.Path(path_type=Path),
     default=None,
-    help="Prompts as JSONL ({'prompt': ...}) or ShareGPT JSON (default: built-in mix).",
+    metavar="FILE",
+    show_default="the built-in chat/code/math mix",
+    help="Prompts as JSONL ({'prompt': ...}) or ShareGPT JSON.",
 )
-@click.option("--max-new-tokens", type=int, default=DEFAULT_MAX_NEW_TOKENS, show_default=True)
+@click.option(
+    "--max-new-tokens",
+    type=int,
+    default=DEFAULT_MAX_NEW_TOKENS,
+    metavar="N",
+    help="Tokens generated per request (the same for every configuration).",
+)
 @click.option(
     "--num-prompts",
     type=int,
     default=DEFAULT_NUM_PROMPTS,
-    show_default=True,
+    metavar="N",
     help="Prompts per load, mixed across domains.",
 )
-@click.option(
-    "--concurrency",
-    "concurrencies",
+@options.CONCURRENCY(
+    param="concurrencies",
     default=",".join(map(str, DEFAULT_CONCURRENCIES)),
     callback=_concurrencies,
-    show_default=True,
-    help="Concurrencies to measure; the first is the one the search optimises.",
+    use="The search optimises the first.",
 )
 @click.option(
     "--strategy",
     type=click.Choice(["optuna", "grid", "fixed"]),
     default=None,
-    help="optuna (default): model-guided search; grid: every valid "
+    show_default="optuna; fixed with --endpoint",
+    help="optuna: model-guided search; grid: every valid "
     "configuration; fixed: only the --config ones.",
 )
-@click.option("--sampler", type=click.Choice(["tpe", "gp"]), default="tpe", show_default=True)
 @click.option(
-    "--config",
-    "configs",
-    multiple=True,
-    callback=_configs,
-    metavar="STEPS,TOPK,DRAFT",
-    help="With --strategy fixed: a configuration to measure (repeatable).",
+    "--sampler",
+    type=click.Choice(["tpe", "gp"]),
+    default="tpe",
+    help="Optuna sampler of --strategy optuna.",
+)
+@options.CONFIG(
+    param="configs", callback=_configs, use="With --strategy fixed: the ones to measure."
 )
 @click.option(
     "--space",
     default=None,
+    metavar="SPEC",
     help="Narrow the search, e.g. 'num_steps=2..5,topk=1|4|8,num_draft_tokens=4..32'.",
 )
 @click.option(
     "--trials",
     type=int,
     default=None,
-    help="Configurations to measure in the study (default 30 for optuna; all for grid).",
+    metavar="N",
+    show_default="30 for optuna; all for grid",
+    help="Configurations to measure in the study.",
 )
 @click.option(
     "--budget-minutes",
     type=float,
     default=None,
+    metavar="MINUTES",
     help="Stop starting new configurations after this many minutes (one always runs).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
-@click.option(
-    "--out",
+@options.SEED(default=0, use="Seeds the search and the simulated backend.")
+@options.OUT(
     type=click.Path(path_type=Path),
-    default=None,
-    help="Run directory (default runs/<time>-<target>-<hardware>/); reuse it to resume.",
+    default_text="runs/<time>-<target>-<hardware>/",
+    use="A run directory; run again with the same --out to resume.",
 )
 @click.option(
     "--storage",
     default=None,
     metavar="URL",
-    help="Optuna storage: postgresql://... to share a study between hosts "
-    "(default: a journal file in the run directory).",
+    show_default="a journal file in the run directory",
+    help="Optuna storage: postgresql://... to share a study between hosts.",
 )
 @click.option(
-    "--study-name", default=None, help="Study name; workers sharing one study use the same."
+    "--study-name",
+    default=None,
+    metavar="NAME",
+    help="Study name; workers sharing one study use the same.",
 )
 @click.option(
     "--sim-perturbation",
     type=float,
     default=0.0,
-    show_default=True,
+    metavar="FRACTION",
     help="Move the simulated truth away from the model prior by this much (0: the sim is "
     "the calibrated model; >0 rehearses a search whose prior is wrong).",
 )
 @click.option("--no-report", is_flag=True, help="Do not render report.html.")
-@click.option(
-    "--json", "as_json", is_flag=True, help="Print the results summary as JSON on stdout."
-)
+@options.JSON(param="as_json")
 def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -> None:
-    """Measure tau and speedup across configurations and concurrencies."""
+    """Measure tau and speedup over configurations and concurrencies.
+
+    Without GPUs (or with --backend sim) every number is SIMULATED by the performance
+    model and labelled so. The run directory keeps every result; the same command with
+    the same --out resumes it.
+    """
     if values["endpoint"] is not None and strategy is not None:
         raise BadInputError(
             f"--endpoint measures only the attached server's configuration; drop --strategy {strategy}"
         )
-    options = SweepOptions(
+    sweep_options = SweepOptions(
         **values,
         strategy=strategy or ("fixed" if values["endpoint"] is not None else "optuna"),
         report=not no_report,
@@ -235,7 +250,7 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
     )
     err = Console(stderr=True)
     with RichProgress(err) as progress, _sigterm_as_interrupt():
-        outcome = run_sweep(options, progress, render_report=render_report)
+        outcome = run_sweep(sweep_options, progress, render_report=render_report)
     for note in outcome.notes:
         if note.startswith("report.html skipped"):
             err.print(note, highlight=False)
@@ -245,7 +260,21 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
         summary["report"] = str(outcome.report_path) if outcome.report_path else None
         click.echo(dumps(summary))
         return
-    print_summary(Console(), outcome)
+    console = Console()
+    print_summary(console, outcome)
+    for line in run_next_steps(
+        argv=sweep_options.command,
+        run_dir=outcome.run_dir.path,
+        report=outcome.report_path,
+        failed=_failed_configurations(outcome),
+    ):
+        console.print(line, highlight=False, soft_wrap=True)
+
+
+def _failed_configurations(outcome: SweepOutcome) -> int:
+    frame = outcome.trials
+    failed = frame[(frame["state"] == "failed") & (frame["config_key"] != BASELINE_KEY)]
+    return int(failed["config_key"].nunique())
 
 
 def _fmt(value: Any, digits: int = 2) -> str:
@@ -258,6 +287,12 @@ def _fmt(value: Any, digits: int = 2) -> str:
     if number != number:
         return "-"
     return f"{number:.{digits}f}"
+
+
+def _speedup(value: Any) -> str:
+    """``1.84x``, or ``-`` where no speedup exists (no baseline, not measured)."""
+    text = _fmt(value, 2)
+    return text if text == "-" else f"{text}x"
 
 
 def print_summary(console: Console, outcome: SweepOutcome) -> None:
@@ -283,13 +318,11 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     for rank, (_, row) in enumerate(primary_rows.head(TOP_ROWS).iterrows(), start=1):
         key = str(row["config_key"])
         per_c = done[done["config_key"] == key].set_index("concurrency")["speedup"]
-        speedups = [
-            _fmt(per_c.get(c), 2) + ("x" if c in per_c.index else "") for c in concurrencies
-        ]
+        speedups = [_speedup(per_c.get(c)) for c in concurrencies]
         table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
         config = SpecConfig(int(row["num_steps"]), int(row["topk"]), int(row["num_draft_tokens"]))
         flags.append(f"#{rank} {key}: " + " ".join(engine.config_flags(config)))
-    console.print(table)
+    print_table(console, table, "--json")
     if flags:
         console.print(
             "SGLang flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
@@ -304,20 +337,20 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     if best and best.get("launch_command"):
         console.print("launch:", highlight=False)
         console.print(f"  {best['launch_command']}", highlight=False, soft_wrap=True)
-    failed = frame[(frame["state"] == "failed") & (frame["config_key"] != BASELINE_KEY)]
-    if not failed.empty:
+    failed = _failed_configurations(outcome)
+    if failed:
         console.print(
-            f"{failed['config_key'].nunique()} configuration(s) failed; see results.json and logs/",
+            f"{failed} configuration(s) failed; see {outcome.run_dir.path / 'results.json'} "
+            f"and {outcome.run_dir.path / 'logs'}",
             highlight=False,
         )
-    study = results.get("study", {})
+    measured = results.get("study", {}).get("measured", "?")
+    noun = "configuration" if measured == 1 else "configurations"
     console.print(
-        f"{study.get('measured', '?')} configurations measured "
-        f"({outcome.measured_now} in this run) -> {outcome.run_dir.path}",
+        f"{measured} {noun} measured ({outcome.measured_now} in this run) -> "
+        f"{outcome.run_dir.path}",
         highlight=False,
     )
-    if outcome.report_path is not None:
-        console.print(f"report: {outcome.report_path}", highlight=False)
 
 
 __all__ = ["print_summary", "sweep"]

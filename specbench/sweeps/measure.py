@@ -33,17 +33,18 @@ def measure_loads(
 ) -> list[dict[str, Any]]:
     """Run every concurrency on one server; one metric row per concurrency."""
     rows: list[dict[str, Any]] = []
+    ctx.progress.phase(f"starting {label}")
     with backend.session(config, log_path=log_path) as session:
         for index, concurrency in enumerate(ctx.concurrencies):
             if index:
                 session.flush_cache()
-            ctx.progress.trial(f"{label} @ concurrency {concurrency}")
             load = LoadSpec(
                 concurrency=concurrency,
                 prompts=ctx.prompts,
                 max_new_tokens=ctx.options.max_new_tokens,
                 num_requests=requests_per_load(len(ctx.prompts), concurrency),
             )
+            ctx.progress.trial(f"{label} @ concurrency {concurrency}", load.total_requests)
             records = session.run(load, progress=ctx.progress.requests)
             _store_requests(ctx, records, trial_number, config_key(config), concurrency)
             row = dict(summarize(records).as_row())
@@ -61,7 +62,7 @@ def _store_requests(
         record.config_key = key
         record.concurrency = concurrency
         record.simulated = record.simulated or ctx.simulated
-    with locked(ctx.run_dir.path / ".requests.lock"):
+    with locked(ctx.run_dir.requests_path):
         write_records(ctx.run_dir.requests_path, records)
 
 

@@ -37,11 +37,16 @@ class SweepProgress:
     def note(self, text: str) -> None:
         """One line for the user (rich markup allowed)."""
 
+    def phase(self, text: str) -> None:
+        """Start-up work under way (loading the model, opening the study, measuring the
+        baseline): shown as a spinner so that the first seconds are not silent."""
+
     def set_total(self, total: int, done: int = 0) -> None:
         """Configurations this run aims to have measured, and how many already are."""
 
-    def trial(self, label: str) -> None:
-        """A new configuration started (label names it and the concurrency)."""
+    def trial(self, label: str, total: int | None = None) -> None:
+        """A new load started (label names the configuration and the concurrency);
+        ``total`` is the number of requests it will measure, when known."""
 
     def requests(self, done: int, total: int) -> None:
         """Requests finished inside the current load."""
@@ -73,29 +78,49 @@ class RichProgress(SweepProgress):
         )
         self._trials: TaskID | None = None
         self._requests: TaskID | None = None
+        self._phase: TaskID | None = None
         self._started = False
 
+    def __enter__(self) -> RichProgress:
+        self._ensure()
+        return self
+
     def _ensure(self) -> None:
-        if not self._started:
+        # Off a terminal (CI logs, tests) nothing is drawn, so no refresh thread is
+        # started either: it would only compete with the load generator for the CPU.
+        if not self._started and self.console.is_terminal:
             self._progress.start()
             self._started = True
 
     def note(self, text: str) -> None:
         self.console.print(text, highlight=False)
 
+    def phase(self, text: str) -> None:
+        self._ensure()
+        if self._phase is None:
+            self._phase = self._progress.add_task(text, total=None)
+        else:
+            self._progress.update(self._phase, description=text, visible=True)
+
+    def _end_phase(self) -> None:
+        if self._phase is not None:
+            self._progress.update(self._phase, visible=False)
+
     def set_total(self, total: int, done: int = 0) -> None:
         self._ensure()
+        self._end_phase()
         if self._trials is None:
             self._trials = self._progress.add_task("configurations", total=total, completed=done)
         else:
             self._progress.update(self._trials, total=total, completed=done)
 
-    def trial(self, label: str) -> None:
+    def trial(self, label: str, total: int | None = None) -> None:
         self._ensure()
+        self._end_phase()
         if self._requests is None:
-            self._requests = self._progress.add_task(label, total=None)
+            self._requests = self._progress.add_task(label, total=total)
         else:
-            self._progress.reset(self._requests, description=label, total=None)
+            self._progress.reset(self._requests, description=label, total=total)
 
     def requests(self, done: int, total: int) -> None:
         if self._requests is not None:

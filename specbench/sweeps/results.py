@@ -167,7 +167,7 @@ def write_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     The study is read inside the lock: of workers sharing this directory, the last to
     write has then also read the latest study.
     """
-    with locked(ctx.run_dir.path / ".requests.lock"):
+    with locked(ctx.run_dir.requests_path):
         frame, results = rebuild_results(ctx)
         ctx.run_dir.write_trials(frame)
         ctx.run_dir.write_results(results)

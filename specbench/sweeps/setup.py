@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,6 +36,7 @@ from specbench.model import (
     load_target,
 )
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
+from specbench.rundir.records import write_records
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.options import (
     DEFAULT_TRIALS,
@@ -115,11 +117,14 @@ class _Backends:
     baseline: Backend | None = None
     #: The configuration an attached server runs (the only one it can measure).
     endpoint_config: SpecConfig | None = None
+    #: The version an attached server reports in its server info.
+    server_version: str | None = None
 
 
 def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     """Load, describe, open and enqueue; nothing is measured yet."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
+    progress.phase("loading the target preset and the prompts")
     target = load_target(options.target)
     space = parse_space(options.space)
     prompts, fingerprint = _workload(options, target)
@@ -147,6 +152,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         sim_perturbation=options.sim_perturbation if backend_name == "sim" else None,
         num_prompts=len(prompts),
     )
+    progress.phase("opening the run directory and the study")
     run_dir, study, prior_top, total = _open_run(options, manifest, strategy, space)
     worker = worker_id()
     ctx = SweepContext(
@@ -168,7 +174,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         total_target=total,
         notes=notes,
     )
-    for line in [*notes, _banner(ctx)]:
+    for line in [*notes, _banner(ctx, backends)]:
         progress.note(line)
     recovered = fail_abandoned_trials(study)
     if recovered:
@@ -237,7 +243,8 @@ def _backends(
     if options.baseline_endpoint is not None:
         _server_info(options.baseline_endpoint, "--baseline-endpoint")
         baseline = ServerBackend(target, endpoint=options.baseline_endpoint, **common)
-    return _Backends(backend, baseline, config)
+    version = info.get("version")
+    return _Backends(backend, baseline, config, str(version) if version else None)
 
 
 def _server_info(endpoint: str, flag: str) -> dict[str, Any]:
@@ -374,11 +381,19 @@ def check_run_dir(run_dir: RunDirectory, manifest: Manifest) -> Manifest | None:
 
 @contextlib.contextmanager
 def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock so workers sharing one run directory append whole lines."""
+    """An exclusive lock on requests.jsonl (``path``), so workers sharing one run
+    directory append whole lines and write results.json one at a time.
+
+    The lock is taken on the requests file itself rather than on a lock file, which
+    would be left behind in every run directory. A file created here gets its schema
+    header at once, so readers never meet a requests file without one.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a") as fh:
+    with path.open("a", encoding="utf-8") as fh:
         fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
         try:
+            if os.fstat(fh.fileno()).st_size == 0:
+                write_records(path, [])
             yield
         finally:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
@@ -420,14 +435,37 @@ def _check_study(
         )
 
 
-def _banner(ctx: SweepContext) -> str:
+def _banner(ctx: SweepContext, backends: _Backends) -> str:
+    """What this run measures, said the way the user will check it: an attached server
+    by its address, version and the configuration it really runs."""
     sim = "[bold yellow]SIMULATED[/] " if ctx.simulated else ""
+    load = (
+        f"concurrency {','.join(map(str, ctx.concurrencies))} (primary {ctx.primary}), "
+        f"{len(ctx.prompts)} prompts x {ctx.options.max_new_tokens} tokens -> {ctx.run_dir.path}"
+    )
+    config = backends.endpoint_config
+    if config is not None:
+        version = (
+            f"version {backends.server_version}"
+            if backends.server_version
+            else "version not reported"
+        )
+        baseline = ctx.options.baseline_endpoint or "none, so speedups are unknown"
+        return (
+            f"{sim}measuring [bold]{ctx.target.name}[/] on the server at {ctx.options.endpoint} "
+            f"({version}), which runs {config.key} (num_steps {config.num_steps}, topk "
+            f"{config.topk}, num_draft_tokens {config.num_draft_tokens}); baseline server: "
+            f"{baseline}; {load}"
+        )
+    if ctx.strategy == "fixed":
+        n = len({c.key for c in ctx.options.configs})
+        what = f"{n} fixed configuration{'s' if n != 1 else ''}"
+    else:
+        what = f"strategy {ctx.strategy} over {len(ctx.space)} valid configurations"
     hw = ctx.hardware.get("name", "unknown")
     return (
         f"{sim}sweep of [bold]{ctx.target.name}[/] on {hw} ({ctx.backend.name} backend), "
-        f"strategy {ctx.strategy}, {len(ctx.space)} valid configurations, concurrency "
-        f"{','.join(map(str, ctx.concurrencies))} (primary {ctx.primary}), "
-        f"{len(ctx.prompts)} prompts x {ctx.options.max_new_tokens} tokens -> {ctx.run_dir.path}"
+        f"{what}, {load}"
     )
 
 

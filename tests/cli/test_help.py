@@ -15,7 +15,9 @@ import re
 from collections.abc import Iterator
 
 import click
+from click.testing import CliRunner
 
+from specbench.cli import COMMANDS, SUMMARIES, cli
 from specbench.cli.options import EXIT_CODES, SHARED, SharedOption
 
 Walked = tuple[str, click.Command, click.Context]
@@ -65,13 +67,11 @@ def help_problems(walked: list[Walked], shared: dict[str, SharedOption] | None =
                 if re.search(rf"{re.escape(flag)}\b", text):
                     problems.append(f"{path}: help mentions the hidden option {flag}")
         if isinstance(command, click.Group):
-            names = command.list_commands(ctx)
-            # click's own budget for a summary in an 80-column listing (Group.format_commands).
-            limit = 80 - 6 - max(map(len, names), default=0)
-            for sub_name in names:
-                sub = command.get_command(ctx, sub_name)
-                if sub is not None and sub.get_short_help_str(limit=limit).endswith("..."):
-                    problems.append(f"{path} {sub_name}: summary in the command list is cut off")
+            _, _, listing = text.partition("Commands:")
+            for line in listing.splitlines():
+                if line.rstrip().endswith("..."):
+                    name = line.split()[0]
+                    problems.append(f"{path} {name}: summary in the command list is cut off")
         for option in _options(command, ctx):
             if option.hidden:
                 continue
@@ -146,3 +146,25 @@ def test_the_checker_holds_registered_options_to_their_definition() -> None:
     problems = help_problems(list(walk(_demo_group(), "demo")), shared=registered)
     assert "demo two --target: does not use the shared definition" in problems
     assert not any("described as" in p for p in problems)
+
+
+# ------------------------------------------------------------------ the real command line
+def test_every_command_documents_every_option_consistently() -> None:
+    walked = list(walk(cli))
+    assert {path for path, _, _ in walked} >= {f"specbench {name}" for name in COMMANDS}
+    assert help_problems(walked) == []
+
+
+def test_the_command_list_shows_each_commands_own_summary() -> None:
+    ctx = click.Context(cli, info_name="specbench")
+    for name in COMMANDS:
+        command = cli.get_command(ctx, name)
+        assert command is not None
+        assert command.get_short_help_str(limit=200) == SUMMARIES[name]
+
+
+def test_specbench_alone_lists_the_commands_and_succeeds() -> None:
+    result = CliRunner().invoke(cli, [])
+    assert result.exit_code == 0
+    assert "Commands:" in result.output and "sweep" in result.output
+    assert EXIT_CODES in " ".join(result.output.split())

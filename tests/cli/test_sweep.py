@@ -47,6 +47,13 @@ def test_default_command_picks_the_sim_and_writes_a_run(tmp_path: Path) -> None:
     results = run.read_results()
     assert results["simulated"] is True
     assert results["study"]["measured"] == 30
+    # Nothing but the run's own files (no lock file), and the next steps to paste.
+    assert sorted(p.name for p in run_path.iterdir()) == sorted(
+        ["logs", "manifest.json", "requests.jsonl", "results.json", "study.journal", "trials.csv"]
+    )
+    tail = result.stdout.replace("\n", " ")
+    assert f"report: specbench report runs/{run_path.name}" in tail
+    assert f"specbench gate --baseline runs/{run_path.name} --candidate NEW_RUN_DIR" in tail
     assert results["concurrencies"] == [1, 8, 32]
     assert results["best"]["speedup"] > 1.0
 

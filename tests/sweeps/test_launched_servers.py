@@ -92,6 +92,11 @@ def test_attach_mode_measures_only_the_servers_config(tmp_path: Path) -> None:
             cwd=tmp_path,
         )  # fmt: skip
     assert result.returncode == 0, result.stderr
+    banner = " ".join(result.stderr.split())
+    assert f"on the server at {spec_url} (version specbench-serve-sim" in banner
+    assert "which runs 5-4-8 (num_steps 5, topk 4, num_draft_tokens 8)" in banner
+    assert f"baseline server: {base_url}" in banner
+    assert "valid configurations" not in banner
     run = RunDirectory(out)
     frame = run.read_trials()
     assert set(frame["config_key"]) == {"baseline", "5-4-8"}
@@ -110,3 +115,6 @@ def test_attach_without_baseline_reports_tau_only(tmp_path: Path) -> None:
     frame = RunDirectory(out).read_trials()
     assert list(frame["config_key"].unique()) == ["3-4-8"]
     assert frame["tau"].notna().all() and frame["speedup"].isna().all()
+    assert "baseline server: none, so speedups are unknown" in " ".join(result.stderr.split())
+    assert "-x" not in result.stdout  # an unknown speedup is "-", not a number
+    assert "1 configuration measured" in result.stdout
