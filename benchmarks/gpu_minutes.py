@@ -212,7 +212,7 @@ def main() -> None:
         cells = {key: _minutes(values, gpus) for key, values in runs.items()}
         text = [f"{m:,.0f} / {p:,.0f}" for m, p in cells.values()]
         ratio = cells["grid"][0] / cells["pruned"][0]
-        print(f"| {truth_hw} perturbed | {text[0]} | {text[1]} | {text[2]} | {ratio:.0f}x |")
+        print(f"| {truth_hw} perturbed | {text[0]} | {text[1]} | {text[2]} | {ratio:.2f}x |")
 
 
 if __name__ == "__main__":
