@@ -44,13 +44,9 @@ import optuna
 from specbench.model import PerformanceModel, TargetPreset, load_hardware, load_target
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.budget import Interval, LoadCost, prune_reason
-from specbench.sweeps.runner import (
-    DEFAULT_PRIOR_TOP,
-    prior_candidates,
-    requests_per_load,
-    startup_trials,
-)
+from specbench.sweeps.options import DEFAULT_PRIOR_TOP, requests_per_load, startup_trials
 from specbench.sweeps.search import ConfigSearch, make_sampler
+from specbench.sweeps.setup import prior_candidates
 from specbench.sweeps.space import SearchSpace, parse_space
 
 WITHIN = 0.02

@@ -22,6 +22,7 @@ from rich.table import Table
 from specbench.cli import options
 from specbench.cli.next_steps import run_next_steps
 from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, EXIT_CODES
+from specbench.cli.sweep_measure_options import measure_options
 from specbench.cli.terminal import print_table
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
@@ -231,6 +232,7 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 )
 @click.option("--no-report", is_flag=True, help="Do not render report.html.")
 @options.JSON(param="as_json")
+@measure_options
 def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -> None:
     """Measure tau and speedup over configurations and concurrencies.
 

@@ -38,8 +38,14 @@ class LoadSpec:
     prompts: Sequence[Prompt]
     max_new_tokens: int = 256
     #: Requests run first and discarded: the first requests pay for CUDA graph capture,
-    #: cache allocation and JIT, which would otherwise pollute TTFT and tokens/s.
+    #: cache allocation and JIT, which would otherwise pollute TTFT and tokens/s. At
+    #: least ``concurrency`` of them run at once, so that every connection is open and
+    #: the batch has run at its full size before timing starts (SGLang's
+    #: bench_speculative also warms up at the full batch size).
     warmup_requests: int = 2
+    #: Tokens per warm-up answer: enough to run decode steps at the full batch, short
+    #: enough that a warm-up at c=32 costs little.
+    warmup_max_new_tokens: int = 16
     request_timeout_s: float = 600.0
     #: None: every prompt exactly once; otherwise cycle through the prompts.
     num_requests: int | None = None
@@ -52,6 +58,10 @@ class LoadSpec:
             raise BadInputError(f"max_new_tokens must be >= 1 (got {self.max_new_tokens})")
         if self.warmup_requests < 0:
             raise BadInputError(f"warmup_requests must be >= 0 (got {self.warmup_requests})")
+        if self.warmup_max_new_tokens < 1:
+            raise BadInputError(
+                f"warmup_max_new_tokens must be >= 1 (got {self.warmup_max_new_tokens})"
+            )
         if self.request_timeout_s <= 0:
             raise BadInputError(f"request_timeout_s must be > 0 (got {self.request_timeout_s})")
         if self.num_requests is not None and self.num_requests < 1:
@@ -73,10 +83,17 @@ class LoadSpec:
         return [self.prompts[i % n] for i in range(self.total_requests)]
 
     def warmup_prompts(self) -> list[Prompt]:
-        """Warm-up prompts, taken from the end of the list so they differ from the first
-        measured requests (a prefix-cache hit would flatter the first measured TTFT)."""
+        """Warm-up prompts, at least one per stream, taken from the end of the list so
+        they differ from the first measured requests (a prefix-cache hit would flatter
+        the first measured TTFT)."""
         n = len(self.prompts)
-        return [self.prompts[(n - 1 - i) % n] for i in range(self.warmup_requests)]
+        count = max(self.warmup_requests, self.concurrency)
+        return [self.prompts[(n - 1 - i) % n] for i in range(count)]
+
+    @property
+    def warmup_tokens(self) -> int:
+        """Tokens per warm-up answer."""
+        return min(self.max_new_tokens, self.warmup_max_new_tokens)
 
 
 class Session(ABC):

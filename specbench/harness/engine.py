@@ -53,6 +53,10 @@ class Deployment:
     #: Expert parallelism; None leaves the engine's default (no EP).
     ep: int | None = None
     extra_args: tuple[str, ...] = ()
+    #: The largest batch every server of a sweep is sized for (its highest concurrency):
+    #: baseline and speculative servers get the same limit, so neither runs on other
+    #: terms (None: the engine's defaults).
+    max_batch: int | None = None
 
     @classmethod
     def of(
@@ -62,6 +66,7 @@ class Deployment:
         tp: int | None = None,
         model_path: str | None = None,
         draft_model_path: str | None = None,
+        max_batch: int | None = None,
     ) -> Deployment:
         """The deployment of ``target`` at ``tp`` (None: the target's own TP).
 
@@ -75,6 +80,7 @@ class Deployment:
                 model_path=model_path or UNKNOWN_MODEL,
                 draft_model_path=draft_model_path or UNKNOWN_DRAFT,
                 tp=tp if tp is not None else 1,
+                max_batch=max_batch,
             )
         served_tp = tp if tp is not None else target.default_tp
         pairs = [(target.default_tp, target.default_ep), *target.parallel_options]
@@ -86,6 +92,7 @@ class Deployment:
             tp=served_tp,
             ep=ep if ep is not None and ep > 1 else None,
             extra_args=tuple(str(a) for a in target.extra_server_args),
+            max_batch=max_batch,
         )
 
 
@@ -102,6 +109,8 @@ class LaunchArgs:
     num_steps: int | None = None
     topk: int | None = None
     num_draft_tokens: int | None = None
+    max_running_requests: int | None = None
+    cuda_graph_max_bs: int | None = None
     ignored: list[str] = field(default_factory=list)
 
 
@@ -116,6 +125,9 @@ class RequestStats:
     spec_accept_length: float | None = None
     #: Why the engine aborted the request, when it did (the stream still ends normally).
     aborted: str | None = None
+    #: The request's latency as the server measured it (arrival to finish): free of
+    #: the client's connection setup and of its own queueing.
+    server_e2e_ms: float | None = None
     simulated: bool = False
 
 
@@ -166,6 +178,16 @@ class EngineAdapter(ABC):
     @abstractmethod
     def config_from_server_info(self, info: Mapping[str, Any]) -> SpecConfig | None:
         """The configuration a running server was started with (None: no speculation)."""
+
+    @abstractmethod
+    def config_problems(
+        self, info: Mapping[str, Any], deployment: Deployment, config: SpecConfig | None
+    ) -> list[str]:
+        """How a launched server's own description differs from what was asked ([]: not).
+
+        A field the server does not report counts as a difference: a check that passes
+        because it could not look would let a mislabelled trial through.
+        """
 
     @abstractmethod
     def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:

@@ -37,6 +37,7 @@ import aiohttp
 
 from specbench.errors import ServerError
 from specbench.harness.backend import LoadSpec, ProgressCallback
+from specbench.harness.connect_timing import ConnectTimer, connect_trace_config
 from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.prompts import Prompt
 from specbench.harness.sglang import SGLANG
@@ -112,6 +113,7 @@ async def _one_request(
     prompt: Prompt,
     load: LoadSpec,
     engine: EngineAdapter,
+    max_new_tokens: int,
 ) -> RequestRecord:
     """Send one streaming request and time it; failures become ``record.error``."""
     record = RequestRecord(
@@ -128,11 +130,16 @@ async def _one_request(
     state = _StreamState(meta={})
     itl: list[float] = record.itl_ms
     timeout = aiohttp.ClientTimeout(total=load.request_timeout_s, connect=CONNECT_TIMEOUT_S)
+    connect = ConnectTimer()
     t0 = time.perf_counter()
     try:
         async with http.post(
-            url, json=generate_payload(prompt, load.max_new_tokens), timeout=timeout
+            url,
+            json=generate_payload(prompt, max_new_tokens),
+            timeout=timeout,
+            trace_request_ctx=connect,
         ) as resp:
+            record.connect_ms = connect.connect_ms
             if resp.status != 200:
                 body = (await resp.text())[:300].strip().replace("\n", " ")
                 record.error = f"HTTP {resp.status}: {body}" if body else f"HTTP {resp.status}"
@@ -201,6 +208,7 @@ def _fill(
         record.spec_accept_length = stats.spec_accept_length
     if stats.simulated:
         record.simulated = True
+    record.server_e2e_ms = stats.server_e2e_ms
     if state.first_token_at is not None:
         record.ttft_ms = (state.first_token_at - t0) * 1000.0
     if record.error is None:
@@ -230,16 +238,19 @@ async def run_closed_loop_async(
     endpoint = endpoint.rstrip("/")
     url = endpoint + "/generate"
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
-    async with aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFSIZE) as http:
+    async with aiohttp.ClientSession(
+        connector=connector, read_bufsize=READ_BUFSIZE, trace_configs=[connect_trace_config()]
+    ) as http:
 
         async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
+            tokens = load.max_new_tokens if report else load.warmup_tokens
             queue = iter(enumerate(prompts))
             total = len(prompts)
             done: list[tuple[int, RequestRecord]] = []
 
             async def worker() -> None:
                 for index, prompt in queue:  # shared iterator: each prompt goes to one worker
-                    record = await _one_request(http, url, prompt, load, engine)
+                    record = await _one_request(http, url, prompt, load, engine, tokens)
                     lost = record.error is not None and record.error.startswith("connection lost")
                     if lost and not await _server_reachable(http, endpoint):
                         raise ServerGoneError(str(record.error))
@@ -262,9 +273,9 @@ async def run_closed_loop_async(
             # Completion order, as the in-process SimBackend returns them.
             return [record for _, record in done]
 
-        warmup = load.warmup_prompts()
-        if warmup:
-            await run_all(warmup, report=False)
+        # Every stream's connection is opened and used here, at full concurrency, so
+        # that connection setup and a backlog of accepts stay out of the timed requests.
+        await run_all(load.warmup_prompts(), report=False)
         if progress is not None:
             progress(0, load.total_requests)
         return await run_all(load.request_prompts(), report=True)

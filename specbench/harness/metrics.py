@@ -6,17 +6,22 @@ Definitions (kept in one place so the sweep, the report and the gate agree):
   ratio of sums, not a mean of per-request ratios, so long requests weigh by their
   tokens exactly as SGLang's own accept-length counter does. NaN for the baseline.
   ``tau_p10/p50/p90`` describe the per-request distribution.
-* ``output_tokens_per_s`` = total completion tokens of successful requests divided by
-  the wall window from the first request's start to the last request's end
-  (``started_at + e2e_ms``): what the server delivered under this load, including
-  ramp-up and the tail. Without start times (older records) the window falls back to
-  sum(e2e) / concurrency, exact for a closed loop that is always full.
+* ``output_tokens_per_s`` = concurrency * sum(completion_tokens) / sum(latency) over
+  successful requests, the latency of a request being the server's own
+  ``server_e2e_ms`` when reported, else ``e2e_ms - connect_ms``: the
+  steady state of a closed loop by Little's law (``specbench.harness.window``). Gaps
+  between a stream's requests, the ramp-up and the tail, and connection setup are left
+  out, so the figure is the engine's and not the client's.
 * ``per_stream_tokens_per_s`` = mean of RequestRecord.output_tokens_per_s: how fast one
   user sees tokens once the first has arrived.
-* ``speedup`` = output_tokens_per_s / the baseline's at the same prompts and concurrency.
+* ``speedup`` = output_tokens_per_s / the baseline's at the same prompts and concurrency;
+  ``speedup_ci_low/high`` its 95% bootstrap interval from the per-request samples of
+  both sides (paired by prompt), NaN when the baseline's samples are not given.
 * TTFT, ITL (pooled over every token of every successful request) and e2e percentiles.
 * ``noisy`` follows pyperf's habit of warning rather than hiding: too few successful
-  requests, or per-stream speed spread too wide to trust a ratio of two such runs.
+  requests, per-stream speed spread too wide to trust a ratio of two such runs, or a
+  stall (TTFT tail, slow connections, long gaps between chunks; see
+  ``specbench.harness.window.stall_reasons``).
 
 Nothing here raises on bad measurements: an all-failed trial gives NaN metrics and its
 error count, so a sweep can record it and move on.
@@ -31,6 +36,12 @@ from typing import Any
 
 import numpy as np
 
+from specbench.harness.window import (
+    RequestSample,
+    speedup_interval,
+    stall_reasons,
+    steady_throughput,
+)
 from specbench.rundir.records import RequestRecord
 
 #: Fewer successful requests than this and percentiles mean little.
@@ -52,6 +63,8 @@ class ConfigMetrics:
     output_tokens_per_s: float
     per_stream_tokens_per_s: float
     speedup: float
+    speedup_ci_low: float
+    speedup_ci_high: float
     ttft_ms_p50: float
     ttft_ms_p90: float
     ttft_ms_p99: float
@@ -100,66 +113,51 @@ def _verify_count(record: RequestRecord) -> int | None:
     return None
 
 
-def _window_s(records: Sequence[RequestRecord], concurrency: int) -> float:
-    spans = [
-        (r.started_at, r.started_at + r.e2e_ms / 1000.0)
-        for r in records
-        if r.started_at is not None and r.e2e_ms is not None
-    ]
-    if spans and len(spans) == sum(1 for r in records if r.e2e_ms is not None):
-        return max(end for _, end in spans) - min(start for start, _ in spans)
-    e2e = [r.e2e_ms for r in records if r.e2e_ms is not None]
-    if not e2e:
-        return NAN
-    return sum(e2e) / 1000.0 / max(1, concurrency)
+def window_samples(records: Sequence[RequestRecord]) -> list[RequestSample]:
+    """The successful requests as the measurement window sees them.
 
-
-def summarize(
-    records: Sequence[RequestRecord], baseline: ConfigMetrics | None = None
-) -> ConfigMetrics:
-    """Summarise one (configuration, concurrency) load; see the module docstring."""
-    ok = [r for r in records if r.ok]
-    concurrencies = {r.concurrency for r in records if r.concurrency}
-    if len(concurrencies) > 1:
-        raise ValueError(
-            f"summarize() needs the records of one concurrency, got {sorted(concurrencies)}"
-        )
-    concurrency = concurrencies.pop() if concurrencies else 0
-
-    completion = sum(r.completion_tokens for r in ok)
-    verify_counts = [(r, v) for r in ok if (v := _verify_count(r)) is not None and v > 0]
-    if verify_counts:
-        verify_total: int | None = sum(v for _, v in verify_counts)
-        tau = sum(r.completion_tokens for r, _ in verify_counts) / float(
-            sum(v for _, v in verify_counts)
-        )
-        tau_p10, tau_p50, tau_p90 = _percentiles(
-            [r.completion_tokens / v for r, v in verify_counts], (10, 50, 90)
-        )
-    else:
-        verify_total = None
-        tau = tau_p10 = tau_p50 = tau_p90 = NAN
-
-    window = _window_s(records, concurrency)
-    output_tps = completion / window if ok and window > 0 else NAN
-    streams = [s for r in ok if (s := r.output_tokens_per_s) is not None]
-    per_stream = float(np.mean(streams)) if streams else NAN
-
-    ttft = _percentiles([r.ttft_ms for r in ok if r.ttft_ms is not None], (50, 90, 99))
-    itl = _percentiles([x for r in ok for x in r.itl_ms], (50, 90, 99))
-    (e2e_p50,) = _percentiles([r.e2e_ms for r in ok if r.e2e_ms is not None], (50,))
-
-    speedup = NAN
-    if baseline is not None:
-        if concurrency and baseline.concurrency and concurrency != baseline.concurrency:
-            raise ValueError(
-                f"baseline measured at concurrency {baseline.concurrency}, "
-                f"these records at {concurrency}"
+    Latency is the server's own arrival-to-finish time when it reports one (SGLang's
+    ``e2e_latency``): what the client spent opening a connection, sending, and reading
+    behind 31 other streams on a busy CPU is not the engine's. Otherwise it is
+    ``e2e_ms - connect_ms``. Gaps between chunks are read from ``itl_ms`` (a chunk of k tokens after a
+    gap g holds k entries of g/k, so a stall shows at least as g/k).
+    """
+    out: list[RequestSample] = []
+    for r in records:
+        if not r.ok or r.e2e_ms is None:
+            continue
+        latency = r.server_e2e_ms
+        if latency is None or not latency > 0:
+            latency = r.e2e_ms - (r.connect_ms or 0.0)
+        gaps = [g for g in r.itl_ms if g > 0]
+        out.append(
+            RequestSample(
+                prompt_id=r.prompt_id,
+                completion_tokens=r.completion_tokens,
+                latency_ms=max(latency, 1e-6),
+                ttft_ms=r.ttft_ms,
+                connect_ms=r.connect_ms,
+                max_gap_ms=max(gaps) if gaps else None,
+                median_gap_ms=float(np.median(gaps)) if gaps else None,
             )
-        base = baseline.output_tokens_per_s
-        if math.isfinite(base) and base > 0 and math.isfinite(output_tps):
-            speedup = output_tps / base
+        )
+    return out
 
+
+def _tau(ok: Sequence[RequestRecord]) -> tuple[float, float, float, float, int | None]:
+    """(tau, p10, p50, p90, sum of verify counts) over the requests that carry counters."""
+    verify_counts = [(r, v) for r in ok if (v := _verify_count(r)) is not None and v > 0]
+    if not verify_counts:
+        return NAN, NAN, NAN, NAN, None
+    verify_total = sum(v for _, v in verify_counts)
+    tau = sum(r.completion_tokens for r, _ in verify_counts) / float(verify_total)
+    p10, p50, p90 = _percentiles([r.completion_tokens / v for r, v in verify_counts], (10, 50, 90))
+    return tau, p10, p50, p90, verify_total
+
+
+def _noise_reasons(
+    ok: Sequence[RequestRecord], streams: Sequence[float], samples: Sequence[RequestSample]
+) -> list[str]:
     reasons: list[str] = []
     if len(ok) < MIN_SUCCESSFUL_REQUESTS:
         reasons.append(f"only {len(ok)} successful requests (< {MIN_SUCCESSFUL_REQUESTS})")
@@ -170,7 +168,64 @@ def summarize(
             reasons.append(
                 f"per-stream tokens/s varies widely (coefficient of variation {cv:.2f} > {MAX_STREAM_CV})"
             )
+    reasons.extend(stall_reasons(samples))
+    return reasons
 
+
+def _speedup(
+    output_tps: float,
+    samples: Sequence[RequestSample],
+    concurrency: int,
+    baseline: ConfigMetrics | None,
+    baseline_samples: Sequence[RequestSample] | None,
+) -> tuple[float, float, float]:
+    """(speedup, CI low, CI high) against the baseline at the same concurrency."""
+    if baseline is None:
+        return NAN, NAN, NAN
+    if concurrency and baseline.concurrency and concurrency != baseline.concurrency:
+        raise ValueError(
+            f"baseline measured at concurrency {baseline.concurrency}, "
+            f"these records at {concurrency}"
+        )
+    base = baseline.output_tokens_per_s
+    if not (math.isfinite(base) and base > 0 and math.isfinite(output_tps)):
+        return NAN, NAN, NAN
+    low, high = speedup_interval(samples, baseline_samples or [])
+    return output_tps / base, low, high
+
+
+def summarize(
+    records: Sequence[RequestRecord],
+    baseline: ConfigMetrics | None = None,
+    *,
+    baseline_samples: Sequence[RequestSample] | None = None,
+) -> ConfigMetrics:
+    """Summarise one (configuration, concurrency) load; see the module docstring.
+
+    ``baseline_samples`` (``window_samples`` of the baseline's records, or per-prompt
+    sums of them) give the speedup its confidence interval.
+    """
+    ok = [r for r in records if r.ok]
+    concurrencies = {r.concurrency for r in records if r.concurrency}
+    if len(concurrencies) > 1:
+        raise ValueError(
+            f"summarize() needs the records of one concurrency, got {sorted(concurrencies)}"
+        )
+    concurrency = concurrencies.pop() if concurrencies else 0
+
+    completion = sum(r.completion_tokens for r in ok)
+    tau, tau_p10, tau_p50, tau_p90, verify_total = _tau(ok)
+    samples = window_samples(ok)
+    output_tps = steady_throughput(samples, max(1, concurrency))
+    streams = [s for r in ok if (s := r.output_tokens_per_s) is not None]
+    per_stream = float(np.mean(streams)) if streams else NAN
+    speedup, ci_low, ci_high = _speedup(
+        output_tps, samples, concurrency, baseline, baseline_samples
+    )
+    ttft = _percentiles([r.ttft_ms for r in ok if r.ttft_ms is not None], (50, 90, 99))
+    itl = _percentiles([x for r in ok for x in r.itl_ms], (50, 90, 99))
+    (e2e_p50,) = _percentiles([r.e2e_ms for r in ok if r.e2e_ms is not None], (50,))
+    reasons = _noise_reasons(ok, streams, samples)
     return ConfigMetrics(
         tau=tau,
         tau_p10=tau_p10,
@@ -179,6 +234,8 @@ def summarize(
         output_tokens_per_s=output_tps,
         per_stream_tokens_per_s=per_stream,
         speedup=speedup,
+        speedup_ci_low=ci_low,
+        speedup_ci_high=ci_high,
         ttft_ms_p50=ttft[0],
         ttft_ms_p90=ttft[1],
         ttft_ms_p99=ttft[2],
@@ -197,4 +254,10 @@ def summarize(
     )
 
 
-__all__ = ["MAX_STREAM_CV", "MIN_SUCCESSFUL_REQUESTS", "ConfigMetrics", "summarize"]
+__all__ = [
+    "MAX_STREAM_CV",
+    "MIN_SUCCESSFUL_REQUESTS",
+    "ConfigMetrics",
+    "summarize",
+    "window_samples",
+]

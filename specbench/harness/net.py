@@ -37,6 +37,18 @@ def check_port_free(host: str, port: int) -> None:
         raise BadInputError(f"port {port} is already in use on {host}")
 
 
+def is_local_address(host: str) -> bool:
+    """Whether ``host`` is an address of this machine (a server there can be checked
+    and reached through it); False for another node, e.g. one ``srun`` runs on."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind((host, 0))
+        except OSError:
+            return False
+    return True
+
+
 def free_port(host: str = "127.0.0.1") -> int:
     """A port the OS says is free now (another process could still take it first)."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -85,4 +97,11 @@ def fetch_server_info(
     raise ServerError(f"the server at {endpoint} has no server-info endpoint ({last})")
 
 
-__all__ = ["check_port_free", "fetch_server_info", "free_port", "http_call", "port_in_use"]
+__all__ = [
+    "check_port_free",
+    "fetch_server_info",
+    "free_port",
+    "http_call",
+    "is_local_address",
+    "port_in_use",
+]

@@ -29,7 +29,13 @@ from specbench.errors import BadInputError, ServerError
 from specbench.harness.backend import Backend, LoadSpec, ProgressCallback, Session
 from specbench.harness.engine import Deployment, EngineAdapter, TargetLike
 from specbench.harness.loadgen import run_closed_loop
-from specbench.harness.net import check_port_free, fetch_server_info, free_port, http_call
+from specbench.harness.net import (
+    check_port_free,
+    fetch_server_info,
+    free_port,
+    http_call,
+    is_local_address,
+)
 from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
 from specbench.harness.sglang import SGLANG
 from specbench.rundir.records import RequestRecord
@@ -178,6 +184,8 @@ class ServerBackend(Backend):
         port: int | None = None,
         env: Mapping[str, str] | None = None,
         grace_s: float = DEFAULT_GRACE_S,
+        max_batch: int | None = None,
+        config_check: bool = True,
     ) -> None:
         if ready_timeout_s <= 0:
             raise BadInputError(f"ready timeout must be > 0 s (got {ready_timeout_s:g})")
@@ -197,6 +205,12 @@ class ServerBackend(Backend):
         self.port = port
         self.env = dict(env) if env is not None else None
         self.grace_s = grace_s
+        #: Every launched server is sized for this batch (the sweep's highest concurrency).
+        self.max_batch = max_batch
+        #: Compare each launched server's /server_info with what was asked for.
+        self.config_check = config_check
+        #: Seconds each launched server took to become ready, in launch order.
+        self.launch_times_s: list[float] = []
         #: True when the server is ``specbench serve-sim``: known up front when the launch
         #: command runs it, otherwise learned from the server info it reports.
         self.simulated = launch_cmd is not None and "serve-sim" in launch_cmd
@@ -254,19 +268,22 @@ class ServerBackend(Backend):
             )
         yield HttpSession(self.endpoint, config, simulated=self.simulated, engine=self.engine)
 
+    def _port(self) -> int:
+        """The port to launch on; checked only where this machine can check it (a server
+        on another node, ``--host node17``, is reached there, not bound here)."""
+        local = is_local_address(self.host) or self.host in ("0.0.0.0", "::", "")
+        if self.port is not None:
+            if local:
+                check_port_free(self.host, self.port)
+            return self.port
+        return free_port(self.host if local else "127.0.0.1")
+
     @contextlib.contextmanager
     def _launch(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
-        if self.port is not None:
-            check_port_free(self.host, self.port)
-            port = self.port
-        else:
-            port = free_port(self.host)
+        port = self._port()
+        deployment = Deployment.of(self.target, tp=self.tp, max_batch=self.max_batch)
         launch_args = self.engine.launch_args(
-            Deployment.of(self.target, tp=self.tp),
-            config,
-            host=self.host,
-            port=port,
-            server_args=self.server_args,
+            deployment, config, host=self.host, port=port, server_args=self.server_args
         )
         argv = compose_launch(self.launch_cmd, launch_args, self.engine)
         connect_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
@@ -278,14 +295,11 @@ class ServerBackend(Backend):
             # Started inside the ``try`` so that an interrupt landing right after the
             # start still reaches the ``finally`` that stops the group.
             self._live.append(proc)
+            started = time.monotonic()
             proc.start()
             wait_until_ready(endpoint, proc, self.ready_timeout_s, self.engine.ready_path)
-            info: dict[str, Any] | None = None
-            with contextlib.suppress(ServerError):
-                info = fetch_server_info(endpoint, self.engine.server_info_paths)
-            if info is not None:
-                self._note_info(info)
-                _check_launched_config(self.engine, info, config, self.server_args)
+            self.launch_times_s.append(time.monotonic() - started)
+            self._check_launched(endpoint, deployment, config)
             yield HttpSession(
                 endpoint, config, process=proc, simulated=self.simulated, engine=self.engine
             )
@@ -294,35 +308,42 @@ class ServerBackend(Backend):
             with contextlib.suppress(ValueError):
                 self._live.remove(proc)
 
+    def _check_launched(
+        self, endpoint: str, deployment: Deployment, config: SpecConfig | None
+    ) -> None:
+        """Refuse to measure a server that is not the one asked for.
+
+        User ``--server-args`` come last on the command line and so override what
+        specbench sets; without this check every trial would silently measure the
+        overriding configuration under its own label. The check always runs unless
+        ``--no-config-check`` skips it (recorded in the manifest).
+        """
+        if not self.config_check:
+            with contextlib.suppress(ServerError):
+                self._note_info(fetch_server_info(endpoint, self.engine.server_info_paths))
+            return
+        try:
+            info = fetch_server_info(endpoint, self.engine.server_info_paths)
+        except ServerError as exc:
+            raise ServerError(
+                f"cannot check the launched server's configuration: {exc} "
+                "(--no-config-check skips the check)"
+            ) from None
+        self._note_info(info)
+        problems = self.engine.config_problems(info, deployment, config)
+        if problems:
+            hint = (
+                " (check --server-args: it overrides specbench's flags)" if self.server_args else ""
+            )
+            raise ServerError(
+                f"the launched server is not {_triple(config)} as asked: "
+                f"{'; '.join(problems)}{hint} (--no-config-check skips the check)"
+            )
+
     def close(self) -> None:
         for proc in list(self._live):
             proc.stop()
         self._live.clear()
-
-
-def _check_launched_config(
-    engine: EngineAdapter,
-    info: Mapping[str, Any],
-    config: SpecConfig | None,
-    server_args: Sequence[str],
-) -> None:
-    """Refuse to measure a server that runs another tree than the one asked for.
-
-    User ``--server-args`` come last on the command line and so override the
-    speculative flags specbench sets; without this check every trial would silently
-    measure the overriding configuration under its own label. A server whose info
-    lacks the speculative fields (not SGLang) is not judged.
-    """
-    if "speculative_algorithm" not in info:
-        return
-    try:
-        running = engine.config_from_server_info(info)
-    except ServerError:
-        return
-    if running == config:
-        return
-    hint = " (check --server-args: it overrides the speculative flags)" if server_args else ""
-    raise ServerError(f"the launched server runs {_triple(running)}, not {_triple(config)}{hint}")
 
 
 def wait_until_ready(

@@ -14,6 +14,11 @@ from typing import Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
+from specbench.harness.sglang_server_state import (
+    ExpectedServer,
+    equal_launch_terms,
+    launched_config_problems,
+)
 from specbench.spec_config import SpecConfig, invalid_reason
 
 
@@ -78,6 +83,8 @@ class SglangAdapter(EngineAdapter):
             args += ["--ep-size", str(deployment.ep)]
         if config is not None:
             args += self.speculative_flags(deployment, config)
+        if deployment.max_batch is not None:
+            args += equal_launch_terms(deployment.max_batch)
         args += list(deployment.extra_args)
         args += list(server_args)
         return args
@@ -96,6 +103,8 @@ class SglangAdapter(EngineAdapter):
         parser.add_argument("--speculative-num-steps", dest="num_steps", type=int)
         parser.add_argument("--speculative-eagle-topk", dest="topk", type=int)
         parser.add_argument("--speculative-num-draft-tokens", dest="num_draft_tokens", type=int)
+        parser.add_argument("--max-running-requests", dest="max_running_requests", type=int)
+        parser.add_argument("--cuda-graph-max-bs", dest="cuda_graph_max_bs", type=int)
         known, ignored = parser.parse_known_args(list(args))
         return LaunchArgs(**vars(known), ignored=ignored)
 
@@ -117,6 +126,18 @@ class SglangAdapter(EngineAdapter):
                 "speculative_eagle_topk/speculative_num_draft_tokens"
             ) from None
 
+    def config_problems(
+        self, info: Mapping[str, Any], deployment: Deployment, config: SpecConfig | None
+    ) -> list[str]:
+        expected = ExpectedServer(
+            config,
+            algorithm=deployment.algorithm if config is not None else None,
+            draft_model_path=deployment.draft_model_path if config is not None else None,
+            max_running_requests=deployment.max_batch,
+            cuda_graph_max_bs=deployment.max_batch,
+        )
+        return launched_config_problems(info, expected)
+
     def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:
         """``meta_info`` of the last chunk: current SGLang sends the speculative counters
         only with the finishing chunk, older releases with every chunk. An abort arrives
@@ -131,7 +152,11 @@ class SglangAdapter(EngineAdapter):
         if isinstance(reason, dict) and reason.get("type") == "abort":
             message = reason.get("message")
             aborted = f"aborted by the server: {message}" if message else "aborted by the server"
+        # tokenizer_manager.py sets e2e_latency (seconds, arrival to finish) on the
+        # finishing chunk.
+        e2e_s = _number(meta.get("e2e_latency"))
         return RequestStats(
+            server_e2e_ms=e2e_s * 1000.0 if e2e_s is not None and e2e_s >= 0 else None,
             completion_tokens=int(completion) if completion is not None else None,
             prompt_tokens=prompt,
             spec_verify_ct=int(verify) if verify is not None else None,

@@ -181,7 +181,8 @@ class SimSession(Session):
         }
         warmup = load.warmup_prompts()
         if warmup:
-            run_closed_loop_sim(self._engine, warmup, id_prefix=f"{prefix}-warmup", **common)
+            warm = {**common, "max_new_tokens": load.warmup_tokens}
+            run_closed_loop_sim(self._engine, warmup, id_prefix=f"{prefix}-warmup", **warm)
         records = run_closed_loop_sim(
             self._engine, load.request_prompts(), id_prefix=prefix, progress=progress, **common
         )

@@ -129,6 +129,9 @@ class TargetPreset:
     acceptance: tuple[tuple[str, DomainAcceptance], ...]
     #: (tp, ep) layouts the model is commonly served with, default first; ep None = no EP.
     parallel_options: tuple[tuple[int, int | None], ...] = ()
+    #: The model's ``architectures[0]`` (config.json): SGLang picks its automatic
+    #: speculative configuration by it (and by its own version).
+    architecture: str | None = None
 
     def domain_acceptance(self, domain: str) -> DomainAcceptance:
         for name, params in self.acceptance:
@@ -275,4 +278,5 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         overheads=overheads,
         acceptance=parse_acceptance(path, acc),
         parallel_options=tuple(options),
+        architecture=get_str(path, data, "architecture") if "architecture" in data else None,
     )

@@ -12,6 +12,7 @@ Layout::
     <run>/requests.jsonl   every measured request (header line carries schema_version)
     <run>/study.journal    Optuna journal storage (embedded default)
     <run>/logs/            server logs, one per configuration
+    <run>/server_info/     each server's version and speculative/serving arguments
     <run>/report.html      rendered by `specbench report`
 """
 
@@ -32,11 +33,15 @@ from specbench.schema import SCHEMA_VERSION, read_json, require, write_json, wri
 
 MANIFEST_KIND = "specbench.manifest"
 RESULTS_KIND = "specbench.results"
+SERVER_INFO_KIND = "specbench.server_info"
 
 #: Trial states as stored (Optuna's names, lower case).
 STATE_COMPLETE = "complete"
 STATE_FAILED = "failed"
 STATE_RUNNING = "running"
+#: Loads of a configuration not measured because its first load was clearly worse than
+#: the best (Optuna pruning semantics; the reason is in ``prune_reason``).
+STATE_PRUNED = "pruned"
 
 #: Columns of trials.csv and of results.json "trials", in order. One row per
 #: (trial, concurrency); baseline rows have config_key "baseline", trial_number -1 and
@@ -49,15 +54,19 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "topk",
     "num_draft_tokens",
     "concurrency",
-    "state",  # complete | failed | running
+    "state",  # complete | failed | running | pruned
     "source",  # model-prior | card | sglang-auto | tpe | gp | grid | fixed | baseline | endpoint
     "tau",  # sum(completion_tokens) / sum(spec_verify_ct); NaN for baseline
     "tau_p10",  # percentiles of the per-request tau distribution
     "tau_p50",
     "tau_p90",
+    "tau_source",  # per_request | server_average | unavailable; empty for the baseline
+    "tau_server",  # the server's own avg_spec_accept_length after the load, when reported
     "output_tokens_per_s",  # aggregate over all streams (wall-clock window)
     "per_stream_tokens_per_s",  # mean decode speed of one stream
     "speedup",  # output_tokens_per_s / baseline's at the same concurrency and prompts
+    "speedup_ci_low",  # 95% bootstrap interval of the speedup (paired by prompt); NaN if unknown
+    "speedup_ci_high",
     "ttft_ms_p50",
     "ttft_ms_p90",
     "ttft_ms_p99",
@@ -71,6 +80,8 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "spec_verify_ct",
     "noisy",  # True when the spread of per-request speed is wide (pyperf-style warning)
     "noise_reason",  # why it is flagged noisy, in words; empty otherwise
+    "remeasured",  # times this load was measured again because it was flagged noisy
+    "prune_reason",  # why the higher loads were not measured (state pruned), empty otherwise
     "predicted_tau",  # the performance model's prediction, when the model was used
     "predicted_speedup",
     "simulated",
@@ -80,7 +91,14 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "log_tail",  # last lines of the server log for failed trials
 )
 
-_INT_COLUMNS = ("trial_number", "num_steps", "topk", "num_draft_tokens", "concurrency")
+_INT_COLUMNS = (
+    "trial_number",
+    "num_steps",
+    "topk",
+    "num_draft_tokens",
+    "concurrency",
+    "remeasured",
+)
 _BOOL_COLUMNS = ("noisy", "simulated")
 _TEXT_COLUMNS = (
     "schema_version",
@@ -91,6 +109,8 @@ _TEXT_COLUMNS = (
     "error",
     "log_tail",
     "noise_reason",
+    "tau_source",
+    "prune_reason",
 )
 _FLOAT_COLUMNS = tuple(
     c for c in TRIAL_COLUMNS if c not in _INT_COLUMNS + _BOOL_COLUMNS + _TEXT_COLUMNS
@@ -286,6 +306,14 @@ class RunDirectory:
     def report_path(self) -> Path:
         return self.path / "report.html"
 
+    @property
+    def server_info_dir(self) -> Path:
+        return self.path / "server_info"
+
+    def server_info_path(self, name: str) -> Path:
+        """server_info/<name>.json: one server's version and resolved arguments."""
+        return self.server_info_dir / f"{name}.json"
+
     def exists(self) -> bool:
         return self.manifest_path.exists()
 
@@ -297,6 +325,11 @@ class RunDirectory:
         frame = normalise_trials(rows)
         write_text_atomic(self.trials_path, frame.to_csv(index=False))
         return frame
+
+    def write_server_info(self, name: str, info: Mapping[str, Any]) -> None:
+        """What one server said about itself (kept small by the caller)."""
+        self.server_info_dir.mkdir(parents=True, exist_ok=True)
+        write_json(self.server_info_path(name), {"kind": SERVER_INFO_KIND, **info})
 
     def write_results(self, results: Mapping[str, Any]) -> None:
         """results.json: best, break_even, baseline and every trial row (see read_results)."""
@@ -347,8 +380,10 @@ class RunDirectory:
 __all__ = [
     "MANIFEST_KIND",
     "RESULTS_KIND",
+    "SERVER_INFO_KIND",
     "STATE_COMPLETE",
     "STATE_FAILED",
+    "STATE_PRUNED",
     "STATE_RUNNING",
     "TRIAL_COLUMNS",
     "Manifest",

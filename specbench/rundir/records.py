@@ -40,6 +40,11 @@ class RequestRecord:
     concurrency: int = 0
     simulated: bool = False
     started_at: float | None = None
+    #: Time spent waiting for a connection (client pool + TCP connect), kept out of the
+    #: measurement window; None when not measured (the simulator, older records).
+    connect_ms: float | None = None
+    #: The server's own arrival-to-finish time (SGLang meta_info.e2e_latency), when sent.
+    server_e2e_ms: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -111,6 +116,8 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "concurrency": (int,),
     "simulated": (bool,),
     "started_at": (int, float),
+    "connect_ms": (int, float),
+    "server_e2e_ms": (int, float),
 }
 _NULLABLE = frozenset(
     {
@@ -121,6 +128,8 @@ _NULLABLE = frozenset(
         "error",
         "trial_number",
         "started_at",
+        "connect_ms",
+        "server_e2e_ms",
     }
 )
 

@@ -65,9 +65,13 @@ class TrialRow:
     tau_p10: float | None = None
     tau_p50: float | None = None
     tau_p90: float | None = None
+    tau_source: str | None = None
+    tau_server: float | None = None
     output_tokens_per_s: float | None = None
     per_stream_tokens_per_s: float | None = None
     speedup: float | None = None
+    speedup_ci_low: float | None = None
+    speedup_ci_high: float | None = None
     ttft_ms_p50: float | None = None
     ttft_ms_p90: float | None = None
     ttft_ms_p99: float | None = None
@@ -81,6 +85,8 @@ class TrialRow:
     spec_verify_ct: int | None = None
     noisy: bool | None = None
     noise_reason: str | None = None
+    remeasured: int | None = None
+    prune_reason: str | None = None
     predicted_tau: float | None = None
     predicted_speedup: float | None = None
     simulated: bool | None = None

@@ -124,4 +124,7 @@ def resolve_options(
         seed=seed,
         startup_delay_s=startup_delay_s,
         tp=tp,
+        max_running_requests=sg.max_running_requests if sg is not None else None,
+        cuda_graph_max_bs=sg.cuda_graph_max_bs if sg is not None else None,
+        draft_model_path=sg.draft_model_path if sg is not None else None,
     )

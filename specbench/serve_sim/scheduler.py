@@ -95,6 +95,11 @@ class SimServerOptions:
     #: Seconds /health_generate answers 503 before turning ready (exercises the waiter).
     startup_delay_s: float = 0.0
     tp: int | None = None
+    #: SGLang's batch limits as launched (reported back, never enforced by the sim).
+    max_running_requests: int | None = None
+    cuda_graph_max_bs: int | None = None
+    #: The draft it was launched with (None: the target's own).
+    draft_model_path: str | None = None
 
 
 @dataclass
@@ -270,11 +275,15 @@ class SimServer:
             "port": self.options.port,
             "tp_size": tp,
             "speculative_algorithm": target.algorithm if cfg is not None else None,
-            "speculative_draft_model_path": target.draft_model_path if cfg is not None else None,
+            "speculative_draft_model_path": (
+                (self.options.draft_model_path or target.draft_model_path) if cfg else None
+            ),
             "speculative_num_steps": cfg.num_steps if cfg else None,
             "speculative_eagle_topk": cfg.topk if cfg else None,
             "speculative_num_draft_tokens": cfg.num_draft_tokens if cfg else None,
             "internal_states": [internal],
+            "max_running_requests": self.options.max_running_requests,
+            "cuda_graph_max_bs": self.options.cuda_graph_max_bs,
             "version": f"specbench-serve-sim {__version__}",
             "specbench_simulated": True,
             "specbench_target": target.name,

@@ -15,6 +15,7 @@ import optuna
 from specbench.errors import RunFailedError, ServerError
 from specbench.rundir.layout import STATE_COMPLETE
 from specbench.rundir.trials import TrialRow, jsonable
+from specbench.sweeps.comparison import store_baseline_samples
 from specbench.sweeps.measure import measure_loads
 from specbench.sweeps.setup import SweepContext
 from specbench.sweeps.storage import (
@@ -47,7 +48,7 @@ def ensure_baseline(ctx: SweepContext) -> None:
     log = ctx.run_dir.logs_dir / "baseline.log"
     started = time.monotonic()
     try:
-        metric_rows = measure_loads(
+        measured = measure_loads(
             ctx, backend or ctx.backend, None, -1, "baseline (no speculation)", log
         )
     except ServerError as exc:
@@ -58,7 +59,8 @@ def ensure_baseline(ctx: SweepContext) -> None:
         ) from None
     duration = time.monotonic() - started
     rows = [
-        _baseline_row(ctx, metrics, duration / max(len(metric_rows), 1)) for metrics in metric_rows
+        _baseline_row(ctx, metrics, duration / max(len(measured.rows), 1))
+        for metrics in measured.rows
     ]
     for row in rows:
         if not row.get("output_tokens_per_s") or not row.get("num_requests"):
@@ -66,6 +68,7 @@ def ensure_baseline(ctx: SweepContext) -> None:
                 f"the baseline (no speculation) produced no successful request at concurrency "
                 f"{row['concurrency']}; see {log}"
             )
+    store_baseline_samples(study, measured.samples)
     latest = baseline_rows(study)  # another worker may have stored it meanwhile
     merged = {**{int(r["concurrency"]): r for r in rows}, **latest}
     study.set_user_attr(STUDY_BASELINE, [jsonable(merged[c]) for c in sorted(merged)])
@@ -79,6 +82,8 @@ def _baseline_row(ctx: SweepContext, metrics: dict[str, Any], duration_s: float)
             "state": STATE_COMPLETE,
             "source": "baseline",
             "speedup": 1.0,
+            "speedup_ci_low": 1.0,
+            "speedup_ci_high": 1.0,
             "predicted_speedup": 1.0,
             "simulated": ctx.simulated,
             "worker": ctx.worker,

@@ -54,11 +54,13 @@ class WallTimeEstimate:
     measure_s: float
     #: "estimate" (the --launch-time-estimate value) or "measured" (a real launch).
     launch_source: str
+    #: Whether the baseline's server is still to be started.
+    with_baseline: bool = True
 
     @property
     def servers(self) -> int:
-        """Servers started: one per trial plus the baseline."""
-        return self.trials + 1
+        """Servers started: one per trial, plus the baseline's."""
+        return self.trials + int(self.with_baseline)
 
     @property
     def total_s(self) -> float:
@@ -66,10 +68,12 @@ class WallTimeEstimate:
 
     def describe(self) -> str:
         launch = f"{format_duration(self.launch_s)} launch ({self.launch_source})"
+        parts = (
+            f"{self.trials} trials + baseline" if self.with_baseline else f"{self.trials} trials"
+        )
         return (
             f"estimated wall time {format_duration(self.total_s)}: {self.servers} servers "
-            f"({self.trials} trials + baseline) x ({launch} + {format_duration(self.measure_s)} "
-            "measuring)"
+            f"({parts}) x ({launch} + {format_duration(self.measure_s)} measuring)"
         )
 
 
@@ -79,12 +83,13 @@ def estimate_wall_time(
     *,
     launch_s: float = DEFAULT_LAUNCH_TIME_S,
     launch_source: str = "estimate",
+    with_baseline: bool = True,
 ) -> WallTimeEstimate:
-    """``trials x (launch + measure)`` plus the baseline server."""
+    """``trials x (launch + measure)``, plus the baseline's server unless it has run."""
     if trials < 0:
         raise ValueError(f"trials must be >= 0 (got {trials})")
     measure = sum(load.seconds() for load in loads)
-    return WallTimeEstimate(trials, launch_s, measure, launch_source)
+    return WallTimeEstimate(trials, launch_s, measure, launch_source, with_baseline)
 
 
 def format_duration(seconds: float) -> str:

@@ -3,17 +3,27 @@
 from __future__ import annotations
 
 import contextlib
+import math
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from specbench.errors import ServerError
-from specbench.harness.backend import Backend, LoadSpec
-from specbench.harness.metrics import summarize
-from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED
+from specbench.harness.backend import Backend, LoadSpec, Session
+from specbench.harness.metrics import summarize, window_samples
+from specbench.harness.sglang_server_state import (
+    resolve_tau,
+    server_avg_accept_length,
+    trim_server_info,
+)
+from specbench.harness.window import RequestSample, speedup_interval
+from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED, STATE_PRUNED
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.spec_config import SpecConfig, config_key
+from specbench.sweeps.budget import Interval, prune_reason
+from specbench.sweeps.comparison import baseline_samples, measured_intervals
 from specbench.sweeps.options import requests_per_load
 from specbench.sweeps.search import ConfigSearch, Proposal
 from specbench.sweeps.setup import SweepContext, locked
@@ -23,6 +33,17 @@ from specbench.sweeps.storage import baseline_rows
 LOG_TAIL_CHARS = 4000
 
 
+@dataclass
+class MeasuredLoads:
+    """One server's loads: a metric row per measured concurrency, and what was skipped."""
+
+    rows: list[dict[str, Any]] = field(default_factory=list)
+    #: Window samples per concurrency (the baseline stores them for later intervals).
+    samples: dict[int, list[RequestSample]] = field(default_factory=dict)
+    #: Why the higher concurrencies were not measured; empty when all were.
+    prune_reason: str = ""
+
+
 def measure_loads(
     ctx: SweepContext,
     backend: Backend,
@@ -30,28 +51,95 @@ def measure_loads(
     trial_number: int,
     label: str,
     log_path: Path,
-) -> list[dict[str, Any]]:
-    """Run every concurrency on one server; one metric row per concurrency."""
-    rows: list[dict[str, Any]] = []
+) -> MeasuredLoads:
+    """Run every concurrency on one server (lowest first), stopping early when pruned."""
+    out = MeasuredLoads()
+    name = "baseline" if config is None else f"trial-{trial_number:04d}-{config.key}"
+    against = {} if config is None else baseline_samples(ctx.study)
     ctx.progress.phase(f"starting {label}")
     with backend.session(config, log_path=log_path) as session:
         for index, concurrency in enumerate(ctx.concurrencies):
             if index:
                 session.flush_cache()
-            load = LoadSpec(
-                concurrency=concurrency,
-                prompts=ctx.prompts,
-                max_new_tokens=ctx.options.max_new_tokens,
-                num_requests=requests_per_load(len(ctx.prompts), concurrency),
-            )
-            ctx.progress.trial(f"{label} @ concurrency {concurrency}", load.total_requests)
-            records = session.run(load, progress=ctx.progress.requests)
-            _store_requests(ctx, records, trial_number, config_key(config), concurrency)
-            row = dict(summarize(records).as_row())
-            row["concurrency"] = concurrency
-            rows.append(row)
+            total = requests_per_load(len(ctx.prompts), concurrency)
+            ctx.progress.trial(f"{label} @ concurrency {concurrency}", total)
+            row, samples = _measure_load(ctx, session, config, trial_number, concurrency, label)
+            low, high = speedup_interval(samples, against.get(concurrency, []))
+            row.update(speedup_ci_low=low, speedup_ci_high=high)
+            info = _server_info(session)
+            if index == 0:
+                ctx.run_dir.write_server_info(name, trim_server_info(info))
+            _resolve_tau(row, config, server_avg_accept_length(info))
+            out.rows.append(row)
+            out.samples[concurrency] = samples
+            if config is not None and index == 0 and index + 1 < len(ctx.concurrencies):
+                out.prune_reason = _prune_reason(ctx, row, concurrency) or ""
+                if out.prune_reason:
+                    break
     _note_simulated(ctx, backend)
-    return rows
+    return out
+
+
+def _measure_load(
+    ctx: SweepContext,
+    session: Session,
+    config: SpecConfig | None,
+    trial_number: int,
+    concurrency: int,
+    label: str,
+) -> tuple[dict[str, Any], list[RequestSample]]:
+    """One load, measured again (up to ``--repeats`` times) while it is flagged noisy."""
+    load = LoadSpec(
+        concurrency=concurrency,
+        prompts=ctx.prompts,
+        max_new_tokens=ctx.options.max_new_tokens,
+        num_requests=requests_per_load(len(ctx.prompts), concurrency),
+    )
+    attempt = 0
+    while True:
+        records = session.run(load, progress=ctx.progress.requests)
+        metrics = summarize(records)
+        if not metrics.noisy or attempt >= ctx.options.repeats:
+            break
+        attempt += 1
+        ctx.progress.note(
+            f"{label} @ concurrency {concurrency} flagged ({metrics.noise_reason}): "
+            f"measuring it again ({attempt} of {ctx.options.repeats})"
+        )
+        session.flush_cache()
+    _store_requests(ctx, records, trial_number, config_key(config), concurrency)
+    row = dict(metrics.as_row())
+    row.update(concurrency=concurrency, remeasured=attempt)
+    return row, window_samples(records)
+
+
+def _server_info(session: Session) -> dict[str, Any]:
+    """The server's own description, or {} when it cannot give one right now."""
+    try:
+        return dict(session.server_info())
+    except ServerError:
+        return {}
+
+
+def _resolve_tau(row: dict[str, Any], config: SpecConfig | None, server_tau: float | None) -> None:
+    """tau, its source and the server's own average; disagreements flag the row."""
+    resolved = resolve_tau(float(row.get("tau", math.nan)), server_tau, config)
+    row.update(tau=resolved.tau, tau_source=resolved.source, tau_server=resolved.server_tau)
+    if resolved.problems:
+        reasons = [r for r in (row.get("noise_reason") or "", *resolved.problems) if r]
+        row.update(noisy=True, noise_reason="; ".join(reasons))
+
+
+def _prune_reason(ctx: SweepContext, row: dict[str, Any], concurrency: int) -> str | None:
+    """Why this configuration's higher loads are not worth measuring (None: they are)."""
+    if not ctx.options.prune:
+        return None
+    base = baseline_rows(ctx.study).get(concurrency) or {}
+    value = speedup(row.get("output_tokens_per_s"), base.get("output_tokens_per_s"))
+    if value is None:
+        return None
+    mine = Interval(value, float(row["speedup_ci_low"]), float(row["speedup_ci_high"]))
+    return prune_reason(mine, measured_intervals(ctx.study, concurrency), concurrency)
 
 
 def _store_requests(
@@ -100,7 +188,7 @@ def run_trial(search: ConfigSearch, proposal: Proposal, ctx: SweepContext) -> No
     baseline = baseline_rows(search.study)
     started = time.monotonic()
     try:
-        metric_rows = measure_loads(ctx, ctx.backend, config, proposal.number, label, log_path)
+        measured = measure_loads(ctx, ctx.backend, config, proposal.number, label, log_path)
     except KeyboardInterrupt:
         with contextlib.suppress(Exception):
             search.fail(proposal, "interrupted (Ctrl-C or SIGTERM)", interrupted=True)
@@ -114,7 +202,7 @@ def run_trial(search: ConfigSearch, proposal: Proposal, ctx: SweepContext) -> No
         raise
     duration = time.monotonic() - started
     rows: list[dict[str, Any]] = []
-    for metrics in metric_rows:
+    for metrics in measured.rows:
         concurrency = int(metrics["concurrency"])
         row = trial_row(ctx, proposal, concurrency)
         row.update(metrics)
@@ -123,13 +211,26 @@ def run_trial(search: ConfigSearch, proposal: Proposal, ctx: SweepContext) -> No
         row.update(
             {
                 "state": STATE_COMPLETE,
-                "duration_s": duration / len(metric_rows),
+                "duration_s": duration / len(measured.rows),
                 "error": "",
                 "log_tail": "",
             }
         )
         rows.append(row.as_dict())
-    _tell(search, proposal, ctx, rows)
+    if measured.prune_reason:
+        done = {int(r["concurrency"]) for r in rows}
+        for concurrency in ctx.concurrencies:
+            if concurrency not in done:
+                pruned = trial_row(
+                    ctx,
+                    proposal,
+                    concurrency,
+                    state=STATE_PRUNED,
+                    prune_reason=measured.prune_reason,
+                )
+                rows.append(pruned.as_dict())
+        ctx.progress.note(f"trial {proposal.number} {config.key}: {measured.prune_reason}")
+    _tell(search, proposal, ctx, rows, measured.prune_reason)
 
 
 def _fail(
@@ -148,7 +249,11 @@ def _fail(
 
 
 def _tell(
-    search: ConfigSearch, proposal: Proposal, ctx: SweepContext, rows: list[dict[str, Any]]
+    search: ConfigSearch,
+    proposal: Proposal,
+    ctx: SweepContext,
+    rows: list[dict[str, Any]],
+    pruned: str = "",
 ) -> None:
     """Complete the trial with its objective at the primary concurrency, or fail it when
     that concurrency gave nothing usable."""
@@ -163,4 +268,7 @@ def _tell(
         search.fail(proposal, error, rows=rows)
         ctx.progress.note(f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {error}")
         return
-    search.complete(proposal, float(value), rows)
+    if pruned:
+        search.prune(proposal, float(value), rows, pruned)
+    else:
+        search.complete(proposal, float(value), rows)

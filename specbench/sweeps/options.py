@@ -16,6 +16,7 @@ from specbench.harness.backend import Backend
 from specbench.harness.prompts import Prompt
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.spec_config import SpecConfig
+from specbench.sweeps.budget import DEFAULT_LAUNCH_TIME_S
 from specbench.sweeps.search import SAMPLERS, STRATEGIES
 
 DEFAULT_TARGET = "minimax-m2.7"
@@ -27,6 +28,12 @@ DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_PRIOR_TOP = 5
 #: Random proposals TPE makes after the enqueued ones before it starts modelling.
 EXTRA_STARTUP_TRIALS = 3
+#: Re-measurements of a load flagged noisy.
+DEFAULT_REPEATS = 1
+#: More re-measurements than this only hide a machine that is never quiet.
+MAX_REPEATS = 5
+#: SGLang's own tests allow up to an hour for a large model on H200.
+MAX_LAUNCH_TIME_S = 4 * 3600.0
 
 
 @dataclass
@@ -62,6 +69,17 @@ class SweepOptions:
     #: How far the simulated truth is from the model prior (0: the sim is the prior).
     sim_perturbation: float = 0.0
     prior_top: int = DEFAULT_PRIOR_TOP
+    #: Times a load flagged noisy (a stall, a wide spread) is measured again.
+    repeats: int = DEFAULT_REPEATS
+    #: Stop measuring a configuration's higher concurrencies once its first load is
+    #: clearly worse than the best; None: on for launched servers, off otherwise.
+    prune: bool | None = None
+    #: Skip comparing each launched server's /server_info with what was asked for.
+    no_config_check: bool = False
+    #: Address launched servers listen on and are reached at (another node for srun).
+    host: str = "127.0.0.1"
+    #: Seconds one server launch is expected to take, for the wall-time estimate.
+    launch_time_estimate_s: float = DEFAULT_LAUNCH_TIME_S
     #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
     backend_instance: Backend | None = None
 
@@ -130,6 +148,41 @@ def check_options(options: SweepOptions) -> None:
                 raise BadInputError(f"{flag} launches SGLang; it cannot be used with --backend sim")
     if options.sim_perturbation < 0:
         raise BadInputError("the simulated truth's perturbation must be >= 0")
+    if not 0 <= options.repeats <= MAX_REPEATS:
+        raise BadInputError(f"--repeats must be in 0..{MAX_REPEATS} (got {options.repeats})")
+    if not 0 < options.launch_time_estimate_s <= MAX_LAUNCH_TIME_S:
+        raise BadInputError(
+            f"--launch-time-estimate must be in (0, {MAX_LAUNCH_TIME_S:g}] s "
+            f"(got {options.launch_time_estimate_s:g})"
+        )
+    if not options.host.strip():
+        raise BadInputError("--host must not be empty")
+
+
+def check_auto_backend(options: SweepOptions, backend: str) -> None:
+    """``--backend auto`` that falls back to the simulator refuses SGLang-only options.
+
+    Silently running SIMULATED while the user asked to launch with their command, server
+    arguments or tensor parallelism would report numbers of a machine nobody asked for.
+    """
+    if options.backend != "auto" or backend != "sim" or options.backend_instance is not None:
+        return
+    ignored = [
+        flag
+        for flag, given in (
+            ("--launch-cmd", options.launch_cmd is not None),
+            ("--server-args", bool(options.server_args)),
+            ("--tp", options.tp is not None),
+            ("--host", options.host != "127.0.0.1"),
+        )
+        if given
+    ]
+    if ignored:
+        raise BadInputError(
+            f"--backend auto found no SGLang with a GPU here and would run SIMULATED, ignoring "
+            f"{', '.join(ignored)}; pass --backend sglang to launch SGLang, or --backend sim "
+            "to simulate on purpose"
+        )
 
 
 def sglang_available() -> bool:

@@ -21,6 +21,7 @@ from specbench.errors import RunFailedError, SpecbenchError
 from specbench.rundir.layout import STATE_COMPLETE, RunDirectory
 from specbench.spec_config import BASELINE_KEY
 from specbench.sweeps.baseline import ensure_baseline
+from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.measure import run_trial
 from specbench.sweeps.options import SweepOptions, check_options
 from specbench.sweeps.progress import NullProgress, SweepProgress
@@ -66,6 +67,7 @@ def run_sweep(
     interrupted = False
     try:
         ensure_baseline(ctx)
+        _note_measured_launch(ctx)
         measured_now = _measure(ctx)
     except KeyboardInterrupt:
         interrupted = True
@@ -120,6 +122,25 @@ def _measure(ctx: SweepContext) -> int:
         measured_now += 1
         ctx.progress.advance(min(search.measured_count(), total))
     return measured_now
+
+
+def _note_measured_launch(ctx: SweepContext) -> None:
+    """The wall-time estimate again, with the baseline server's real launch time."""
+    launched: list[float] = list(getattr(ctx.backend, "launch_times_s", None) or [])
+    if not launched or ctx.options.backend_instance is not None:
+        return
+    remaining = max(0, ctx.total_target - ctx.search.measured_count())
+    estimate = launch_estimate(
+        ctx.prior,
+        ctx.concurrencies,
+        len(ctx.prompts),
+        ctx.options.max_new_tokens,
+        remaining,
+        launch_s=launched[0],
+        launch_source="measured",
+        with_baseline=False,
+    )
+    ctx.progress.note(f"remaining: {estimate.describe()}")
 
 
 def _close_backends(ctx: SweepContext) -> None:

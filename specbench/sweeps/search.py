@@ -45,6 +45,7 @@ ATTR_ROWS = "rows"  # per-concurrency metric rows of a measured trial
 ATTR_REUSED = "reused_from"  # trial number whose measurement this trial reuses
 ATTR_SKIPPED = "skipped"  # why a trial measured nothing (duplicate in flight, unused)
 ATTR_LOG_TAIL = "log_tail"
+ATTR_PRUNED = "pruned"  # why the trial's higher loads were not measured
 
 #: Sources of enqueued configurations, in enqueue order.
 SOURCE_PRIOR = "model-prior"
@@ -113,7 +114,7 @@ def is_measurement(trial: FrozenTrial) -> bool:
     """
     if ATTR_REUSED in trial.user_attrs or ATTR_SKIPPED in trial.user_attrs:
         return False
-    if trial.state == TrialState.COMPLETE:
+    if trial.state == TrialState.COMPLETE or ATTR_PRUNED in trial.user_attrs:
         return ATTR_ROWS in trial.user_attrs
     if trial.state == TrialState.FAIL:
         return ATTR_ROWS in trial.user_attrs and not trial.user_attrs.get(ATTR_INTERRUPTED)
@@ -314,7 +315,8 @@ class ConfigSearch:
     def _reuse(self, trial: Trial, earlier: FrozenTrial) -> None:
         self.reused += 1
         trial.set_user_attr(ATTR_REUSED, earlier.number)
-        if earlier.state == TrialState.COMPLETE and earlier.value is not None:
+        measured = earlier.state == TrialState.COMPLETE or ATTR_PRUNED in earlier.user_attrs
+        if measured and earlier.value is not None:
             self.study.tell(trial, earlier.value)
         else:
             self.study.tell(trial, state=TrialState.FAIL)
@@ -323,6 +325,18 @@ class ConfigSearch:
     def complete(self, proposal: Proposal, value: float, rows: Sequence[dict[str, Any]]) -> None:
         proposal.trial.set_user_attr(ATTR_ROWS, [dict(r) for r in rows])
         self.study.tell(proposal.trial, value)
+
+    def prune(
+        self, proposal: Proposal, value: float, rows: Sequence[dict[str, Any]], reason: str
+    ) -> None:
+        """Stop a trial after its first load, Optuna-style: the objective (the first
+        load's value) is reported as step 0 and the trial told PRUNED, which keeps that
+        value as the trial's (optuna/study/_tell.py) for the sampler to learn from."""
+        trial = proposal.trial
+        trial.set_user_attr(ATTR_ROWS, [dict(r) for r in rows])
+        trial.set_user_attr(ATTR_PRUNED, reason)
+        trial.report(value, step=0)
+        self.study.tell(trial, state=TrialState.PRUNED)
 
     def fail(
         self,
@@ -347,6 +361,7 @@ class ConfigSearch:
 __all__ = [
     "ATTR_CONFIG",
     "ATTR_LOG_TAIL",
+    "ATTR_PRUNED",
     "ATTR_REUSED",
     "ATTR_ROWS",
     "ATTR_SKIPPED",

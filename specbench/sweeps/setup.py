@@ -8,6 +8,7 @@ first configurations. What it returns, ``SweepContext``, is all the later steps 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import fcntl
 import os
 import sys
@@ -38,9 +39,11 @@ from specbench.model import (
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import write_records
 from specbench.spec_config import SpecConfig
+from specbench.sweeps.launch_plan import launch_estimate, sglang_auto_config
 from specbench.sweeps.options import (
     DEFAULT_TRIALS,
     SweepOptions,
+    check_auto_backend,
     resolve_backend,
     select_prompts,
     startup_trials,
@@ -129,6 +132,11 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     space = parse_space(options.space)
     prompts, fingerprint = _workload(options, target)
     backend_name = resolve_backend(options)
+    check_auto_backend(options, backend_name)
+    launching = backend_name == "sglang" and options.endpoint is None
+    if options.prune is None:
+        # Pruning saves server launches; a simulated run costs nothing to finish.
+        options = dataclasses.replace(options, prune=launching)
     notes: list[str] = []
     hardware_spec = _hardware_spec(options, backend_name, notes)
     # An unset --tp means the target's own deployment (SGLang's --tp-size default for it),
@@ -151,6 +159,10 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         prior_hardware=prior_profile.name,
         sim_perturbation=options.sim_perturbation if backend_name == "sim" else None,
         num_prompts=len(prompts),
+        config_check="skipped (--no-config-check)" if options.no_config_check else "on",
+        repeats=options.repeats,
+        prune=options.prune,
+        sglang_auto_config=sglang_auto_config(target).key,
     )
     progress.phase("opening the run directory and the study")
     run_dir, study, prior_top, total = _open_run(options, manifest, strategy, space)
@@ -176,6 +188,16 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     )
     for line in [*notes, _banner(ctx, backends)]:
         progress.note(line)
+    if launching and options.backend_instance is None:
+        estimate = launch_estimate(
+            ctx.prior,
+            ctx.concurrencies,
+            len(prompts),
+            options.max_new_tokens,
+            total,
+            launch_s=options.launch_time_estimate_s,
+        )
+        progress.note(estimate.describe())
     recovered = fail_abandoned_trials(study)
     if recovered:
         progress.note(
@@ -228,7 +250,15 @@ def _backends(
         "ready_timeout_s": options.ready_timeout_s,
     }
     if options.endpoint is None:
-        return _Backends(ServerBackend(target, launch_cmd=options.launch_cmd, **common))
+        backend = ServerBackend(
+            target,
+            launch_cmd=options.launch_cmd,
+            host=options.host,
+            max_batch=max(options.concurrencies),
+            config_check=not options.no_config_check,
+            **common,
+        )
+        return _Backends(backend)
     info = _server_info(options.endpoint, "--endpoint")
     config = SGLANG.config_from_server_info(info)
     if config is None:
@@ -478,7 +508,14 @@ def _first_configs(
         return [Enqueued(c, "fixed") for c in ctx.options.configs]
     if ctx.strategy == "grid":
         return [Enqueued(c, "grid") for c in ctx.space.configs]
-    return prior_candidates(ctx.prior, ctx.target, ctx.space, ctx.primary, prior_top)
+    return prior_candidates(
+        ctx.prior,
+        ctx.target,
+        ctx.space,
+        ctx.primary,
+        prior_top,
+        auto=sglang_auto_config(ctx.target),
+    )
 
 
 def prior_candidates(
@@ -489,6 +526,7 @@ def prior_candidates(
     top: int,
     *,
     diverse: bool = True,
+    auto: SpecConfig | None = None,
 ) -> list[Enqueued]:
     """What the Optuna strategy measures first, in order: the model's best predicted
     configurations, the target card's flags, SGLang's auto default (the last two only
@@ -513,7 +551,8 @@ def prior_candidates(
             items.append(Enqueued(config, SOURCE_PRIOR))
             if len(items) == top:
                 break
-    for config, source in ((target.card_config, SOURCE_CARD), (target.auto_config, SOURCE_AUTO)):
+    auto = auto or target.auto_config
+    for config, source in ((target.card_config, SOURCE_CARD), (auto, SOURCE_AUTO)):
         if config in space:
             items.append(Enqueued(config, source))
     return items

@@ -43,3 +43,10 @@ def test_prune_only_when_clearly_worse() -> None:
     assert prune_reason(Interval(1.85, 1.7, 1.95), best, 1) is None
     assert prune_reason(Interval(1.2, math.nan, math.nan), best, 1) is None
     assert prune_reason(Interval(1.2, 1.1, 1.3), {}, 1) is None
+
+
+def test_estimate_after_the_baseline_counts_only_the_trials() -> None:
+    est = estimate_wall_time(4, [LoadCost(1, 4, 10, 10.0)], launch_s=60.0, with_baseline=False)
+    assert est.servers == 4
+    assert est.total_s == pytest.approx(4 * (60.0 + 4.0))
+    assert "4 servers (4 trials)" in est.describe()

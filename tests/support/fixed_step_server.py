@@ -5,7 +5,8 @@ Each step lasts ``--step-ms`` whatever the batch holds, and gives every running 
 ``c * tokens_per_step / step`` and a speculative server's speedup over a baseline one is
 the same at every concurrency. A measurement window that counts anything but the engine
 (connection setup, the listen backlog, client-side queueing) shows up as a speedup that
-drifts with concurrency. ``--backlog`` sets the listen backlog (the kernel's accept
+drifts with concurrency. The finishing chunk carries ``meta_info.e2e_latency`` (arrival
+to finish, seconds) as SGLang's tokenizer_manager.py does. ``--backlog`` sets the listen backlog (the kernel's accept
 queue); a small one makes a burst of new connections wait, as a busy SGLang front end
 does.
 
@@ -33,6 +34,7 @@ from aiohttp import web
 @dataclass
 class _Running:
     max_new_tokens: int
+    created: float = field(default_factory=time.perf_counter)
     out: asyncio.Queue[dict[str, Any] | None] = field(default_factory=asyncio.Queue)
     tokens: int = 0
     steps: int = 0
@@ -41,8 +43,11 @@ class _Running:
 class FixedStepEngine:
     """A batch that advances by one step every ``step_s`` seconds, whatever its size."""
 
-    def __init__(self, step_s: float, tokens_per_step: int, speculative: bool) -> None:
+    def __init__(
+        self, step_s: float, tokens_per_step: int, speculative: bool, stream_interval: int = 1
+    ) -> None:
         self.step_s = step_s
+        self.stream_interval = stream_interval
         self.tokens_per_step = tokens_per_step
         self.speculative = speculative
         self.running: dict[int, _Running] = {}
@@ -56,7 +61,9 @@ class FixedStepEngine:
         """Run steps on a fixed clock; requests that arrived join at the next step."""
         next_tick = time.perf_counter()
         while True:
-            next_tick += self.step_s
+            # Never shorter than a step: after a late wake-up (a busy machine) the clock
+            # restarts from now instead of catching up with back-to-back short steps.
+            next_tick = max(next_tick + self.step_s, time.perf_counter())
             await asyncio.sleep(max(0.0, next_tick - time.perf_counter()))
             self.running.update(self.waiting)
             self.waiting.clear()
@@ -67,13 +74,16 @@ class FixedStepEngine:
                 self.accepted_tokens += new
                 self.verify_steps += 1
                 done = req.tokens >= req.max_new_tokens
+                if not done and req.steps % self.stream_interval:
+                    continue
                 meta: dict[str, Any] = {"completion_tokens": req.tokens, "prompt_tokens": 8}
                 if done:
                     meta["finish_reason"] = {"type": "length", "length": req.max_new_tokens}
+                    meta["e2e_latency"] = time.perf_counter() - req.created
                     if self.speculative:
                         meta["spec_verify_ct"] = req.steps
                     del self.running[rid]
-                req.out.put_nowait({"text": "x" * req.tokens, "meta_info": meta})
+                req.out.put_nowait({"text": "x", "meta_info": meta})
                 if done:
                     req.out.put_nowait(None)
             self.steps += 1
@@ -140,7 +150,12 @@ def build_app(engine: FixedStepEngine, args: argparse.Namespace) -> web.Applicat
 
 
 async def serve(args: argparse.Namespace) -> None:
-    engine = FixedStepEngine(args.step_ms / 1000.0, args.tokens_per_step, args.tokens_per_step > 1)
+    engine = FixedStepEngine(
+        args.step_ms / 1000.0,
+        args.tokens_per_step,
+        args.tokens_per_step > 1,
+        args.stream_interval,
+    )
     runner = web.AppRunner(build_app(engine, args), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, args.host, args.port, backlog=args.backlog)
@@ -155,6 +170,9 @@ def main() -> None:
     parser.add_argument("--step-ms", type=float, default=10.0)
     parser.add_argument("--tokens-per-step", type=int, default=1)
     parser.add_argument("--backlog", type=int, default=128)
+    # SGLang's --stream-interval: a chunk every N steps keeps a 2-core CI machine able to
+    # serve 32 streams without the server's own step slipping.
+    parser.add_argument("--stream-interval", type=int, default=1)
     parser.add_argument("--max-running-requests", type=int, default=None)
     parser.add_argument("--cuda-graph-max-bs", type=int, default=None)
     parser.add_argument("--draft-model-path", default="fixed-step-draft")
