@@ -83,11 +83,11 @@ class LoadSpec:
         return [self.prompts[i % n] for i in range(self.total_requests)]
 
     def warmup_prompts(self) -> list[Prompt]:
-        """Warm-up prompts, at least one per stream, taken from the end of the list so
-        they differ from the first measured requests (a prefix-cache hit would flatter
-        the first measured TTFT)."""
+        """Warm-up prompts, at least one per stream (none when ``warmup_requests`` is 0),
+        taken from the end of the list so they differ from the first measured requests
+        (a prefix-cache hit would flatter the first measured TTFT)."""
         n = len(self.prompts)
-        count = max(self.warmup_requests, self.concurrency)
+        count = max(self.warmup_requests, self.concurrency) if self.warmup_requests else 0
         return [self.prompts[(n - 1 - i) % n] for i in range(count)]
 
     @property

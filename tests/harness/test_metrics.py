@@ -57,8 +57,8 @@ def test_exact_numbers_for_hand_made_records() -> None:
     assert m.tau_p50 == pytest.approx(3.05)
     assert m.tau_p10 == pytest.approx(np.percentile([2.0, 4.0, 61 / 20], 10))
     assert m.tau_p90 == pytest.approx(np.percentile([2.0, 4.0, 61 / 20], 90))
-    # window: first start 0.0 s, last end 0.5 + 2.0 = 2.5 s
-    assert m.output_tokens_per_s == pytest.approx(361 / 2.5)
+    # steady state of the closed loop: c * sum(tokens) / sum(latency) = 2 * 361 / 3.62 s
+    assert m.output_tokens_per_s == pytest.approx(2 * 361 / 3.62)
     assert m.per_stream_tokens_per_s == pytest.approx(100.0)
     assert m.ttft_ms_p50 == pytest.approx(10.0)
     assert m.ttft_ms_p99 == pytest.approx(np.percentile([10.0, 10.0, 20.0], 99))
@@ -82,20 +82,32 @@ def test_speedup_against_baseline_and_baseline_has_nan_tau() -> None:
     base = summarize(base_records)
     assert math.isnan(base.tau) and math.isnan(base.tau_p50)
     assert base.spec_verify_ct is None
-    assert base.output_tokens_per_s == pytest.approx(300 / 4.0)
+    assert base.output_tokens_per_s == pytest.approx(2 * 300 / 6.0)
     spec = summarize(speculative_records(), baseline=base)
-    assert spec.speedup == pytest.approx((361 / 2.5) / (300 / 4.0))
+    assert spec.speedup == pytest.approx((2 * 361 / 3.62) / (2 * 300 / 6.0))
     other = summarize([rec(10, 5, start=0.0, ttft=1.0, e2e=10.0, concurrency=8)])
     with pytest.raises(ValueError, match="concurrency"):
         summarize(speculative_records(), baseline=other)
+
+
+def test_server_latency_and_connection_time_stay_out_of_the_window() -> None:
+    slow_connect = [rec(100, 50, start=0.0, ttft=1010.0, e2e=2000.0) for _ in range(6)]
+    for record in slow_connect:
+        record.connect_ms = 1000.0  # a SYN retried after a full accept queue
+    assert summarize(slow_connect).output_tokens_per_s == pytest.approx(2 * 600 / 6.0)
+    assert "slow connections: 6" in summarize(slow_connect).noise_reason
+    served = [rec(100, 50, start=0.0, ttft=10.0, e2e=1500.0) for _ in range(6)]
+    for record in served:
+        record.server_e2e_ms = 1000.0  # the client read the stream late
+    assert summarize(served).output_tokens_per_s == pytest.approx(2 * 600 / 6.0)
 
 
 def test_older_sglang_records_with_only_verify_count() -> None:
     records = [rec(90, 30, start=None, ttft=5.0, e2e=1000.0) for _ in range(6)]
     m = summarize(records)
     assert m.tau == pytest.approx(3.0)
-    # no start times: closed-loop window = sum(e2e) / concurrency = 6 s / 2
-    assert m.output_tokens_per_s == pytest.approx(540 / 3.0)
+    # c * sum(tokens) / sum(latency) = 2 * 540 / 6 s
+    assert m.output_tokens_per_s == pytest.approx(2 * 540 / 6.0)
     assert not m.noisy and m.noise_reason == ""
 
 

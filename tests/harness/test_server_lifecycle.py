@@ -112,7 +112,10 @@ def test_launch_refuses_a_server_running_another_configuration(tmp_path: Path) -
         ready_timeout_s=60,
     )
     with (
-        pytest.raises(ServerError, match=r"runs \(5,4,8\), not \(3,4,8\).*--server-args"),
+        pytest.raises(
+            ServerError,
+            match=r"is not \(3,4,8\) as asked: speculative_num_steps is 5, not 3.*--server-args",
+        ),
         backend.session(CONFIG, log_path=tmp_path / "s.log"),
     ):
         pytest.fail("must not yield")
