@@ -11,6 +11,7 @@ from typing import Any, TypeVar
 
 import click
 
+from specbench.cli import options
 from specbench.sweeps.budget import DEFAULT_LAUNCH_TIME_S
 from specbench.sweeps.options import DEFAULT_REPEATS
 
@@ -37,12 +38,11 @@ _OPTIONS = (
         help="Do not compare each launched server's /server_info (algorithm, draft, tree, "
         "batch limits) with what was asked for; the skip is recorded in the run.",
     ),
-    click.option(
-        "--host",
+    options.HOST(
         default="127.0.0.1",
-        show_default=True,
-        help="Address launched servers listen on and are reached at (a node name when "
+        use="Launched servers listen on it and are reached there (a node name when "
         "--launch-cmd runs them on another node).",
+        default_text="127.0.0.1",
     ),
     click.option(
         "--launch-time-estimate",
