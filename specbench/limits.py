@@ -77,8 +77,16 @@ def check_bound(option: str, value: float | None) -> None:
     bound = BOUNDS[option]
     if isinstance(value, float) and not math.isfinite(value):
         raise BadInputError(f"{option} must be a finite number in {bound.describe()}")
-    if not bound.low <= value <= bound.high:
-        raise BadInputError(f"{option} must be in {bound.describe()} (got {_number(value)})")
+    unit = f" {bound.unit}" if bound.unit else ""
+    if value < bound.low:
+        raise BadInputError(
+            f"{option} must be >= {_number(bound.low)}{unit} (got {_number(value)})"
+        )
+    if value > bound.high:
+        raise BadInputError(
+            f"{option} must be <= {_number(bound.high)}{unit} (got {_number(value)}); "
+            f"the accepted range is {bound.describe()}"
+        )
 
 
 def check_bounds(values: dict[str, float | None]) -> None:

@@ -33,7 +33,7 @@ def _unsafe(ch: str) -> bool:
 
 
 def printable(data: bytes | str | None, limit: int = DEFAULT_LIMIT) -> str:
-    """One line of at most ``limit`` shown characters (plus a cut note), safe to print.
+    """One line of at most ``limit`` characters (plus a cut note), safe to print.
 
     Bytes are decoded as UTF-8 with invalid sequences escaped; newlines and tabs become
     ``\\n``/``\\t`` so a multi-line body stays one line.
@@ -42,11 +42,8 @@ def printable(data: bytes | str | None, limit: int = DEFAULT_LIMIT) -> str:
         return ""
     text = data.decode("utf-8", errors="backslashreplace") if isinstance(data, bytes) else data
     out: list[str] = []
+    shown = 0
     for index, ch in enumerate(text):
-        if index >= limit:
-            rest = len(text) - index
-            out.append(f"... ({rest} more character{'s' if rest != 1 else ''})")
-            break
         if ch == "\n":
             piece = "\\n"
         elif ch == "\t":
@@ -55,7 +52,12 @@ def printable(data: bytes | str | None, limit: int = DEFAULT_LIMIT) -> str:
             piece = _escape(ch)
         else:
             piece = ch
+        if shown + len(piece) > limit:
+            rest = len(text) - index
+            out.append(f"... ({rest} more character{'s' if rest != 1 else ''})")
+            break
         out.append(piece)
+        shown += len(piece)
     return "".join(out)
 
 

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from specbench.harness.liveness import ProcessIdentity, boot_id, cmdline, start_ticks
+from specbench.harness.liveness import ProcessIdentity, boot_id, cmdline, pid_exists, start_ticks
 
 #: Directory of pidfiles inside a run directory.
 SERVERS_DIR = "servers"
@@ -64,15 +64,40 @@ class ServerRecord:
             return None
 
     def still_running(self) -> bool:
-        """The recorded process exists now, unchanged: same boot, start time, command."""
-        me = ProcessIdentity.of(self.pid)
-        if not ProcessIdentity(self.host, self.pid, self.start).local:
-            return False
+        """Whether the recorded group still runs here, and is certainly the recorded one.
+
+        Either the leader itself runs unchanged (same boot, start time and command
+        line), or the leader is gone but its group still has members: Linux does not
+        hand out a number still in use as a process group id, so those members are the
+        recorded server's children (an SGLang scheduler outliving its HTTP server).
+        """
+        if ProcessIdentity(self.host, self.pid, self.start).alive() is None:
+            return False  # another host
         if self.boot_id is not None and boot_id() not in (None, self.boot_id):
             return False
-        if me.start is None or (self.start is not None and me.start != self.start):
-            return False
-        return cmdline(self.pid) == self.argv
+        if pid_exists(self.pid):
+            now = start_ticks(self.pid)
+            same = now is not None and (self.start is None or now == self.start)
+            return same and cmdline(self.pid) == self.argv
+        return group_has_members(self.pgid)
+
+
+def group_has_members(pgid: int) -> bool:
+    """Whether any process of the group is alive and not a zombie (Linux /proc)."""
+    try:
+        os.killpg(pgid, 0)
+    except (ProcessLookupError, PermissionError):
+        return False
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            fields = (entry / "stat").read_text().rsplit(")", 1)[-1].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[2] == str(pgid) and fields[0] not in ("Z", "X"):
+            return True
+    return False
 
 
 def _file_name(owner: str) -> str:
@@ -121,9 +146,7 @@ def _kill_group(pgid: int, grace_s: float) -> None:
         os.killpg(pgid, signal.SIGTERM)
     deadline = time.monotonic() + grace_s
     while time.monotonic() < deadline:
-        try:
-            os.killpg(pgid, 0)
-        except (ProcessLookupError, PermissionError):
+        if not group_has_members(pgid):
             return
         time.sleep(0.05)
     with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -163,6 +186,7 @@ __all__ = [
     "SERVERS_DIR",
     "ServerRecord",
     "forget_server",
+    "group_has_members",
     "pidfile_path",
     "reap_stale_servers",
     "record_server",

@@ -8,12 +8,13 @@ counters follow its tokenizer_manager.py (``meta_info``); the server info follow
 from __future__ import annotations
 
 import argparse
-import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
+from specbench.harness.stream_checks import as_count, as_rate
+from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, invalid_reason
 
 
@@ -22,12 +23,6 @@ class _ArgParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise BadInputError(f"--sglang-args: {message}")
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 class SglangAdapter(EngineAdapter):
@@ -121,21 +116,22 @@ class SglangAdapter(EngineAdapter):
         """``meta_info`` of the last chunk: current SGLang sends the speculative counters
         only with the finishing chunk, older releases with every chunk. An abort arrives
         as ``finish_reason: {"type": "abort", "message": ...}`` on a normal stream."""
-        completion = _number(meta.get("completion_tokens"))
-        prompt: int | None = None
-        with contextlib.suppress(TypeError, ValueError):
-            prompt = int(meta.get("prompt_tokens", 0))
-        verify = _number(meta.get("spec_verify_ct"))
         aborted = None
         reason = meta.get("finish_reason")
         if isinstance(reason, dict) and reason.get("type") == "abort":
             message = reason.get("message")
-            aborted = f"aborted by the server: {message}" if message else "aborted by the server"
+            aborted = (
+                f"aborted by the server: {printable(str(message))}"
+                if message
+                else "aborted by the server"
+            )
+        # Counts that cannot exist (NaN, negative, fractional) read as absent here; the
+        # load generator fails such a request before it gets this far (stream_checks).
         return RequestStats(
-            completion_tokens=int(completion) if completion is not None else None,
-            prompt_tokens=prompt,
-            spec_verify_ct=int(verify) if verify is not None else None,
-            spec_accept_length=_number(meta.get("spec_accept_length")),
+            completion_tokens=as_count(meta.get("completion_tokens")),
+            prompt_tokens=as_count(meta.get("prompt_tokens", 0)),
+            spec_verify_ct=as_count(meta.get("spec_verify_ct")),
+            spec_accept_length=as_rate(meta.get("spec_accept_length")),
             aborted=aborted,
             simulated=meta.get("specbench_simulated") is True,
         )

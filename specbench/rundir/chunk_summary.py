@@ -8,7 +8,9 @@ compares per-request tau and tokens/s. So each stored record keeps its own ITL p
 and p99 (what a per-request ITL plot needs) and drops the list unless the user asks for
 it (``--keep-chunks``). Stored numbers are rounded to microseconds (3 decimals of a
 millisecond; start times to the millisecond), far below the timer's real resolution,
-and absent optional fields are left out.
+absent optional fields are left out, and a server's accept length is left out when it
+is exactly completion_tokens / spec_verify_ct (as SGLang computes it), which the
+record already holds.
 """
 
 from __future__ import annotations
@@ -73,7 +75,20 @@ def compact_record(data: Mapping[str, Any], *, keep_chunks: bool = False) -> dic
         out[key] = _rounded(value)
     for key, value in summary.items():
         out[key] = _rounded(value)
+    if _derivable_accept_length(out):
+        del out["spec_accept_length"]
     return out
+
+
+def _derivable_accept_length(data: Mapping[str, Any]) -> bool:
+    accept = data.get("spec_accept_length")
+    tokens = data.get("completion_tokens")
+    verify = data.get("spec_verify_ct")
+    if not isinstance(accept, float | int) or not isinstance(tokens, int):
+        return False
+    if not isinstance(verify, int) or verify <= 0:
+        return False
+    return bool(abs(float(accept) - tokens / verify) < 10 ** (-DECIMALS))
 
 
 __all__ = ["DECIMALS", "ITL_SUMMARY_FIELDS", "compact_record", "itl_summary", "percentile"]

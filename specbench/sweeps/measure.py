@@ -7,12 +7,15 @@ import time
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from specbench.errors import ServerError
-from specbench.harness.backend import Backend, LoadSpec
+from specbench.harness.backend import Backend, LoadFailedError, LoadSpec
 from specbench.harness.metrics import summarize
 from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import TrialRow, speedup
+from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.options import requests_per_load
 from specbench.sweeps.search import ConfigSearch, Proposal
@@ -43,10 +46,19 @@ def measure_loads(
                 prompts=ctx.prompts,
                 max_new_tokens=ctx.options.max_new_tokens,
                 num_requests=requests_per_load(len(ctx.prompts), concurrency),
+                request_timeout_s=ctx.options.request_timeout_s,
             )
             ctx.progress.trial(f"{label} @ concurrency {concurrency}", load.total_requests)
-            records = session.run(load, progress=ctx.progress.requests)
-            _store_requests(ctx, records, trial_number, config_key(config), concurrency)
+            key = config_key(config)
+            try:
+                records = session.run(
+                    load, progress=ctx.progress.requests, stalls=ctx.progress.stalled
+                )
+            except LoadFailedError as exc:
+                # The requests that finished before the crash are real: keep them.
+                _store_requests(ctx, exc.records, trial_number, key, concurrency)
+                raise
+            _store_requests(ctx, records, trial_number, key, concurrency)
             row = dict(summarize(records).as_row())
             row["concurrency"] = concurrency
             rows.append(row)
@@ -63,16 +75,26 @@ def _store_requests(
         record.concurrency = concurrency
         record.simulated = record.simulated or ctx.simulated
     with locked(ctx.run_dir.requests_path):
-        write_records(ctx.run_dir.requests_path, records)
+        write_records(
+            ctx.run_dir.requests_path, records, compact=True, keep_chunks=ctx.options.keep_chunks
+        )
 
 
 def _note_simulated(ctx: SweepContext, backend: Backend) -> None:
     """A launched or attached server may turn out to be serve-sim: from then on every
-    number of this run is SIMULATED, and the manifest must say so."""
+    number of this run is SIMULATED, and the manifest must say so, with the time scale
+    serve-sim ran at (recorded, though its requests are timed on its virtual clock)."""
+    changed = False
     if backend.simulated and not ctx.simulated:
         ctx.simulated = True
         ctx.progress.note("[bold yellow]SIMULATED[/]: the server is specbench serve-sim")
-        ctx.manifest.simulated = True
+        changed = True
+    scale = backend.describe().get("sim_time_scale")
+    if scale is not None and ctx.manifest.extra.get("sim_time_scale") != scale:
+        ctx.manifest.extra["sim_time_scale"] = scale
+        changed = True
+    if changed:
+        ctx.manifest.simulated = ctx.simulated
         ctx.run_dir.write_manifest(ctx.manifest)
 
 
@@ -144,7 +166,9 @@ def _fail(
         for c in ctx.concurrencies
     ]
     search.fail(proposal, error, rows=rows, log_tail=tail)
-    ctx.progress.note(f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {error}")
+    ctx.progress.note(
+        f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {escape(printable(error))}"
+    )
 
 
 def _tell(
@@ -161,6 +185,8 @@ def _tell(
         for row in rows:
             row.update(state=STATE_FAILED, error=error)
         search.fail(proposal, error, rows=rows)
-        ctx.progress.note(f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {error}")
+        ctx.progress.note(
+            f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {escape(printable(error))}"
+        )
         return
     search.complete(proposal, float(value), rows)

@@ -36,3 +36,12 @@ def test_compact_record_drops_chunks_and_nulls_and_is_idempotent() -> None:
     assert compact_record(compact) == compact
     kept = compact_record(raw, keep_chunks=True)
     assert kept["itl_ms"] == [1.0, 2.0, 3.0] and kept["itl_ms_p99"] == pytest.approx(2.98)
+
+
+def test_a_derivable_accept_length_is_not_stored_twice() -> None:
+    from specbench.rundir.chunk_summary import compact_record
+
+    derived = {"completion_tokens": 10, "spec_verify_ct": 4, "spec_accept_length": 2.5}
+    assert "spec_accept_length" not in compact_record(derived)
+    reported = {"completion_tokens": 10, "spec_verify_ct": 4, "spec_accept_length": 2.7}
+    assert compact_record(reported)["spec_accept_length"] == 2.7
