@@ -88,20 +88,24 @@ def test_a_deeply_nested_body_is_a_400_not_a_500(
     assert status == 400 and b"nested too deeply" in body
 
 
-def test_sigterm_stops_it_promptly_during_a_long_stream(
+def test_sigterm_stops_it_during_a_long_stream_and_a_huge_request(
     server: tuple[subprocess.Popen[bytes], str],
 ) -> None:
+    """A stream in flight and a request for 10**9 tokens (which used to block the event
+    loop, SIGTERM handling included, while it allocated): SIGTERM still stops it."""
     proc, url = server
     port = int(url.rsplit(":", 1)[1])
-    with socket.create_connection(("127.0.0.1", port)) as conn:
-        body = _generate(MAX_NEW_TOKENS)
-        conn.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                     + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
-        assert conn.recv(64).startswith(b"HTTP/1.1 200")  # streaming has started
-        started = time.monotonic()
+    with (
+        socket.create_connection(("127.0.0.1", port)) as streaming,
+        socket.create_connection(("127.0.0.1", port)) as huge,
+    ):
+        for conn, tokens in ((streaming, MAX_NEW_TOKENS), (huge, 10**9)):
+            body = _generate(tokens)
+            conn.sendall(b"POST /generate HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         + f"Content-Length: {len(body)}\r\n\r\n".encode() + body)  # fmt: skip
+        assert streaming.recv(64).startswith(b"HTTP/1.1 200")  # streaming has started
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=10)
-        assert time.monotonic() - started < 5.0
+        assert proc.wait(timeout=30) == 0  # generous for a loaded CI machine; it used to hang
 
 
 def _sweep(tmp_path: Path, scale: float) -> dict[str, object]:
