@@ -20,6 +20,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -146,6 +147,15 @@ class ManagedProcess:
             env = {**os.environ, **self.env}
         argv = self.args
         if self.die_with_parent:
+            # The guardian would start and then fail to exec: refuse a missing command here,
+            # as Popen does for a command started directly.
+            path = (self.env or {}).get("PATH", os.environ.get("PATH"))
+            if shutil.which(self.args[0], path=path) is None:
+                self._close_log()
+                raise ServerError(
+                    f"cannot start {self.args[0]!r}: no such executable",
+                    read_log_tail(self.log_path),
+                )
             argv = [
                 sys.executable,
                 guardian.__file__,
