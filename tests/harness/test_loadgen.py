@@ -61,7 +61,7 @@ class ScriptedServer:
         site = web.TCPSite(runner, "127.0.0.1", 0)
         await site.start()
         assert site._server is not None
-        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.port = site._server.sockets[0].getsockname()[1]  # type: ignore[attr-defined]
         self._stop = asyncio.Event()
         self._ready.set()
         await self._stop.wait()

@@ -128,7 +128,7 @@ def _sweep(tmp_path: Path, scale: float) -> dict[str, object]:
     assert manifest["extra"]["sim_time_scale"] == scale
     assert results["sim_time_scale"] == scale
     rows = [r for r in results["trials"] if r["config_key"] == "3-4-8"]
-    return rows[0]
+    return dict(rows[0])
 
 
 def test_time_scale_is_recorded_and_does_not_change_the_speedup(tmp_path: Path) -> None:
