@@ -14,13 +14,15 @@ import importlib
 import os
 import sys
 from collections.abc import Iterator
-from typing import Any
+from typing import Any, NoReturn
 
 import click
 
 from specbench import __version__
 from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.errors import EXIT_BAD_INPUT, EXIT_FAILURE, EXIT_INTERRUPTED, SpecbenchError
+from specbench.outpaths import os_error_reason
+from specbench.safe_text import printable
 
 #: command name -> "module:attribute" of a click command. The one-line summaries below are
 #: each command's own first docstring line (tests/cli/test_cli_help.py holds them equal),
@@ -130,18 +132,34 @@ def main(argv: list[str] | None = None) -> None:
     except SpecbenchError as exc:
         if debug:
             raise
-        error_line(str(exc))
+        error_line(printable(str(exc), 2000))
         sys.exit(exc.exit_code)
     except KeyboardInterrupt:
         error_line("interrupted")
         sys.exit(EXIT_INTERRUPTED)
     except BrokenPipeError:
         sys.exit(EXIT_FAILURE)
+    except OSError as exc:
+        # A file the user named that the OS refuses (read-only, forbidden, full disk)
+        # is the user's to fix; an OSError without a file name is not known to be.
+        if debug or exc.filename is None:
+            raise_internal(exc, debug)
+        error_line(f"{printable(str(exc.filename))}: {os_error_reason(exc)}")
+        sys.exit(EXIT_BAD_INPUT)
     except Exception as exc:
-        if debug:
-            raise
-        error_line(
-            f"internal error: {type(exc).__name__}: {exc} (SPECBENCH_DEBUG=1 shows the traceback)"
-        )
-        sys.exit(EXIT_FAILURE)
+        raise_internal(exc, debug)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def raise_internal(exc: Exception, debug: bool) -> NoReturn:
+    """An unexpected failure: the traceback with SPECBENCH_DEBUG=1, else one line.
+
+    The exception text may quote what a server sent, so it is made terminal-safe.
+    """
+    if debug:
+        raise exc
+    error_line(
+        f"internal error: {type(exc).__name__}: {printable(str(exc), 300)} "
+        "(SPECBENCH_DEBUG=1 shows the traceback)"
+    )
+    sys.exit(EXIT_FAILURE)

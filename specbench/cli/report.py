@@ -7,6 +7,7 @@ from pathlib import Path
 import click
 
 from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
+from specbench.outpaths import check_output_file
 from specbench.report.html import FORMATS, render_report
 
 
@@ -31,5 +32,10 @@ def report(run_dir: Path, output: Path | None, fmt: str) -> None:
 
     Prints the path of the file written.
     """
+    # Checked before the run is read: a report of a large run takes seconds to build.
+    if output is not None:
+        check_output_file(output, option="-o")
+    elif run_dir.is_dir():
+        check_output_file(run_dir / f"report.{fmt}", option="RUN_DIR")
     path = render_report(run_dir, output, fmt=fmt)
     click.echo(str(path))

@@ -14,6 +14,7 @@ import click
 
 from specbench.cli import options
 from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, DEFAULT_TARGET, EXIT_CODES
+from specbench.limits import check_bounds
 from specbench.serve_sim.app import serve
 from specbench.serve_sim.options import resolve_options
 
@@ -84,6 +85,13 @@ def serve_sim(**kwargs: Any) -> None:
     from the performance model; no model weights needed. Everything after --sglang-args
     is read as sglang.launch_server arguments.
     """
+    check_bounds(
+        {
+            "--port": kwargs["port"],
+            "--time-scale": kwargs["time_scale"],
+            "--startup-delay": kwargs["startup_delay_s"],
+        }
+    )
     ctx = click.get_current_context()
     sglang_args = ctx.meta.get(_META_KEY)
     if kwargs["target"] is None and sglang_args is None:

@@ -24,10 +24,11 @@ from specbench.cli.next_steps import run_next_steps
 from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, EXIT_CODES
 from specbench.cli.sweep_measure_options import measure_options
 from specbench.cli.terminal import print_table
-from specbench.cli.values import parse_concurrency_list
+from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
 from specbench.harness.engines import engine_of_backend
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
+from specbench.limits import check_bounds
 from specbench.report.html import render_report
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
@@ -35,6 +36,7 @@ from specbench.sweeps.options import (
     DEFAULT_CONCURRENCIES,
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_PROMPTS,
+    DEFAULT_REQUEST_TIMEOUT_S,
     DEFAULT_TARGET,
     SweepOptions,
 )
@@ -49,6 +51,13 @@ def _concurrencies(ctx: click.Context, param: click.Parameter, text: str) -> tup
     """``1,8,32`` -> (1, 8, 32); the first is the primary concurrency, so order matters
     (a repeat is refused with the other option checks, in sweeps.options)."""
     return tuple(parse_concurrency_list(text))
+
+
+def _endpoint(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """A URL checked for shape before anything connects (``--endpoint notaurl``)."""
+    return (
+        None if text is None else parse_endpoint(text, option=f"--{param.name}".replace("_", "-"))
+    )
 
 
 def _configs(
@@ -106,12 +115,14 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     "--endpoint",
     default=None,
     metavar="URL",
+    callback=_endpoint,
     help="Attach to a running SGLang server and measure only its configuration.",
 )
 @click.option(
     "--baseline-endpoint",
     default=None,
     metavar="URL",
+    callback=_endpoint,
     help="With --endpoint: a server without speculation to compute speedup against.",
 )
 @click.option(
@@ -230,6 +241,25 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     help="Move the simulated truth away from the model prior by this much (0: the sim is "
     "the calibrated model; >0 rehearses a search whose prior is wrong).",
 )
+@click.option(
+    "--request-timeout",
+    "request_timeout_s",
+    type=float,
+    default=DEFAULT_REQUEST_TIMEOUT_S,
+    show_default=True,
+    help="Seconds one request may take before it counts as failed (a hung server).",
+)
+@click.option(
+    "--keep-chunks",
+    is_flag=True,
+    help="Keep every inter-token latency in requests.jsonl (default: per-request "
+    "p50/p90/p99 only, which keeps run directories small).",
+)
+@click.option(
+    "--retry-failed",
+    is_flag=True,
+    help="On resume, measure again the configurations whose trial failed.",
+)
 @click.option("--no-report", is_flag=True, help="Do not render report.html.")
 @options.JSON(param="as_json")
 @measure_options
@@ -240,6 +270,18 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
     model and labelled so. The run directory keeps every result; the same command with
     the same --out resumes it.
     """
+    check_bounds(
+        {
+            "--max-new-tokens": values["max_new_tokens"],
+            "--num-prompts": values["num_prompts"],
+            "--trials": values["trials"],
+            "--tp": values["tp"],
+            "--ready-timeout": values["ready_timeout_s"],
+            "--request-timeout": values["request_timeout_s"],
+            "--budget-minutes": values["budget_minutes"],
+            "--sim-perturbation": values["sim_perturbation"],
+        }
+    )
     if values["endpoint"] is not None and strategy is not None:
         raise BadInputError(
             f"--endpoint measures only the attached server's configuration; drop --strategy {strategy}"

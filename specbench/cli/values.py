@@ -6,7 +6,11 @@ One parser per kind of value, so ``specbench sweep --concurrency 1,8`` and ``spe
 
 from __future__ import annotations
 
+from urllib.parse import urlsplit
+
 from specbench.errors import BadInputError
+from specbench.limits import MAX_CONCURRENCY
+from specbench.safe_text import printable
 
 
 def parse_concurrency_list(text: str, *, option: str = "--concurrency") -> list[int]:
@@ -18,7 +22,32 @@ def parse_concurrency_list(text: str, *, option: str = "--concurrency") -> list[
             continue
         if not part.isdigit() or int(part) < 1:
             raise BadInputError(f"{option}: {part!r} is not a positive integer (e.g. 1,8,32)")
+        if int(part) > MAX_CONCURRENCY:
+            raise BadInputError(f"{option}: {part} is above the maximum of {MAX_CONCURRENCY}")
         out.append(int(part))
     if not out:
         raise BadInputError(f"{option} needs at least one value (e.g. 1,8,32)")
     return out
+
+
+def parse_endpoint(text: str, *, option: str = "--endpoint") -> str:
+    """``http://host:port`` checked for shape, without the trailing slash.
+
+    Checked before anything connects, so ``--endpoint notaurl`` is one line naming the
+    option instead of an error from deep inside the HTTP client.
+    """
+    parts = urlsplit(text.strip())
+    example = "e.g. http://127.0.0.1:30000"
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise BadInputError(f"{option} {printable(text, 80)} is not an http(s) URL ({example})")
+    try:
+        port = parts.port
+    except ValueError:
+        raise BadInputError(f"{option} {printable(text, 80)}: invalid port ({example})") from None
+    if port == 0:
+        raise BadInputError(f"{option} {printable(text, 80)}: invalid port ({example})")
+    if parts.query or parts.fragment:
+        raise BadInputError(
+            f"{option} {printable(text, 80)}: give the server's base URL ({example})"
+        )
+    return text.strip().rstrip("/")

@@ -16,13 +16,30 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from specbench.errors import BadInputError
+from specbench.errors import BadInputError, ServerError
 from specbench.harness.prompts import Prompt
 from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig
 
 #: Called as requests finish with (done, total); drives the rich progress bars.
 ProgressCallback = Callable[[int, int], None]
+#: Called about once a second with (requests in flight for longer than after_s, after_s),
+#: so a hung server is visible while it hangs instead of after the request timeout.
+StallCallback = Callable[[int, float], None]
+
+
+class LoadFailedError(ServerError):
+    """The server died during a load; ``records`` are the requests that finished first.
+
+    They are real measurements of the configuration up to the crash, so the sweep keeps
+    them in requests.jsonl (and a retry measures the load again from the start).
+    """
+
+    def __init__(
+        self, message: str, log_tail: str = "", records: Sequence[RequestRecord] = ()
+    ) -> None:
+        super().__init__(message, log_tail)
+        self.records = list(records)
 
 
 @dataclass(frozen=True)
@@ -109,7 +126,12 @@ class Session(ABC):
     endpoint: str | None
 
     @abstractmethod
-    def run(self, load: LoadSpec, progress: ProgressCallback | None = None) -> list[RequestRecord]:
+    def run(
+        self,
+        load: LoadSpec,
+        progress: ProgressCallback | None = None,
+        stalls: StallCallback | None = None,
+    ) -> list[RequestRecord]:
         """Run the load and return one record per measured request.
 
         Warm-up requests are not returned. Every record has ``concurrency`` set. A
@@ -156,4 +178,11 @@ class Backend(ABC):
         """Release anything the backend holds across sessions (default: nothing)."""
 
 
-__all__ = ["Backend", "LoadSpec", "ProgressCallback", "Session"]
+__all__ = [
+    "Backend",
+    "LoadFailedError",
+    "LoadSpec",
+    "ProgressCallback",
+    "Session",
+    "StallCallback",
+]

@@ -16,17 +16,26 @@ Timing is taken on the client, per streamed chunk:
   that a simulated and a served run of one configuration give the same ITL samples.
 * ``e2e_ms``: request sent -> end of the stream.
 
+A simulated server (serve-sim) stamps every chunk with its virtual clock; its requests
+are timed on that clock instead (``started_at`` is then the admission time on it), so
+that what is measured is the model and not the host's event-loop overhead at a
+compressed ``--time-scale`` (see specbench/harness/serve_sim.py).
+
 Token counts come from ``meta_info.completion_tokens`` (cumulative in every chunk), never
 from the text, which the client does not tokenize. The speculative counters
 (``spec_verify_ct``, ``spec_accept_length``) are read from the last chunk: current SGLang
 sends them only with the finishing chunk, older releases with every chunk. A stream
-that ends with ``finish_reason.type == "abort"`` is a failed request.
+that ends with ``finish_reason.type == "abort"`` is a failed request, and so is one
+that ends without ``data: [DONE]`` or reports impossible statistics (NaN, negative or
+fractional counts: see stream_checks). Nothing a server sends reaches an error message
+unescaped (safe_text.printable).
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
+import math
 import time
 import uuid
 from collections.abc import Sequence
@@ -35,13 +44,14 @@ from typing import Any
 
 import aiohttp
 
-from specbench.errors import ServerError
-from specbench.harness.backend import LoadSpec, ProgressCallback
+from specbench.harness.backend import LoadFailedError, LoadSpec, ProgressCallback, StallCallback
 from specbench.harness.connect_timing import ConnectTimer, connect_trace_config
 from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.prompts import Prompt
 from specbench.harness.sglang import SGLANG
+from specbench.harness.stream_checks import NO_DONE, as_count, meta_problem
 from specbench.rundir.records import RequestRecord
+from specbench.safe_text import printable
 
 #: Seconds to establish a connection; a live server accepts immediately, so anything
 #: longer means it is gone or wedged.
@@ -51,6 +61,9 @@ CONNECT_TIMEOUT_S = 10.0
 #: aiohttp's 64 KiB default (it fails with "Chunk too big" past 128 KiB, about 10k
 #: tokens); SGLang's own bench_serving raises it to 10 MiB for the same reason.
 READ_BUFSIZE = 10 * 1024**2
+#: A request in flight for longer than this counts as stalled in the progress display
+#: (or half the request timeout, when that is shorter).
+STALL_AFTER_S = 30.0
 
 _DATA = b"data:"
 _DONE = b"[DONE]"
@@ -92,6 +105,10 @@ class _StreamState:
     completion_tokens: int = 0
     first_token_at: float | None = None
     last_token_at: float | None = None
+    done: bool = False
+    #: Timed on the server's virtual clock (decided by the first chunk with tokens).
+    sim: bool | None = None
+    sim_admitted: float = 0.0
 
 
 class ServerGoneError(Exception):
@@ -141,7 +158,7 @@ async def _one_request(
         ) as resp:
             record.connect_ms = connect.connect_ms
             if resp.status != 200:
-                body = (await resp.text())[:300].strip().replace("\n", " ")
+                body = printable((await resp.content.read(4096)).strip(), 200)
                 record.error = f"HTTP {resp.status}: {body}" if body else f"HTTP {resp.status}"
                 return record
             async for raw in resp.content:
@@ -149,23 +166,31 @@ async def _one_request(
                     continue
                 data = raw[len(_DATA) :].strip()
                 if data == _DONE:
+                    state.done = True
                     break
                 now = time.perf_counter()
                 chunk = json.loads(data)
                 message = _error_message(chunk)
                 if message is not None:
-                    record.error = f"server error: {message}"
+                    record.error = f"server error: {printable(message)}"
                     break
                 if not isinstance(chunk, dict):
                     raise ValueError(f"a stream chunk is a JSON {type(chunk).__name__}")
                 meta = chunk.get("meta_info") or {}
                 if not isinstance(meta, dict):
                     raise ValueError("meta_info is not an object")
+                problem = meta_problem(meta)
+                if problem is not None:
+                    record.error = problem
+                    break
                 state.meta = meta
-                tokens = int(meta.get("completion_tokens", state.completion_tokens))
+                tokens = as_count(meta.get("completion_tokens", state.completion_tokens))
+                if tokens is None:
+                    raise ValueError("meta_info.completion_tokens is not a count")
                 new = tokens - state.completion_tokens
                 if new <= 0:
                     continue
+                now = _chunk_time(state, meta, now)
                 if state.first_token_at is None:
                     state.first_token_at = now
                     # The first chunk's extra tokens arrived with the first one: zero gaps.
@@ -182,18 +207,48 @@ async def _one_request(
     except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
         record.error = f"connection lost mid-response: {type(exc).__name__}"
     except aiohttp.ClientError as exc:
-        record.error = f"{type(exc).__name__}: {exc}"
-    except (ValueError, TypeError, aiohttp.http_exceptions.BadHttpMessage) as exc:
+        record.error = f"{type(exc).__name__}: {printable(str(exc))}"
+    except (ValueError, TypeError, RecursionError, aiohttp.http_exceptions.BadHttpMessage) as exc:
         # malformed JSON or meta_info, or a line past even READ_BUFSIZE
-        record.error = f"malformed response: {exc}"
+        record.error = f"malformed response: {printable(str(exc))}"
     end = time.perf_counter()
+    if state.sim:
+        t0 = state.sim_admitted
+        end = state.last_token_at if state.last_token_at is not None else t0
+        record.started_at = t0
     stats = engine.request_stats(state.meta)
     if record.error is None:
         record.error = stats.aborted
+    if record.error is None and not state.done:
+        record.error = NO_DONE
     _fill(record, state, stats, t0, end)
     if record.error is None and state.first_token_at is None:
         record.error = "the stream ended without any token"
     return record
+
+
+def _sim_seconds(meta: dict[str, Any], name: str) -> float | None:
+    value = meta.get(name)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) and number >= 0 else None
+
+
+def _chunk_time(state: _StreamState, meta: dict[str, Any], wall: float) -> float:
+    """When this chunk's tokens were produced: the server's virtual clock when the
+    request is timed on it, else the client's wall clock ``wall``."""
+    clock = _sim_seconds(meta, "specbench_sim_clock_s")
+    if state.sim is None:
+        admitted = _sim_seconds(meta, "specbench_sim_admitted_s")
+        state.sim = clock is not None and admitted is not None and clock >= admitted
+        if state.sim and admitted is not None:
+            state.sim_admitted = admitted
+    if not state.sim:
+        return wall
+    if clock is None or clock < state.sim_admitted:
+        raise ValueError("a simulated chunk lacks a valid specbench_sim_clock_s")
+    return clock
 
 
 def _fill(
@@ -227,14 +282,38 @@ async def _server_reachable(http: aiohttp.ClientSession, endpoint: str) -> bool:
         return True
 
 
+def stall_after_s(load: LoadSpec) -> float:
+    """How long a request may be in flight before the progress display calls it stalled."""
+    return min(STALL_AFTER_S, load.request_timeout_s / 2.0)
+
+
+async def _watch_stalls(
+    in_flight: dict[int, float], after_s: float, on_stall: StallCallback
+) -> None:
+    """Report, about once a second, how many requests have been in flight too long."""
+    last = -1
+    while True:
+        await asyncio.sleep(min(1.0, after_s))
+        now = time.monotonic()
+        count = sum(1 for started in in_flight.values() if now - started > after_s)
+        if count != last:
+            on_stall(count, after_s)
+            last = count
+
+
 async def run_closed_loop_async(
     endpoint: str,
     load: LoadSpec,
     progress: ProgressCallback | None = None,
     *,
     engine: EngineAdapter = SGLANG,
+    on_stall: StallCallback | None = None,
 ) -> list[RequestRecord]:
-    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order."""
+    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order.
+
+    Raises LoadFailedError, carrying the records finished so far, when the server stops
+    accepting connections.
+    """
     endpoint = endpoint.rstrip("/")
     url = endpoint + "/generate"
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -247,10 +326,15 @@ async def run_closed_loop_async(
             queue = iter(enumerate(prompts))
             total = len(prompts)
             done: list[tuple[int, RequestRecord]] = []
+            in_flight: dict[int, float] = {}
 
             async def worker() -> None:
                 for index, prompt in queue:  # shared iterator: each prompt goes to one worker
-                    record = await _one_request(http, url, prompt, load, engine, tokens)
+                    in_flight[index] = time.monotonic()
+                    try:
+                        record = await _one_request(http, url, prompt, load, engine, tokens)
+                    finally:
+                        in_flight.pop(index, None)
                     lost = record.error is not None and record.error.startswith("connection lost")
                     if lost and not await _server_reachable(http, endpoint):
                         raise ServerGoneError(str(record.error))
@@ -259,17 +343,26 @@ async def run_closed_loop_async(
                         progress(len(done), total)
 
             workers = [asyncio.ensure_future(worker()) for _ in range(min(load.concurrency, total))]
+            watcher = None
+            if on_stall is not None:
+                watcher = asyncio.ensure_future(
+                    _watch_stalls(in_flight, stall_after_s(load), on_stall)
+                )
             try:
                 await asyncio.gather(*workers)
             except ServerGoneError as exc:
-                raise ServerError(
+                raise LoadFailedError(
                     f"the server at {endpoint} stopped accepting connections during the run "
-                    f"({len(done)} of {total} requests done): {exc}"
+                    f"({len(done)} of {total} requests done): {printable(str(exc))}",
+                    records=[record for _, record in done] if report else [],
                 ) from None
             finally:
-                for task in workers:
+                tasks = [*workers, *([watcher] if watcher is not None else [])]
+                for task in tasks:
                     task.cancel()
-                await asyncio.gather(*workers, return_exceptions=True)
+                await asyncio.gather(*tasks, return_exceptions=True)
+                if on_stall is not None:
+                    on_stall(0, stall_after_s(load))
             # Completion order, as the in-process SimBackend returns them.
             return [record for _, record in done]
 
@@ -287,15 +380,20 @@ def run_closed_loop(
     progress: ProgressCallback | None = None,
     *,
     engine: EngineAdapter = SGLANG,
+    on_stall: StallCallback | None = None,
 ) -> list[RequestRecord]:
     """Blocking wrapper of :func:`run_closed_loop_async` for the synchronous sweep."""
-    return asyncio.run(run_closed_loop_async(endpoint, load, progress, engine=engine))
+    return asyncio.run(
+        run_closed_loop_async(endpoint, load, progress, engine=engine, on_stall=on_stall)
+    )
 
 
 __all__ = [
+    "STALL_AFTER_S",
     "generate_payload",
     "request_id",
     "run_closed_loop",
     "run_closed_loop_async",
     "split_gap",
+    "stall_after_s",
 ]

@@ -7,6 +7,7 @@ serve-sim (a port check before it listens).
 from __future__ import annotations
 
 import errno
+import http.client
 import json
 import socket
 import urllib.error
@@ -15,6 +16,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from specbench.errors import BadInputError, ServerError
+from specbench.safe_text import printable
 
 
 # -- ports ------------------------------------------------------------------------------
@@ -63,14 +65,29 @@ def free_port(host: str = "127.0.0.1") -> int:
 _OPENER = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
 
+#: Bytes of a control response read at most: server info is a few KB, and a server that
+#: streams garbage must not fill the memory.
+MAX_CONTROL_BODY = 4 * 1024**2
+
+
 def http_call(method: str, url: str, timeout_s: float) -> tuple[int, bytes]:
-    """(status, body); raises URLError/OSError when nothing answers."""
+    """(status, body); raises OSError (URLError included) when nothing answers in HTTP.
+
+    A peer that answers with something other than HTTP (http.client's BadStatusLine,
+    whose message quotes the peer's raw bytes) becomes an OSError whose text is made
+    terminal-safe, so callers handle "no server" and "not a server" alike.
+    """
     req = urllib.request.Request(url, method=method, data=b"" if method == "POST" else None)
     try:
         with _OPENER.open(req, timeout=timeout_s) as resp:
-            return int(resp.status), resp.read()
+            return int(resp.status), resp.read(MAX_CONTROL_BODY)
     except urllib.error.HTTPError as exc:
-        return int(exc.code), exc.read()
+        return int(exc.code), exc.read(MAX_CONTROL_BODY)
+    except (http.client.HTTPException, ValueError) as exc:
+        # ValueError: http.client rejects header lines that are too long or malformed.
+        raise OSError(
+            f"not an HTTP answer ({type(exc).__name__}: {printable(str(exc), 80)})"
+        ) from None
 
 
 def fetch_server_info(
@@ -83,13 +100,15 @@ def fetch_server_info(
         try:
             status, body = http_call("GET", endpoint + path, timeout_s)
         except (urllib.error.URLError, OSError) as exc:
-            reason = getattr(exc, "reason", exc)
+            reason = printable(str(getattr(exc, "reason", exc)), 160)
             raise ServerError(f"cannot reach the server at {endpoint}: {reason}") from None
         if status == 200:
             try:
                 info = json.loads(body)
-            except json.JSONDecodeError:
-                raise ServerError(f"{endpoint}{path} did not return JSON") from None
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError):
+                raise ServerError(
+                    f'{endpoint}{path} did not return JSON (it began "{printable(body, 60)}")'
+                ) from None
             if not isinstance(info, dict):
                 raise ServerError(f"{endpoint}{path} did not return a JSON object")
             return info

@@ -9,6 +9,10 @@ GPUs, then SIGKILL after a grace period, or at once when the wait itself is
 interrupted. SIGTERM/SIGHUP to specbench become SystemExit, so every pending
 ``finally`` stops its server, and a registry of live groups is stopped at interpreter
 exit as a safety net for paths that skip the context manager.
+
+None of that runs when specbench itself is SIGKILLed. For that case the group's leader
+is a tiny guardian (specbench/harness/guardian.py) that stops the group when its parent
+dies, and a pidfile in the run directory lets the next run reap what is left.
 """
 
 from __future__ import annotations
@@ -16,8 +20,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
+import sys
 import threading
 import time
 from collections.abc import Mapping, Sequence
@@ -26,6 +32,8 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from specbench.errors import ServerError
+from specbench.harness import guardian
+from specbench.harness.server_pidfile import forget_server, record_server
 
 #: Seconds between SIGTERM and SIGKILL; SGLang usually exits in a few seconds, but a
 #: scheduler stuck in an NCCL call only dies to SIGKILL.
@@ -104,6 +112,9 @@ class ManagedProcess:
         env: Mapping[str, str] | None = None,
         cwd: Path | None = None,
         grace_s: float = DEFAULT_GRACE_S,
+        die_with_parent: bool = True,
+        pidfile: Path | None = None,
+        owner: str = "",
     ) -> None:
         if not args:
             raise ValueError("empty command")
@@ -112,6 +123,11 @@ class ManagedProcess:
         self.env = dict(env) if env is not None else None
         self.cwd = cwd
         self.grace_s = grace_s
+        #: Start the command under the guardian, so the group dies with this process.
+        self.die_with_parent = die_with_parent
+        #: Where to record the running group for a later run to reap (None: nowhere).
+        self.pidfile = pidfile
+        self.owner = owner
         self._popen: subprocess.Popen[bytes] | None = None
         self._log: IO[bytes] | None = None
         self._stop_lock = threading.Lock()
@@ -129,9 +145,30 @@ class ManagedProcess:
         env = None
         if self.env is not None:
             env = {**os.environ, **self.env}
+        argv = self.args
+        if self.die_with_parent:
+            # The guardian would start and then fail to exec: refuse a missing command here,
+            # as Popen does for a command started directly.
+            path = (self.env or {}).get("PATH", os.environ.get("PATH"))
+            if shutil.which(self.args[0], path=path) is None:
+                self._close_log()
+                raise ServerError(
+                    f"cannot start {self.args[0]!r}: no such executable",
+                    read_log_tail(self.log_path),
+                )
+            argv = [
+                sys.executable,
+                guardian.__file__,
+                "--parent",
+                str(os.getpid()),
+                "--grace",
+                f"{self.grace_s:g}",
+                "--",
+                *self.args,
+            ]
         try:
             self._popen = subprocess.Popen(
-                self.args,
+                argv,
                 stdin=subprocess.DEVNULL,
                 stdout=self._log,
                 stderr=subprocess.STDOUT,
@@ -147,6 +184,8 @@ class ManagedProcess:
             ) from None
         with _live_lock:
             _live[self._popen.pid] = self
+        if self.pidfile is not None:
+            record_server(self.pidfile, self._popen.pid, argv, self.owner, str(self.log_path))
         return self
 
     @property
@@ -196,6 +235,8 @@ class ManagedProcess:
                 with _live_lock:
                     _live.pop(pgid, None)
                 self._close_log()
+                if self.pidfile is not None and not _group_has_running_members(pgid):
+                    forget_server(self.pidfile)
             return self._popen.poll()
 
     def _signal_group(self, sig: signal.Signals) -> None:

@@ -26,7 +26,14 @@ from pathlib import Path
 from typing import Any
 
 from specbench.errors import BadInputError, ServerError
-from specbench.harness.backend import Backend, LoadSpec, ProgressCallback, Session
+from specbench.harness.backend import (
+    Backend,
+    LoadFailedError,
+    LoadSpec,
+    ProgressCallback,
+    Session,
+    StallCallback,
+)
 from specbench.harness.engine import Deployment, EngineAdapter, TargetLike
 from specbench.harness.loadgen import run_closed_loop
 from specbench.harness.net import (
@@ -37,8 +44,10 @@ from specbench.harness.net import (
     is_local_address,
 )
 from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
+from specbench.harness.server_pidfile import pidfile_path
 from specbench.harness.sglang import SGLANG
 from specbench.rundir.records import RequestRecord
+from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, config_key
 
 #: SGLang's own tests allow up to an hour for big models on H200; 30 minutes by default.
@@ -124,25 +133,35 @@ class HttpSession(Session):
         assert self.endpoint is not None
         return self.endpoint
 
-    def run(self, load: LoadSpec, progress: ProgressCallback | None = None) -> list[RequestRecord]:
+    def run(
+        self,
+        load: LoadSpec,
+        progress: ProgressCallback | None = None,
+        stalls: StallCallback | None = None,
+    ) -> list[RequestRecord]:
         try:
-            records = run_closed_loop(self.url, load, progress, engine=self.engine)
-        except ServerError as exc:
+            records = run_closed_loop(self.url, load, progress, engine=self.engine, on_stall=stalls)
+        except LoadFailedError as exc:
+            self._label(exc.records, load)
             if self.process is not None:
                 time.sleep(0.2)  # let a dying server finish writing its last words
                 code = self.process.poll()
                 state = f"exited with code {code}" if code is not None else "stopped answering"
-                raise ServerError(
+                raise LoadFailedError(
                     f"{exc} (the server {state}; log: {self.process.log_path})",
                     self.process.log_tail(),
+                    exc.records,
                 ) from None
             raise
+        self._label(records, load)
+        return records
+
+    def _label(self, records: list[RequestRecord], load: LoadSpec) -> None:
         key = config_key(self.config)
         for record in records:
             record.concurrency = load.concurrency
             record.config_key = record.config_key or key
             record.simulated = record.simulated or self.simulated
-        return records
 
     def flush_cache(self) -> None:
         """POST /flush_cache, retrying while SGLang answers 400 (requests still pending)."""
@@ -152,13 +171,14 @@ class HttpSession(Session):
                 status, body = http_call("POST", self.url + "/flush_cache", 30.0)
             except (urllib.error.URLError, OSError) as exc:
                 raise ServerError(
-                    f"cannot flush the cache of {self.url}: {getattr(exc, 'reason', exc)}",
+                    f"cannot flush the cache of {self.url}: "
+                    f"{printable(str(getattr(exc, 'reason', exc)), 160)}",
                     self.process.log_tail() if self.process else "",
                 ) from None
             if status == 200:
                 return
             if status != 400 or time.monotonic() >= deadline:
-                text = body.decode("utf-8", errors="replace").strip()[:200]
+                text = printable(body.strip(), 200)
                 raise ServerError(f"{self.url}/flush_cache answered HTTP {status}: {text}")
             time.sleep(0.25)
 
@@ -216,6 +236,10 @@ class ServerBackend(Backend):
         self.simulated = launch_cmd is not None and "serve-sim" in launch_cmd
         self._last_info: dict[str, Any] = {}
         self._live: list[ManagedProcess] = []
+        #: Run directory whose servers/ holds a pidfile per launched server (set by the
+        #: sweep once the directory is known), and the worker that owns them.
+        self.server_registry: Path | None = None
+        self.owner = ""
 
     @property
     def attached(self) -> bool:
@@ -234,6 +258,8 @@ class ServerBackend(Backend):
             "server_args": list(self.server_args),
             "launch_cmd": self.launch_cmd,
             "sglang_version": info.get("version"),
+            # serve-sim's --time-scale: how long its waits were, not what was measured.
+            "sim_time_scale": info.get("specbench_time_scale"),
         }
 
     def _note_info(self, info: dict[str, Any]) -> None:
@@ -290,7 +316,19 @@ class ServerBackend(Backend):
         if ":" in connect_host:
             connect_host = f"[{connect_host}]"
         endpoint = f"http://{connect_host}:{port}"
-        proc = ManagedProcess(argv, log_path=log_path, env=self.env, grace_s=self.grace_s)
+        pidfile = (
+            pidfile_path(self.server_registry, self.owner or "worker")
+            if self.server_registry is not None
+            else None
+        )
+        proc = ManagedProcess(
+            argv,
+            log_path=log_path,
+            env=self.env,
+            grace_s=self.grace_s,
+            pidfile=pidfile,
+            owner=self.owner,
+        )
         try:
             # Started inside the ``try`` so that an interrupt landing right after the
             # start still reaches the ``finally`` that stops the group.

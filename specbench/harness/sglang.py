@@ -8,7 +8,6 @@ counters follow its tokenizer_manager.py (``meta_info``); the server info follow
 from __future__ import annotations
 
 import argparse
-import contextlib
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -19,6 +18,8 @@ from specbench.harness.sglang_server_state import (
     equal_launch_terms,
     launched_config_problems,
 )
+from specbench.harness.stream_checks import as_count, as_rate
+from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, invalid_reason
 
 
@@ -27,12 +28,6 @@ class _ArgParser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise BadInputError(f"--sglang-args: {message}")
-
-
-def _number(value: Any) -> float | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return float(value)
-    return None
 
 
 class SglangAdapter(EngineAdapter):
@@ -142,25 +137,26 @@ class SglangAdapter(EngineAdapter):
         """``meta_info`` of the last chunk: current SGLang sends the speculative counters
         only with the finishing chunk, older releases with every chunk. An abort arrives
         as ``finish_reason: {"type": "abort", "message": ...}`` on a normal stream."""
-        completion = _number(meta.get("completion_tokens"))
-        prompt: int | None = None
-        with contextlib.suppress(TypeError, ValueError):
-            prompt = int(meta.get("prompt_tokens", 0))
-        verify = _number(meta.get("spec_verify_ct"))
         aborted = None
         reason = meta.get("finish_reason")
         if isinstance(reason, dict) and reason.get("type") == "abort":
             message = reason.get("message")
-            aborted = f"aborted by the server: {message}" if message else "aborted by the server"
+            aborted = (
+                f"aborted by the server: {printable(str(message))}"
+                if message
+                else "aborted by the server"
+            )
         # tokenizer_manager.py sets e2e_latency (seconds, arrival to finish) on the
-        # finishing chunk.
-        e2e_s = _number(meta.get("e2e_latency"))
+        # finishing chunk. Counts that cannot exist (NaN, negative, fractional) read as
+        # absent here; the load generator fails such a request before it gets this far
+        # (stream_checks).
+        e2e_s = as_rate(meta.get("e2e_latency"))
         return RequestStats(
-            server_e2e_ms=e2e_s * 1000.0 if e2e_s is not None and e2e_s >= 0 else None,
-            completion_tokens=int(completion) if completion is not None else None,
-            prompt_tokens=prompt,
-            spec_verify_ct=int(verify) if verify is not None else None,
-            spec_accept_length=_number(meta.get("spec_accept_length")),
+            server_e2e_ms=e2e_s * 1000.0 if e2e_s is not None else None,
+            completion_tokens=as_count(meta.get("completion_tokens")),
+            prompt_tokens=as_count(meta.get("prompt_tokens", 0)),
+            spec_verify_ct=as_count(meta.get("spec_verify_ct")),
+            spec_accept_length=as_rate(meta.get("spec_accept_length")),
             aborted=aborted,
             simulated=meta.get("specbench_simulated") is True,
         )

@@ -23,7 +23,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
-from specbench.harness.backend import Backend, LoadSpec, ProgressCallback, Session
+from specbench.harness.backend import (
+    Backend,
+    LoadSpec,
+    ProgressCallback,
+    Session,
+    StallCallback,
+)
 from specbench.harness.prompts import DEFAULT_DOMAIN, Prompt, estimate_tokens
 from specbench.harness.sim_engine import EngineModel, SimEngine
 from specbench.model import DOMAINS
@@ -171,7 +177,13 @@ class SimSession(Session):
         self._engine = SimEngine(backend.model, config, seed=backend.seed)
         self._runs = 0
 
-    def run(self, load: LoadSpec, progress: ProgressCallback | None = None) -> list[RequestRecord]:
+    def run(
+        self,
+        load: LoadSpec,
+        progress: ProgressCallback | None = None,
+        stalls: StallCallback | None = None,
+    ) -> list[RequestRecord]:
+        # On the virtual clock nothing stalls: ``stalls`` is never called.
         self._runs += 1
         prefix = f"c{load.concurrency}-r{self._runs}"
         common: dict[str, Any] = {

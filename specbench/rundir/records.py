@@ -9,11 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
 from specbench.errors import FileFormatError
+from specbench.rundir.chunk_summary import ITL_SUMMARY_FIELDS, compact_record
 from specbench.schema import SCHEMA_VERSION, check_schema_version, dumps
 
 
@@ -45,6 +46,11 @@ class RequestRecord:
     connect_ms: float | None = None
     #: The server's own arrival-to-finish time (SGLang meta_info.e2e_latency), when sent.
     server_e2e_ms: float | None = None
+    #: This request's own ITL percentiles, stored when the chunk list is not (see
+    #: chunk_summary); None while ``itl_ms`` holds the samples.
+    itl_ms_p50: float | None = None
+    itl_ms_p90: float | None = None
+    itl_ms_p99: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -68,7 +74,13 @@ class RequestRecord:
         return (self.completion_tokens - 1) / (decode_ms / 1000.0)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        # Shallow per field (asdict deep-copies every ITL list: most of a sweep's write time).
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["itl_ms"] = list(self.itl_ms)
+        for name, _ in ITL_SUMMARY_FIELDS:
+            if data[name] is None:
+                del data[name]  # absent, not null: files written before them stay identical
+        return data
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any], *, path: object = "<record>") -> RequestRecord:
@@ -118,6 +130,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "started_at": (int, float),
     "connect_ms": (int, float),
     "server_e2e_ms": (int, float),
+    "itl_ms_p50": (int, float),
+    "itl_ms_p90": (int, float),
+    "itl_ms_p99": (int, float),
 }
 _NULLABLE = frozenset(
     {
@@ -130,12 +145,27 @@ _NULLABLE = frozenset(
         "started_at",
         "connect_ms",
         "server_e2e_ms",
+        "itl_ms_p50",
+        "itl_ms_p90",
+        "itl_ms_p99",
     }
 )
 
 
-def write_records(path: Path, records: Iterable[RequestRecord], *, append: bool = True) -> None:
-    """Append records as JSON lines; the first line of a new file is a schema header."""
+def write_records(
+    path: Path,
+    records: Iterable[RequestRecord],
+    *,
+    append: bool = True,
+    compact: bool = False,
+    keep_chunks: bool = True,
+) -> None:
+    """Append records as JSON lines; the first line of a new file is a schema header.
+
+    ``compact`` (what a sweep writes) summarises each record's ITL list unless
+    ``keep_chunks``, leaves absent fields out and rounds floats (chunk_summary); readers
+    accept both forms.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     new = not path.exists() or path.stat().st_size == 0 or not append
@@ -143,7 +173,11 @@ def write_records(path: Path, records: Iterable[RequestRecord], *, append: bool 
         if new:
             fh.write(dumps({"kind": REQUESTS_KIND}, indent=None) + "\n")
         for record in records:
-            fh.write(json.dumps(record.to_dict(), allow_nan=False) + "\n")
+            if compact:
+                data = compact_record(record.to_dict(), keep_chunks=keep_chunks)
+                fh.write(json.dumps(data, allow_nan=False, separators=(",", ":")) + "\n")
+            else:
+                fh.write(json.dumps(record.to_dict(), allow_nan=False) + "\n")
         fh.flush()
 
 

@@ -21,6 +21,7 @@ from specbench.model import (
 from specbench.serve_sim.scheduler import (
     DEFAULT_MAX_NEW_TOKENS,
     FILLER_WORDS,
+    MAX_NEW_TOKENS,
     READY_LINE,
     SIM_HEADER,
     SimRequest,
@@ -110,6 +111,8 @@ async def _generate(request: web.Request, server: SimServer) -> web.StreamRespon
         body = await request.json()
     except (json.JSONDecodeError, UnicodeDecodeError):
         return _error("the request body is not JSON", 400)
+    except RecursionError:
+        return _error("the request body is nested too deeply", 400)
     if not isinstance(body, dict):
         return _error("the request body must be a JSON object", 400)
     text = body.get("text")
@@ -127,6 +130,10 @@ async def _generate(request: web.Request, server: SimServer) -> web.StreamRespon
     max_new = params.get("max_new_tokens", DEFAULT_MAX_NEW_TOKENS)
     if not isinstance(max_new, int) or isinstance(max_new, bool) or max_new < 1:
         return _error("'max_new_tokens' must be a positive integer", 400)
+    if max_new > MAX_NEW_TOKENS:
+        return _error(
+            f"'max_new_tokens' {max_new} exceeds this server's limit of {MAX_NEW_TOKENS}", 400
+        )
     rid = body.get("rid")
     if rid is not None and not isinstance(rid, str):
         return _error("'rid' must be a string", 400)

@@ -6,8 +6,18 @@ It exists so that the real client path (launch, readiness, streaming, records, m
 flush, shutdown) can be exercised end to end without a GPU, and so that users can try a
 sweep before they have hardware. Latencies come from the performance model through the
 shared SimEngine, stepped in real time: each scheduler iteration sleeps for the model's
-iteration time multiplied by ``time_scale``, so tokens stream at the simulated pace
-(``time_scale`` < 1 compresses time; ratios such as speedup are unaffected).
+iteration time multiplied by ``time_scale``, so tokens stream at the simulated pace.
+
+Wall time is not the measurement, though: at a small ``time_scale`` the fixed cost of
+an event-loop turn and an HTTP chunk outweighs a compressed step, and it weighs more on
+the baseline (one token per step) than on speculation, so wall-clock speedups drifted
+with the scale (2.45x at c=1 for one scale, 1.69x for another). Every chunk therefore
+carries the server's virtual clock (``specbench_sim_admitted_s`` and
+``specbench_sim_clock_s``: model seconds at admission and at the step that produced the
+chunk's tokens), and specbench's client times simulated requests on that clock. Measured
+numbers are then the model's whatever the scale; ``time_scale`` only decides how long
+the wait is, and is recorded (``specbench_time_scale`` in the server info, the manifest
+and results.json).
 
 Everything it returns is SIMULATED and says so: the ``X-Specbench-Simulated`` header on
 every response, ``specbench_simulated`` in every JSON body and in ``meta_info``, and a
@@ -42,6 +52,11 @@ DEFAULT_MAX_NEW_TOKENS = 128
 #: SGLang refreshes its server-wide accept length every 40 decode steps; gen_throughput
 #: in /metrics is averaged over the same window.
 LOG_INTERVAL_STEPS = 40
+#: Largest ``max_new_tokens`` served, like a real server's context length (SGLang answers
+#: 400 past it). The engine draws one accept length per possible step at admission, so
+#: an unbounded value (10**9) would allocate gigabytes and block the event loop, SIGTERM
+#: handling included.
+MAX_NEW_TOKENS = 131_072
 
 FILLER_WORDS = (
     "the", "model", "is", "simulated", "and", "this", "text", "carries", "no", "meaning",
@@ -114,6 +129,9 @@ class SimRequest:
     verify_ct: int = 0
     finished: bool = False
     finished_at: float | None = None
+    #: Virtual clock (model seconds) at admission and at the latest tokens.
+    admitted_sim_s: float = 0.0
+    updated_sim_s: float = 0.0
 
 
 class SimServer:
@@ -165,6 +183,7 @@ class SimServer:
                 if req is None or n <= 0:
                     continue
                 req.completion_tokens += n
+                req.updated_sim_s = self.sim_time_s
                 step_tokens += n
                 changed.add(rid)
             for rid, v in step.verify.items():
@@ -195,6 +214,7 @@ class SimServer:
 
     def admit(self, rid: str, prompt_tokens: int, max_new_tokens: int, domain: str) -> SimRequest:
         req = SimRequest(rid, prompt_tokens, max_new_tokens, domain, created=time.time())
+        req.admitted_sim_s = req.updated_sim_s = self.sim_time_s
         self.engine.admit(rid, prompt_tokens, max_new_tokens, domain)
         self._requests[rid] = req
         self._known[rid] = req
@@ -259,6 +279,8 @@ class SimServer:
         if req.finished and req.finished_at is not None:
             meta["e2e_latency"] = req.finished_at - req.created
         meta["specbench_simulated"] = True
+        meta["specbench_sim_admitted_s"] = req.admitted_sim_s
+        meta["specbench_sim_clock_s"] = req.updated_sim_s
         return meta
 
     def server_info(self) -> dict[str, Any]:

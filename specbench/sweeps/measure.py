@@ -9,8 +9,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from rich.markup import escape
+
 from specbench.errors import ServerError
-from specbench.harness.backend import Backend, LoadSpec, Session
+from specbench.harness.backend import Backend, LoadFailedError, LoadSpec, Session
 from specbench.harness.metrics import summarize, window_samples
 from specbench.harness.sglang_server_state import (
     resolve_tau,
@@ -21,6 +23,7 @@ from specbench.harness.window import RequestSample, speedup_interval
 from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED, STATE_PRUNED
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import TrialRow, speedup
+from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.budget import Interval, prune_reason
 from specbench.sweeps.comparison import baseline_samples, measured_intervals
@@ -94,10 +97,16 @@ def _measure_load(
         prompts=ctx.prompts,
         max_new_tokens=ctx.options.max_new_tokens,
         num_requests=requests_per_load(len(ctx.prompts), concurrency),
+        request_timeout_s=ctx.options.request_timeout_s,
     )
     attempt = 0
     while True:
-        records = session.run(load, progress=ctx.progress.requests)
+        try:
+            records = session.run(load, progress=ctx.progress.requests, stalls=ctx.progress.stalled)
+        except LoadFailedError as exc:
+            # The requests that finished before the crash are real: keep them.
+            _store_requests(ctx, exc.records, trial_number, config_key(config), concurrency)
+            raise
         metrics = summarize(records)
         if not metrics.noisy or attempt >= ctx.options.repeats:
             break
@@ -151,16 +160,26 @@ def _store_requests(
         record.concurrency = concurrency
         record.simulated = record.simulated or ctx.simulated
     with locked(ctx.run_dir.requests_path):
-        write_records(ctx.run_dir.requests_path, records)
+        write_records(
+            ctx.run_dir.requests_path, records, compact=True, keep_chunks=ctx.options.keep_chunks
+        )
 
 
 def _note_simulated(ctx: SweepContext, backend: Backend) -> None:
     """A launched or attached server may turn out to be serve-sim: from then on every
-    number of this run is SIMULATED, and the manifest must say so."""
+    number of this run is SIMULATED, and the manifest must say so, with the time scale
+    serve-sim ran at (recorded, though its requests are timed on its virtual clock)."""
+    changed = False
     if backend.simulated and not ctx.simulated:
         ctx.simulated = True
         ctx.progress.note("[bold yellow]SIMULATED[/]: the server is specbench serve-sim")
-        ctx.manifest.simulated = True
+        changed = True
+    scale = backend.describe().get("sim_time_scale")
+    if scale is not None and ctx.manifest.extra.get("sim_time_scale") != scale:
+        ctx.manifest.extra["sim_time_scale"] = scale
+        changed = True
+    if changed:
+        ctx.manifest.simulated = ctx.simulated
         ctx.run_dir.write_manifest(ctx.manifest)
 
 
@@ -245,7 +264,9 @@ def _fail(
         for c in ctx.concurrencies
     ]
     search.fail(proposal, error, rows=rows, log_tail=tail)
-    ctx.progress.note(f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {error}")
+    ctx.progress.note(
+        f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {escape(printable(error))}"
+    )
 
 
 def _tell(
@@ -266,7 +287,9 @@ def _tell(
         for row in rows:
             row.update(state=STATE_FAILED, error=error)
         search.fail(proposal, error, rows=rows)
-        ctx.progress.note(f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {error}")
+        ctx.progress.note(
+            f"[red]trial {proposal.number} {proposal.config.key} failed:[/] {escape(printable(error))}"
+        )
         return
     if pruned:
         search.prune(proposal, float(value), rows, pruned)

@@ -24,6 +24,9 @@ DEFAULT_TRIALS = 30
 DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
 DEFAULT_NUM_PROMPTS = 16
 DEFAULT_MAX_NEW_TOKENS = 256
+#: A request slower than this is failed: long enough for 256 tokens on a loaded server,
+#: short enough that a hung server shows up within minutes, not hours.
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
 #: Model-predicted configurations enqueued before TPE starts.
 DEFAULT_PRIOR_TOP = 5
 #: Random proposals TPE makes after the enqueued ones before it starts modelling.
@@ -80,6 +83,12 @@ class SweepOptions:
     host: str = "127.0.0.1"
     #: Seconds one server launch is expected to take, for the wall-time estimate.
     launch_time_estimate_s: float = DEFAULT_LAUNCH_TIME_S
+    #: Seconds one request may take before it is a failed request.
+    request_timeout_s: float = DEFAULT_REQUEST_TIMEOUT_S
+    #: Keep every inter-token latency in requests.jsonl (default: per-request summary).
+    keep_chunks: bool = False
+    #: On resume, measure again the configurations whose trial failed.
+    retry_failed: bool = False
     #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
     backend_instance: Backend | None = None
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 from types import TracebackType
 
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -54,6 +55,9 @@ class SweepProgress:
     def advance(self, done: int) -> None:
         """Configurations measured so far in the study."""
 
+    def stalled(self, count: int, after_s: float) -> None:
+        """Requests of the current load in flight for longer than ``after_s`` seconds."""
+
     def stop(self) -> None:
         """Leave the terminal clean."""
 
@@ -79,6 +83,7 @@ class RichProgress(SweepProgress):
         self._trials: TaskID | None = None
         self._requests: TaskID | None = None
         self._phase: TaskID | None = None
+        self._label = ""
         self._started = False
 
     def __enter__(self) -> RichProgress:
@@ -117,6 +122,7 @@ class RichProgress(SweepProgress):
     def trial(self, label: str, total: int | None = None) -> None:
         self._ensure()
         self._end_phase()
+        self._label = label
         if self._requests is None:
             self._requests = self._progress.add_task(label, total=total)
         else:
@@ -129,6 +135,12 @@ class RichProgress(SweepProgress):
     def advance(self, done: int) -> None:
         if self._trials is not None:
             self._progress.update(self._trials, completed=done)
+
+    def stalled(self, count: int, after_s: float) -> None:
+        if self._requests is None:
+            return
+        suffix = f" [bold red]{count} stalled > {after_s:g} s[/]" if count else ""
+        self._progress.update(self._requests, description=escape(self._label) + suffix)
 
     def stop(self) -> None:
         if self._started:

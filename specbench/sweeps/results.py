@@ -8,6 +8,7 @@ PostgreSQL study and each writes its own run directory.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 
 import optuna
@@ -32,6 +33,7 @@ from specbench.sweeps.search import (
     ATTR_ROWS,
     ATTR_SKIPPED,
     ATTR_SOURCE,
+    retried_trials,
     trial_config,
 )
 from specbench.sweeps.setup import SweepContext, locked
@@ -42,6 +44,9 @@ from specbench.sweeps.storage import (
     baseline_rows,
     redact_url,
 )
+
+#: Rewriting results after a trial may cost at most 1/this of the time between rewrites.
+RESULTS_WRITE_FACTOR = 4.0
 
 
 def rows_from_study(study: optuna.Study) -> list[dict[str, Any]]:
@@ -56,12 +61,19 @@ def rows_from_study(study: optuna.Study) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = [baseline[c] for c in sorted(baseline)]
     seen: set[str] = set()
     trials = sorted(study.get_trials(deepcopy=False), key=lambda t: t.number)
-    measured = {str(t.user_attrs[ATTR_CONFIG]) for t in trials if ATTR_ROWS in t.user_attrs}
+    retried = retried_trials(study)
+    measured = {
+        str(t.user_attrs[ATTR_CONFIG])
+        for t in trials
+        if ATTR_ROWS in t.user_attrs and t.number not in retried
+    }
     for trial in trials:
         attrs = trial.user_attrs
         config = trial_config(trial)
         if ATTR_REUSED in attrs or ATTR_SKIPPED in attrs or config is None:
             continue
+        if trial.number in retried:
+            continue  # superseded by --retry-failed
         if ATTR_ROWS in attrs:
             if config.key in seen:
                 continue  # a race measured it twice: keep the first
@@ -133,6 +145,9 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         "simulated": ctx.simulated,
         "concurrencies": list(ctx.concurrencies),
         "primary_concurrency": ctx.primary,
+        # serve-sim's --time-scale (None otherwise); its requests are timed on its
+        # virtual clock, so the scale changes no number here.
+        "sim_time_scale": ctx.manifest.extra.get("sim_time_scale"),
         "baseline": baseline_summary(frame),
         **verdict.to_json(),
         "study": _study_summary(ctx),
@@ -159,6 +174,33 @@ def _study_summary(ctx: SweepContext) -> dict[str, Any]:
         "reused": sum(1 for t in trials if ATTR_REUSED in t.user_attrs),
         "workers": workers,
     }
+
+
+class WriteBudget:
+    """When results are rewritten after a trial: after every one, unless trials finish
+    faster than the results can be rebuilt (the in-process simulator, where a trial
+    takes a fraction of a second), then as often as keeps the rewriting under
+    ``1 / factor`` of the sweep's time. A GPU trial takes minutes; there it is every trial.
+    """
+
+    def __init__(self, factor: float = RESULTS_WRITE_FACTOR) -> None:
+        self.factor = factor
+        self.last_end: float | None = None
+        self.last_duration = 0.0
+
+    def due(self) -> bool:
+        if self.last_end is None:
+            return True
+        return time.monotonic() - self.last_end >= self.factor * self.last_duration
+
+    def write(self, ctx: SweepContext) -> None:
+        """write_results, timed for the next ``due``."""
+        started = time.monotonic()
+        try:
+            write_results(ctx)
+        finally:
+            self.last_end = time.monotonic()
+            self.last_duration = self.last_end - started
 
 
 def write_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:

@@ -25,7 +25,8 @@ from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.measure import run_trial
 from specbench.sweeps.options import SweepOptions, check_options
 from specbench.sweeps.progress import NullProgress, SweepProgress
-from specbench.sweeps.results import write_results
+from specbench.sweeps.results import WriteBudget, write_results
+from specbench.sweeps.resume import prepare_resume
 from specbench.sweeps.setup import SweepContext, set_up
 from specbench.sweeps.storage import ATTR_WORKER
 
@@ -63,6 +64,7 @@ def run_sweep(
     """
     check_options(options)
     ctx = set_up(options, progress or NullProgress())
+    prepare_resume(ctx)
     measured_now = 0
     interrupted = False
     try:
@@ -106,6 +108,7 @@ def _measure(ctx: SweepContext) -> int:
     ctx.progress.set_total(total, min(search.measured_count(), total))
     started = time.monotonic()
     measured_now = 0
+    results_due = WriteBudget()
     while True:
         others = [t for t in search.in_flight() if t.user_attrs.get(ATTR_WORKER) != ctx.worker]
         if search.measured_count() + len(others) >= total:
@@ -121,6 +124,8 @@ def _measure(ctx: SweepContext) -> int:
         run_trial(search, proposal, ctx)
         measured_now += 1
         ctx.progress.advance(min(search.measured_count(), total))
+        if results_due.due():
+            results_due.write(ctx)  # so that a SIGKILLed sweep still leaves its results
     return measured_now
 
 

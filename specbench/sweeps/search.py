@@ -33,7 +33,7 @@ from optuna.trial import FrozenTrial, Trial, TrialState
 from specbench.errors import BadInputError
 from specbench.spec_config import NUM_STEPS_RANGE, SpecConfig
 from specbench.sweeps.space import SearchSpace
-from specbench.sweeps.storage import ATTR_ERROR, ATTR_INTERRUPTED, ATTR_WORKER
+from specbench.sweeps.storage import ATTR_ERROR, ATTR_INTERRUPTED, ATTR_WORKER, worker_gone
 
 STRATEGIES: tuple[str, ...] = ("optuna", "grid", "fixed")
 SAMPLERS: tuple[str, ...] = ("tpe", "gp")
@@ -42,6 +42,9 @@ SAMPLERS: tuple[str, ...] = ("tpe", "gp")
 ATTR_SOURCE = "source"
 ATTR_CONFIG = "config_key"
 ATTR_ROWS = "rows"  # per-concurrency metric rows of a measured trial
+#: Study user attribute: numbers of failed trials superseded by --retry-failed (Optuna
+#: cannot change a finished trial's attributes, so the mark lives on the study).
+STUDY_RETRIED = "retried_trials"
 ATTR_REUSED = "reused_from"  # trial number whose measurement this trial reuses
 ATTR_SKIPPED = "skipped"  # why a trial measured nothing (duplicate in flight, unused)
 ATTR_LOG_TAIL = "log_tail"
@@ -51,6 +54,7 @@ ATTR_PRUNED = "pruned"  # why the trial's higher loads were not measured
 SOURCE_PRIOR = "model-prior"
 SOURCE_CARD = "card"
 SOURCE_AUTO = "sglang-auto"
+SOURCE_RETRY = "retry"
 
 #: Parameter bounds of the Optuna distributions. topk is categorical over every choice
 #: SGLang supports, whatever --space says, because Optuna refuses a study whose
@@ -107,12 +111,19 @@ def trial_config(trial: FrozenTrial) -> SpecConfig | None:
     return SpecConfig(steps, topk, ndt)
 
 
-def is_measurement(trial: FrozenTrial) -> bool:
+def retried_trials(study: optuna.Study) -> frozenset[int]:
+    """Numbers of the failed trials that --retry-failed superseded."""
+    stored = study.user_attrs.get(STUDY_RETRIED) or []
+    return frozenset(int(n) for n in stored if isinstance(n, int))
+
+
+def is_measurement(trial: FrozenTrial, retried: frozenset[int] = frozenset()) -> bool:
     """Trials that ran a server for their configuration (complete, or a server failure).
 
     Interrupted trials are not: their configuration may be measured again on resume.
     """
-    if ATTR_REUSED in trial.user_attrs or ATTR_SKIPPED in trial.user_attrs:
+    attrs = trial.user_attrs
+    if ATTR_REUSED in attrs or ATTR_SKIPPED in attrs or trial.number in retried:
         return False
     if trial.state == TrialState.COMPLETE or ATTR_PRUNED in trial.user_attrs:
         return ATTR_ROWS in trial.user_attrs
@@ -203,8 +214,9 @@ class ConfigSearch:
     def measurements(self) -> dict[str, FrozenTrial]:
         """config_key -> the first trial that measured it."""
         out: dict[str, FrozenTrial] = {}
+        retried = retried_trials(self.study)
         for trial in self.study.get_trials(deepcopy=False):
-            if is_measurement(trial):
+            if is_measurement(trial, retried):
                 key = str(trial.user_attrs[ATTR_CONFIG])
                 out.setdefault(key, trial)
         return out
@@ -224,6 +236,30 @@ class ConfigSearch:
         """Every configuration of the space measured (or being measured)."""
         done = set(self.measurements()) | {str(t.user_attrs[ATTR_CONFIG]) for t in self.in_flight()}
         return all(c.key in done for c in self.space.configs)
+
+    def retry_failed(self) -> list[SpecConfig]:
+        """Make failed measurements measurable again; the configurations to re-measure.
+
+        A failed trial (its server crashed or every request failed) counts as measured,
+        so a resume never repeats it. Marking it retried takes it out of the
+        measurements (its rows leave the results once the new trial has its own) and
+        the configuration is queued again.
+        """
+        configs: list[SpecConfig] = []
+        retried = set(retried_trials(self.study))
+        for trial in self.study.get_trials(deepcopy=False, states=(TrialState.FAIL,)):
+            if not is_measurement(trial, frozenset(retried)):
+                continue
+            config = trial_config(trial)
+            if config is None:
+                continue
+            retried.add(trial.number)
+            if config not in configs:
+                configs.append(config)
+        if configs:
+            self.study.set_user_attr(STUDY_RETRIED, sorted(retried))
+            self.enqueue(Enqueued(c, SOURCE_RETRY) for c in configs)
+        return configs
 
     # -- proposing ---------------------------------------------------------------
     def _suggest(self, trial: Trial) -> tuple[int, int, int]:
@@ -300,15 +336,26 @@ class ConfigSearch:
         return None
 
     def _others_active(self) -> bool:
-        """Whether another worker is measuring in this study now or was lately."""
+        """Whether another live worker is measuring in this study now or was lately.
+
+        A stopped worker (typically the interrupted run this one resumes) is no rival:
+        counting it would slow every proposal of a resume by the claim settle time.
+        """
         recent = datetime.now() - OTHERS_RECENT
+        gone: dict[str, bool] = {}
         for t in self.study.get_trials(deepcopy=False):
             worker = t.user_attrs.get(ATTR_WORKER)
             if not worker or worker == self.worker:
                 continue
-            if t.state == TrialState.RUNNING:
-                return True
-            if t.datetime_complete is not None and t.datetime_complete > recent:
+            active = t.state == TrialState.RUNNING or (
+                t.datetime_complete is not None and t.datetime_complete > recent
+            )
+            if not active:
+                continue
+            key = str(worker)
+            if key not in gone:
+                gone[key] = worker_gone(key)
+            if not gone[key]:
                 return True
         return False
 
@@ -371,11 +418,14 @@ __all__ = [
     "SOURCE_AUTO",
     "SOURCE_CARD",
     "SOURCE_PRIOR",
+    "SOURCE_RETRY",
     "STRATEGIES",
+    "STUDY_RETRIED",
     "ConfigSearch",
     "Enqueued",
     "Proposal",
     "is_measurement",
     "make_sampler",
+    "retried_trials",
     "trial_config",
 ]

@@ -26,6 +26,7 @@ from specbench.harness.backend import Backend
 from specbench.harness.net import fetch_server_info
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
 from specbench.harness.server_backend import ServerBackend
+from specbench.harness.server_pidfile import SERVERS_DIR
 from specbench.harness.sglang import SGLANG
 from specbench.harness.sim_backend import SimBackend
 from specbench.model import (
@@ -36,6 +37,7 @@ from specbench.model import (
     load_hardware,
     load_target,
 )
+from specbench.outpaths import check_output_dir
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import write_records
 from specbench.spec_config import SpecConfig
@@ -62,7 +64,6 @@ from specbench.sweeps.storage import (
     STUDY_SIMULATED,
     STUDY_TARGET,
     STUDY_WORKLOAD,
-    fail_abandoned_trials,
     is_url,
     open_storage,
     open_study,
@@ -71,7 +72,14 @@ from specbench.sweeps.storage import (
 )
 
 #: Files a run directory may hold before its manifest exists (a fresh --out).
-_RUN_DIR_ENTRIES = {"manifest.json", "study.journal", "logs", "requests.jsonl", ".requests.lock"}
+_RUN_DIR_ENTRIES = {
+    "manifest.json",
+    "study.journal",
+    "logs",
+    "requests.jsonl",
+    ".requests.lock",
+    SERVERS_DIR,
+}
 
 
 @dataclass
@@ -198,12 +206,6 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
             launch_s=options.launch_time_estimate_s,
         )
         progress.note(estimate.describe())
-    recovered = fail_abandoned_trials(study)
-    if recovered:
-        progress.note(
-            f"resuming: trial(s) {', '.join(map(str, recovered))} were left running by a "
-            "stopped worker and are marked failed"
-        )
     ctx.search.enqueue(_first_configs(ctx, backends.endpoint_config, prior_top))
     return ctx
 
@@ -348,6 +350,7 @@ def _open_run(
     )
     rdb = options.storage is not None and is_url(options.storage)
     storage = open_storage(options.storage, run_dir.journal_path) if rdb else None
+    check_output_dir(run_dir.path)
     if previous is None:
         run_dir.path.mkdir(parents=True, exist_ok=True)
         run_dir.write_manifest(manifest)

@@ -10,8 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.util
-import os
-import socket
+import json
 import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +22,9 @@ from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
-from specbench.errors import BadInputError
+from specbench.errors import BadInputError, FileFormatError
+from specbench.harness.liveness import ProcessIdentity, is_current
+from specbench.safe_text import printable
 
 #: Trials a dead worker left RUNNING and that nobody can vouch for after this long are
 #: failed on resume even when their host cannot be checked (another machine).
@@ -43,9 +44,10 @@ STUDY_BASELINE_CLAIM = "baseline_claimed_by"
 
 
 def worker_id() -> str:
-    """``host:pid`` of this process: names who measured a trial and lets a resumed run
-    tell a dead local worker's trial from a live remote one."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid@start`` of this process: names who measured a trial and lets a resumed
+    run tell a dead local worker's trial from a live remote one. The start time makes a
+    recycled pid (common in containers) a different worker."""
+    return ProcessIdentity.current().token()
 
 
 def redact_url(url: str) -> str:
@@ -91,12 +93,21 @@ def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
     """
     if spec is None or not is_url(spec):
         path = journal_path if spec is None else Path(spec)
+        check_journal(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
             return JournalStorage(JournalFileBackend(str(path)))
         except OSError as exc:
             raise BadInputError(
                 f"cannot open the study journal {path}: {exc.strerror or exc}"
+            ) from None
+        except (ValueError, KeyError, TypeError, IndexError) as exc:
+            # A journal cut mid-line (disk full, a copy taken while a sweep wrote) or
+            # edited by hand: Optuna replays it in full at open and fails on the bad line.
+            raise FileFormatError(
+                path,
+                f"the Optuna study journal is truncated or corrupt ({type(exc).__name__}: "
+                f"{printable(str(exc), 80)}); remove its damaged last line(s) or use a new --out",
             ) from None
     shown = redact_url(spec)
     spec = with_available_driver(spec)
@@ -111,6 +122,44 @@ def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise BadInputError(f"cannot open study storage {shown}: {first}") from None
+
+
+def check_journal(path: Path) -> None:
+    """Refuse a journal with a line that is not a whole JSON object, naming the file.
+
+    Optuna keeps an unterminated last line as "still being written" and appends after
+    it, which corrupts the journal for good a few operations later (as an
+    "internal error" far from the cause). A sweep killed mid-write, a full disk or a
+    copy taken while a sweep wrote leaves exactly that, so it is caught at open.
+    """
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return
+    except OSError as exc:
+        raise BadInputError(
+            f"cannot read the study journal {path}: {exc.strerror or exc}"
+        ) from None
+    if not data:
+        return
+    lines = data.split(b"\n")
+    if lines[-1].strip():
+        raise FileFormatError(
+            path,
+            f"the Optuna study journal is truncated (its last line, line {len(lines)}, is "
+            "incomplete); remove that line to resume, or use a new --out",
+        )
+    for number, line in enumerate(lines[:-1], start=1):
+        try:
+            ok = isinstance(json.loads(line), dict)
+        except (ValueError, RecursionError):
+            ok = False
+        if not ok:
+            raise FileFormatError(
+                path,
+                f"the Optuna study journal is corrupt at line {number}; "
+                "restore it or use a new --out",
+            )
 
 
 def open_study(
@@ -130,43 +179,27 @@ def open_study(
         raise BadInputError(f"cannot open study {study_name!r}: {first}") from None
 
 
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True  # exists, owned by someone else
-    return True
-
-
 def worker_gone(worker: str) -> bool:
-    """True when ``worker`` (host:pid) ran on this host and its process no longer exists.
+    """True when ``worker`` ran on this host and its process no longer exists.
 
     A worker on another host is never declared gone here: only time can tell.
     """
-    host, _, pid_text = worker.rpartition(":")
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    return pid != os.getpid() and not _pid_alive(pid)
+    identity = ProcessIdentity.parse(worker)
+    return identity is not None and not is_current(worker) and identity.gone()
 
 
 def is_abandoned(trial: FrozenTrial, *, now: datetime | None = None) -> bool:
     """Whether a RUNNING trial's worker is certainly gone.
 
-    On this host we can check the pid; for another host we only trust age, because a
-    remote worker may well be measuring right now.
+    On this host we can check the process; for another host we only trust age, because
+    a remote worker may well be measuring right now.
     """
     if trial.state != TrialState.RUNNING:
         return False
     worker = str(trial.user_attrs.get(ATTR_WORKER, ""))
-    host, _, pid_text = worker.rpartition(":")
-    if host == socket.gethostname() and pid_text.isdigit():
-        pid = int(pid_text)
-        if pid == os.getpid():
-            return False
-        return not _pid_alive(pid)
+    identity = ProcessIdentity.parse(worker)
+    if identity is not None and identity.local:
+        return worker_gone(worker)
     started = trial.datetime_start
     if started is None:
         return True
@@ -213,6 +246,7 @@ __all__ = [
     "STUDY_TARGET",
     "STUDY_WORKLOAD",
     "baseline_rows",
+    "check_journal",
     "fail_abandoned_trials",
     "is_abandoned",
     "is_url",

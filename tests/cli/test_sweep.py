@@ -141,11 +141,13 @@ def test_sigterm_mid_sweep_keeps_finished_trials_and_resume_continues(tmp_path: 
     )  # fmt: skip
     requests = out / "requests.jsonl"
     deadline = time.monotonic() + 60
-    while not (requests.exists() and '"trial_number": 0' in requests.read_text()):
+    # Trial 1, not 0: results are rewritten right after the first trial, and a signal
+    # landing in that rewrite interrupts no trial.
+    while not (requests.exists() and '"trial_number":1' in requests.read_text()):
         assert proc.poll() is None, proc.communicate()
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    time.sleep(0.5)
+    time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr

@@ -133,7 +133,7 @@ def test_request_stats_from_meta_info() -> None:
     stats = SGLANG.request_stats(
         {
             "completion_tokens": 30,
-            "prompt_tokens": "12",
+            "prompt_tokens": 12.0,
             "spec_verify_ct": 10,
             "spec_accept_length": 3.0,
         }
@@ -143,3 +143,5 @@ def test_request_stats_from_meta_info() -> None:
     aborted = SGLANG.request_stats({"finish_reason": {"type": "abort", "message": "no KV"}})
     assert aborted.aborted == "aborted by the server: no KV"
     assert SGLANG.request_stats({"spec_verify_ct": True}).spec_verify_ct is None
+    # A count that cannot exist reads as absent (the load generator fails such a request).
+    assert SGLANG.request_stats({"prompt_tokens": "12"}).prompt_tokens is None

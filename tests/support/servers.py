@@ -21,10 +21,10 @@ from specbench.harness.prompts import Prompt, builtin_prompts
 TARGET = "minimax-m2.7"
 HARDWARE = "h200-nvlink"
 
-#: Run a command after writing the wrapper's own pid (= the process group id, since the
-#: launcher makes it a session leader) to a file, so a test can check the whole group.
+#: Run a command after writing the wrapper's process group id (the launcher starts the
+#: group; its leader is specbench's guardian) to a file, so a test can check the whole group.
 PIDFILE_WRAPPER = (
-    "import os, sys; open(sys.argv[1], 'w').write(str(os.getpid())); "
+    "import os, sys; open(sys.argv[1], 'w').write(str(os.getpgrp())); "
     "os.execvp(sys.argv[2], sys.argv[2:])"
 )
 

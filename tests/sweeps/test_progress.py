@@ -35,3 +35,15 @@ def test_the_library_default_is_silent() -> None:
         progress.phase("loading")
         progress.trial("x", 4)
         progress.requests(1, 4)
+
+
+def test_stalled_requests_show_in_the_request_bar() -> None:
+    progress = RichProgress(Console(file=io.StringIO(), force_terminal=False, width=120))
+    progress.trial("trial 3 3-4-8 (tpe) @ concurrency 8")
+    progress.requests(2, 16)
+    progress.stalled(3, 30.0)
+    task = progress._progress.tasks[-1]
+    assert "3 stalled > 30 s" in task.description and "3-4-8" in task.description
+    progress.stalled(0, 30.0)
+    assert "stalled" not in progress._progress.tasks[-1].description
+    progress.stop()
