@@ -1,0 +1,212 @@
+"""Per-load recommendations, the three-way verdict, merged trees and intervals."""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+import pytest
+
+from specbench.intervals import RequestBootstrap
+from specbench.recommend import (
+    CI_NOISE,
+    CI_REQUESTS,
+    CI_TRIAL,
+    KIND_OFF,
+    KIND_SPECULATE,
+    KIND_SPECULATE_BELOW,
+    candidate_table,
+    canonical_tree,
+    compare_defaults,
+    decide,
+    interpolate_break_even,
+)
+from specbench.spec_config import BASELINE_KEY, SpecConfig
+
+
+def _launch(config: SpecConfig | None) -> str:
+    base = "python -m sglang.launch_server --model-path m --tp-size 4"
+    if config is None:
+        return base
+    return base + " --speculative-algorithm EAGLE3 " + " ".join(config.sglang_flags())
+
+
+def _rows(
+    speedups: dict[str, dict[int, float]],
+    ci: dict[tuple[str, int], tuple[float, float]] | None = None,
+) -> pd.DataFrame:
+    rows: list[dict[str, Any]] = []
+    for n, (key, by_c) in enumerate(speedups.items()):
+        steps, topk, ndt = (int(x) for x in key.split("-"))
+        for c, s in by_c.items():
+            low, high = (ci or {}).get((key, c), (math.nan, math.nan))
+            rows.append(
+                {
+                    "trial_number": n,
+                    "config_key": key,
+                    "num_steps": steps,
+                    "topk": topk,
+                    "num_draft_tokens": ndt,
+                    "concurrency": c,
+                    "state": "complete",
+                    "tau": 1.0 + steps * 0.5,
+                    "speedup": s,
+                    "speedup_ci_low": low,
+                    "speedup_ci_high": high,
+                }
+            )
+    for c in (1, 8, 32):
+        rows.append(
+            {
+                "trial_number": -1,
+                "config_key": BASELINE_KEY,
+                "num_steps": None,
+                "topk": None,
+                "num_draft_tokens": None,
+                "concurrency": c,
+                "state": "complete",
+                "speedup": 1.0,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+#: The host-staged shape: pays a little at 1, loses at 8 and 32.
+HOST_STAGED = {
+    "2-2-3": {1: 1.23, 8: 0.82, 32: 0.85},
+    "1-1-2": {1: 1.225, 8: 0.93, 32: 0.94},
+    "1-2-2": {1: 1.224, 8: 0.93, 32: 0.94},
+    "3-4-8": {1: 0.91, 8: 0.55, 32: 0.55},
+}
+
+
+def test_host_staged_run_speculates_below_a_break_even_and_is_off_above() -> None:
+    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch, host_staged=True)
+    verdict = out.verdict
+    assert verdict.kind == KIND_SPECULATE_BELOW
+    assert verdict.break_even is not None and 1 < verdict.break_even < 8
+    # The tie at 1 (within 2% noise) goes to the cheaper tree, which also loses less at 8.
+    assert verdict.config == SpecConfig(1, 1, 2)
+    recs = {r.concurrency: r for r in out.recommendations}
+    assert recs[1].config == SpecConfig(1, 1, 2)
+    assert "2-2-3" in recs[1].equivalent
+    for c in (8, 32):
+        assert recs[c].config is None
+        assert "--speculative" not in recs[c].launch
+        assert recs[c].best_speculative is not None
+    assert "--speculative-num-steps 1" in recs[1].launch
+    assert f"{verdict.break_even:.1f}" in verdict.reason or "below about" in verdict.reason
+
+
+def test_results_json_contract() -> None:
+    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch)
+    data = json.loads(json.dumps(out.to_json()))
+    assert [r["concurrency"] for r in data["recommendations"]] == [1, 8, 32]
+    for rec in data["recommendations"]:
+        assert set(rec) >= {
+            "concurrency",
+            "config",
+            "speedup",
+            "speedup_ci",
+            "equivalent",
+            "launch",
+        }
+        low, high = rec["speedup_ci"]
+        assert low <= rec["speedup"] <= high
+        assert isinstance(rec["equivalent"], list)
+    assert data["recommendations"][1]["config"] is None
+    assert data["verdict"]["kind"] in ("speculate", "speculate-below", "off")
+    assert isinstance(data["verdict"]["break_even"], float)
+
+
+def test_pays_everywhere_is_speculate_with_a_robust_pick() -> None:
+    speedups = {
+        # Best at 1 but weak at 32; the robust pick is the one good at every load.
+        "5-4-8": {1: 2.0, 8: 1.3, 32: 1.05},
+        "3-4-6": {1: 1.9, 8: 1.5, 32: 1.4},
+        "5-8-38": {1: 1.7, 8: 1.6, 32: 1.2},
+    }
+    out = decide(_rows(speedups), [1, 8, 32], _launch)
+    assert out.verdict.kind == KIND_SPECULATE
+    assert out.verdict.break_even is None
+    assert out.verdict.config == SpecConfig(3, 4, 6)
+    recs = {r.concurrency: r.config for r in out.recommendations}
+    assert recs == {1: SpecConfig(5, 4, 8), 8: SpecConfig(5, 8, 38), 32: SpecConfig(3, 4, 6)}
+    assert out.verdict.worst_fraction_of_best == pytest.approx(1.5 / 1.6)
+
+
+def test_never_pays_is_off_with_a_plain_launch_line() -> None:
+    speedups = {"3-4-8": {1: 0.7, 8: 0.5, 32: 0.4}, "1-1-2": {1: 1.01, 8: 0.9, 32: 0.8}}
+    out = decide(_rows(speedups), [1, 8, 32], _launch, host_staged=True)
+    assert out.verdict.kind == KIND_OFF
+    assert out.verdict.config is None
+    assert "--speculative" not in out.verdict.launch
+    assert "host memory" in out.verdict.reason
+    first = out.recommendations[0]
+    # 1.01x cannot be told apart from no speculation: it is listed as equivalent to off.
+    assert first.config is None and first.equivalent == ["1-1-2"]
+
+
+def test_measured_interval_wins_over_the_noise_fallback() -> None:
+    speedups = {"3-4-8": {1: 1.05}, "1-1-2": {1: 1.04}}
+    ci = {("3-4-8", 1): (0.98, 1.12)}
+    out = decide(_rows(speedups, ci), [1], _launch)
+    cands = {c.key: c for c in out.per_load[1]}
+    assert cands["3-4-8"].ci_source == CI_TRIAL and cands["3-4-8"].ci == (0.98, 1.12)
+    assert cands["1-1-2"].ci_source == CI_NOISE
+    # The best's interval includes 1.0: it does not pay, so the verdict is off.
+    assert out.verdict.kind == KIND_OFF
+
+
+def test_trees_built_by_one_draft_step_merge_whatever_topk() -> None:
+    assert canonical_tree(SpecConfig(1, 8, 2)) == SpecConfig(1, 1, 2)
+    assert canonical_tree(SpecConfig(1, 8, 3)) == SpecConfig(1, 2, 3)
+    assert canonical_tree(SpecConfig(1, 8, 4)) == SpecConfig(1, 4, 4)
+    assert canonical_tree(SpecConfig(2, 8, 3)) == SpecConfig(2, 8, 3)
+    table = candidate_table(_rows({"1-1-2": {1: 1.2}, "1-2-2": {1: 1.3}, "1-8-2": {1: 1.1}}))
+    assert list(table["config_key"]) == ["1-1-2"]
+    assert table["speedup"].iloc[0] == pytest.approx(1.2)
+    assert table["aliases"].iloc[0] == ("1-2-2", "1-8-2")
+
+
+def test_defaults_are_compared_at_every_load() -> None:
+    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch)
+    named = {"model card": SpecConfig(3, 4, 8), "SGLang automatic": SpecConfig(5, 4, 8)}
+    card, auto = compare_defaults(out.per_load, named)
+    assert card.points[8] is not None and card.points[8].speedup == pytest.approx(0.55)
+    assert all(p is None for p in auto.points.values())
+    assert card.to_json()["by_concurrency"]["1"]["speedup"] == pytest.approx(0.91)
+
+
+def test_break_even_is_log_linear_and_never_extrapolated() -> None:
+    assert interpolate_break_even(8, 1.2, 32, 0.8) == pytest.approx(16.0)
+    assert interpolate_break_even(1, 1.1, 8, 1.05) == pytest.approx(8.0)
+
+
+@dataclass
+class _Req:
+    prompt_id: str
+    config_key: str
+    concurrency: int
+    completion_tokens: int
+    e2e_ms: float | None
+    error: str | None = None
+
+
+def test_request_bootstrap_is_seeded_and_brackets_the_speedup() -> None:
+    records = []
+    for i in range(16):
+        spread = 1.0 + 0.1 * ((i * 7) % 5 - 2)
+        records.append(_Req(f"p{i}", BASELINE_KEY, 1, 256, 10_000.0 * spread))
+        records.append(_Req(f"p{i}", "3-4-8", 1, 256, 5_000.0 * spread * (1 + 0.03 * (i % 3))))
+    boot = RequestBootstrap(records)
+    first = boot("3-4-8", 1, 1.9)
+    assert first is not None
+    low, high, source = first
+    assert source == CI_REQUESTS and low < 1.9 < high and high - low < 0.3
+    assert RequestBootstrap(records)("3-4-8", 1, 1.9) == first
+    assert boot("3-4-8", 8, 1.9) is None  # no baseline requests at 8
+    assert RequestBootstrap(records[:4])("3-4-8", 1, 1.9) is None  # too few pairs
