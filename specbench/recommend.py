@@ -189,15 +189,16 @@ def candidate_table(trials: pd.DataFrame) -> pd.DataFrame:
     """
     columns = ["config_key", "num_steps", "topk", "num_draft_tokens", "concurrency"]
     values = ["tau", "speedup", "speedup_ci_low", "speedup_ci_high"]
+    empty: pd.DataFrame = pd.DataFrame(columns=[*columns, *values, "aliases"])
     if trials.empty or "state" not in trials:
-        return pd.DataFrame(columns=[*columns, *values, "aliases"])
+        return empty
     done = trials[
         (trials["state"].astype(str) == "complete")
         & (trials["config_key"].astype(str) != BASELINE_KEY)
         & trials["num_steps"].notna()
     ].copy()
     if done.empty:
-        return pd.DataFrame(columns=[*columns, *values, "aliases"])
+        return empty
     for name in ("num_steps", "topk", "num_draft_tokens", "concurrency"):
         done[name] = done[name].astype(int)
     for name in values:
