@@ -60,7 +60,7 @@ def _log2_axis(ax: matplotlib.axes.Axes, xs: Sequence[float]) -> None:
 def break_even_svg(view: BreakEvenView, *, simulated: bool = False) -> str:
     """Speedup vs load with intervals; the model's curve dashed and labelled as such."""
     tips: dict[str, str] = {}
-    with _figure(6.4, 3.8) as fig:
+    with _figure(6.4, 4.6) as fig:
         ax = fig.add_subplot()
         xs: list[float] = []
         for i, s in enumerate(view.series):
@@ -97,14 +97,14 @@ def break_even_svg(view: BreakEvenView, *, simulated: bool = False) -> str:
         ax.set_xlabel("concurrency (requests in flight)")
         ax.set_ylabel("speedup vs no speculation")
         ax.set_title("Where speculation stops paying")
-        ax.legend(fontsize=7.5, loc="best")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
         return add_tooltips(to_svg(fig, "break-even", simulated=simulated), "break-even", tips)
 
 
 def step_breakdown_svg(rows: Sequence[StepBreakdown], *, simulated: bool = True) -> str:
     """Milliseconds per generated token, split into draft / verify / all-reduce / other."""
     tips: dict[str, str] = {}
-    with _figure(6.4, max(2.4, 0.9 + 0.42 * len(rows))) as fig:
+    with _figure(6.4, max(2.6, 1.3 + 0.42 * len(rows))) as fig:
         ax = fig.add_subplot()
         labels = [f"{r.label} @ {r.concurrency}" for r in rows]
         for i, r in enumerate(rows):
@@ -134,7 +134,7 @@ def step_breakdown_svg(rows: Sequence[StepBreakdown], *, simulated: bool = True)
         ax.invert_yaxis()
         ax.set_xlabel("ms per generated token (model, SIMULATED)")
         ax.set_title("Step time per token, by part")
-        ax.legend(fontsize=7.5, loc="lower right", ncols=4)
+        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=4)
         return add_tooltips(to_svg(fig, "step-time", simulated=simulated), "step-time", tips)
 
 

@@ -217,7 +217,8 @@ def break_even_view(
             best.y.append(cands[0].speedup)
             best.low.append(cands[0].ci[0])
             best.high.append(cands[0].ci[1])
-    if best.x:
+    same = bool(series) and series[0].x == best.x and series[0].y == best.y
+    if best.x and not same:
         series.append(best)
     for d in defaults:
         if pick is not None and canonical_tree(d.config) == pick:
