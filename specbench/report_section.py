@@ -1,0 +1,251 @@
+"""The verdict's part of the report, built in one place from a loaded run.
+
+The recommendations, the defaults compared, the break-even view with the model's curve,
+the why-section and the latency views all read the same decision (``decide``), so the
+first screen, the plots and results.json say the same thing.
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+
+from specbench.errors import SpecbenchError
+from specbench.intervals import RequestBootstrap, RequestLike
+from specbench.model.hardware import HardwareProfile
+from specbench.model.targets import TargetPreset
+from specbench.recommend import (
+    CI_NOISE,
+    CI_REQUESTS,
+    CI_TRIAL,
+    DefaultComparison,
+    LaunchLine,
+    Outcome,
+    compare_defaults,
+    decide,
+)
+from specbench.report_views import (
+    AcceptanceByPosition,
+    BreakEvenView,
+    LatencySeries,
+    VerdictScreen,
+    break_even_view,
+    format_concurrency,
+    latency_view,
+    model_config,
+    verdict_screen,
+)
+from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.why import (
+    StepBreakdown,
+    interconnect_text,
+    memory_check,
+    memory_text,
+    model_curve,
+    step_breakdown,
+)
+
+#: Loads the model curve is drawn at (a prediction, labelled SIMULATED on the plot).
+MODEL_CURVE_LOADS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
+DEFAULT_NAMES = ("model card", "SGLang automatic choice")
+
+_CI_WORDS = {
+    CI_TRIAL: "95% bootstrap intervals from the sweep's own per-request samples",
+    CI_REQUESTS: "95% paired bootstrap intervals over the prompts in requests.jsonl",
+    CI_NOISE: "a +-2% run-to-run noise margin where no per-request data was available",
+}
+
+
+@dataclass
+class WhyView:
+    interconnect: str | None
+    memory: str | None
+    memory_fits: bool | None
+    steps: list[StepBreakdown] = field(default_factory=list)
+
+
+@dataclass
+class VerdictSection:
+    """Everything the report shows about the decision."""
+
+    outcome: Outcome
+    defaults: list[DefaultComparison]
+    screen: VerdictScreen
+    break_even: BreakEvenView
+    break_even_sentence: str
+    break_even_caption: str
+    ci_text: str
+    why: WhyView
+    latency: list[LatencySeries]
+    acceptance: AcceptanceByPosition | None = None
+
+
+def named_defaults(target: TargetPreset | None) -> dict[str, SpecConfig]:
+    if target is None:
+        return {}
+    return {DEFAULT_NAMES[0]: target.card_config, DEFAULT_NAMES[1]: target.auto_config}
+
+
+def build_section(
+    trials: pd.DataFrame,
+    concurrencies: Sequence[int],
+    launch: LaunchLine,
+    *,
+    requests: Sequence[RequestLike] = (),
+    target: TargetPreset | None = None,
+    hardware: HardwareProfile | None = None,
+    simulated: bool = False,
+    host_staged: bool = False,
+    context_tokens: int = 1024,
+    seed: int = 0,
+) -> VerdictSection:
+    """Decide, then derive every view of the decision."""
+    outcome = decide(
+        trials,
+        concurrencies,
+        launch,
+        intervals=RequestBootstrap(requests) if requests else None,
+        baseline_loads=baseline_loads(trials),
+        simulated=simulated,
+        host_staged=host_staged,
+    )
+    defaults = compare_defaults(outcome.per_load, named_defaults(target))
+    screen = verdict_screen(outcome, defaults, concurrencies)
+    curve: list[tuple[int, float]] = []
+    modelled = model_config(outcome)
+    if target is not None and hardware is not None and modelled is not None:
+        try:
+            curve = model_curve(target, hardware, modelled, MODEL_CURVE_LOADS, seed=seed)
+        except (SpecbenchError, ValueError):
+            curve = []
+    view = break_even_view(outcome, defaults, curve)
+    sentence, caption = break_even_text(outcome, view)
+    sources = sorted({c.ci_source for cands in outcome.per_load.values() for c in cands})
+    ci_text = (
+        "Intervals: " + "; ".join(_CI_WORDS.get(s, s) for s in sources) + "." if sources else ""
+    )
+    return VerdictSection(
+        outcome,
+        defaults,
+        screen,
+        view,
+        sentence,
+        caption,
+        ci_text,
+        why_view(outcome, target, hardware, concurrencies, context_tokens),
+        latency_view(trials, latency_names(outcome, target)),
+    )
+
+
+def baseline_loads(trials: pd.DataFrame) -> list[int]:
+    """Concurrencies with a completed baseline: the only loads a speedup exists at."""
+    if trials.empty:
+        return []
+    rows = trials[
+        (trials["config_key"].astype(str) == BASELINE_KEY)
+        & (trials["state"].astype(str) == "complete")
+    ]
+    return sorted({int(c) for c in pd.to_numeric(rows["concurrency"], errors="coerce").dropna()})
+
+
+def latency_names(outcome: Outcome, target: TargetPreset | None) -> dict[str, str | None]:
+    names: dict[str, str | None] = {"no speculation": None}
+    if outcome.verdict.config is not None:
+        names[f"{outcome.verdict.config.key} (pick)"] = outcome.verdict.config.key
+    if target is not None:
+        card = target.card_config.key
+        if card not in names.values():
+            names[f"{card} (model card)"] = card
+    return names
+
+
+def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
+    """(sentence under "Break-even", plot caption); the model is named as a model."""
+    v = outcome.verdict
+    loads = sorted(r.concurrency for r in outcome.recommendations)
+    model_be = _model_crossing(view)
+    model_note = ""
+    if view.model_label:
+        where = (
+            f"it crosses 1.0x near {format_concurrency(model_be)} concurrent requests"
+            if model_be is not None
+            else "it does not cross 1.0x in the range drawn"
+        )
+        model_note = (
+            f" The dashed curve is the performance model's prediction (SIMULATED, not a "
+            f"measurement): {where}."
+        )
+    if v.kind == "speculate-below" and v.break_even is not None:
+        sentence = (
+            f"About {format_concurrency(v.break_even)} concurrent requests, interpolated "
+            f"(linear in log load) between the measured loads around it; measured loads: "
+            f"{', '.join(str(c) for c in loads)}."
+        )
+    elif v.kind == "speculate":
+        sentence = (
+            f"Not reached: speculation pays at every measured load up to {loads[-1]}, so the "
+            "break-even lies above it; it is not extrapolated from measurements."
+        )
+        if model_be is not None:
+            sentence += (
+                f" Add --concurrency {round(model_be)} to measure where the model expects it."
+            )
+    else:
+        sentence = "None: speculation does not pay at the lowest measured load."
+    caption = (
+        "Speedup against load with 95% intervals (vertical bars): the mixed-load pick, the "
+        "model card's and SGLang's automatic configurations; the dotted line is no "
+        "speculation." + model_note
+    )
+    return sentence, caption
+
+
+def _model_crossing(view: BreakEvenView) -> float | None:
+    from specbench.recommend import interpolate_break_even
+
+    pts = list(zip(view.model_x, view.model_y, strict=True))
+    for (c0, s0), (c1, s1) in itertools.pairwise(pts):
+        if s0 > 1.0 >= s1:
+            return interpolate_break_even(c0, s0, c1, s1)
+    return None
+
+
+def why_view(
+    outcome: Outcome,
+    target: TargetPreset | None,
+    hardware: HardwareProfile | None,
+    concurrencies: Sequence[int],
+    context_tokens: int,
+) -> WhyView:
+    if target is None or hardware is None:
+        return WhyView(None, None, None)
+    loads = sorted({int(c) for c in concurrencies})
+    check = memory_check(target, hardware, max(loads), context_tokens)
+    config = model_config(outcome)
+    steps: list[StepBreakdown] = []
+    for c in (loads[0], loads[-1]) if len(loads) > 1 else loads:
+        steps.append(step_breakdown(target, hardware, None, c, None))
+        if config is not None:
+            steps.append(step_breakdown(target, hardware, config, c, _tau(outcome, config, c)))
+    return WhyView(interconnect_text(hardware, target), memory_text(check), check.fits, steps)
+
+
+def _tau(outcome: Outcome, config: SpecConfig, concurrency: int) -> float | None:
+    for cand in outcome.per_load.get(concurrency, ()):
+        if cand.config == config:
+            return cand.tau
+    return None
+
+
+__all__ = [
+    "MODEL_CURVE_LOADS",
+    "VerdictSection",
+    "WhyView",
+    "baseline_loads",
+    "break_even_text",
+    "build_section",
+    "named_defaults",
+]
