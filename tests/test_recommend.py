@@ -210,3 +210,21 @@ def test_request_bootstrap_is_seeded_and_brackets_the_speedup() -> None:
     assert RequestBootstrap(records)("3-4-8", 1, 1.9) == first
     assert boot("3-4-8", 8, 1.9) is None  # no baseline requests at 8
     assert RequestBootstrap(records[:4])("3-4-8", 1, 1.9) is None  # too few pairs
+
+
+def test_terminal_lines_say_what_results_json_says() -> None:
+    from specbench.recommend import summary_lines
+
+    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch)
+    data = out.to_json()
+    data["defaults"] = [
+        d.to_json() for d in compare_defaults(out.per_load, {"model card": SpecConfig(3, 4, 8)})
+    ]
+    lines = summary_lines(json.loads(json.dumps(data)))
+    assert lines[0].startswith("verdict: speculate-below (break-even ~")
+    at_8 = next(i for i, line in enumerate(lines) if line.startswith("  at concurrency 8: off"))
+    assert "best tree 1-1-2 0.93x [" in lines[at_8]
+    assert "--speculative" not in lines[at_8 + 1]
+    assert lines[at_8 + 1].strip().startswith("python -m")
+    assert lines[-1].startswith("  model card (3-4-8): 0.91x [")
+    assert summary_lines({}) == []
