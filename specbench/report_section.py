@@ -14,7 +14,6 @@ from dataclasses import dataclass, field
 import pandas as pd
 
 from specbench.errors import SpecbenchError
-from specbench.intervals import RequestBootstrap, RequestLike
 from specbench.model.hardware import HardwareProfile
 from specbench.model.targets import TargetPreset
 from specbench.recommend import (
@@ -22,10 +21,7 @@ from specbench.recommend import (
     CI_REQUESTS,
     CI_TRIAL,
     DefaultComparison,
-    LaunchLine,
     Outcome,
-    compare_defaults,
-    decide,
 )
 from specbench.report_views import (
     AcceptanceByPosition,
@@ -38,7 +34,7 @@ from specbench.report_views import (
     model_config,
     verdict_screen,
 )
-from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.spec_config import SpecConfig
 from specbench.why import (
     StepBreakdown,
     interconnect_text,
@@ -90,29 +86,17 @@ def named_defaults(target: TargetPreset | None) -> dict[str, SpecConfig]:
 
 
 def build_section(
+    outcome: Outcome,
+    defaults: Sequence[DefaultComparison],
     trials: pd.DataFrame,
     concurrencies: Sequence[int],
-    launch: LaunchLine,
     *,
-    requests: Sequence[RequestLike] = (),
     target: TargetPreset | None = None,
     hardware: HardwareProfile | None = None,
-    simulated: bool = False,
-    host_staged: bool = False,
     context_tokens: int = 1024,
     seed: int = 0,
 ) -> VerdictSection:
-    """Decide, then derive every view of the decision."""
-    outcome = decide(
-        trials,
-        concurrencies,
-        launch,
-        intervals=RequestBootstrap(requests) if requests else None,
-        baseline_loads=baseline_loads(trials),
-        simulated=simulated,
-        host_staged=host_staged,
-    )
-    defaults = compare_defaults(outcome.per_load, named_defaults(target))
+    """Every view of one decision (``compute_verdict``'s outcome and defaults)."""
     screen = verdict_screen(outcome, defaults, concurrencies)
     curve: list[tuple[int, float]] = []
     modelled = model_config(outcome)
@@ -129,7 +113,7 @@ def build_section(
     )
     return VerdictSection(
         outcome,
-        defaults,
+        list(defaults),
         screen,
         view,
         sentence,
@@ -138,17 +122,6 @@ def build_section(
         why_view(outcome, target, hardware, concurrencies, context_tokens),
         latency_view(trials, latency_names(outcome, target)),
     )
-
-
-def baseline_loads(trials: pd.DataFrame) -> list[int]:
-    """Concurrencies with a completed baseline: the only loads a speedup exists at."""
-    if trials.empty:
-        return []
-    rows = trials[
-        (trials["config_key"].astype(str) == BASELINE_KEY)
-        & (trials["state"].astype(str) == "complete")
-    ]
-    return sorted({int(c) for c in pd.to_numeric(rows["concurrency"], errors="coerce").dropna()})
 
 
 def latency_names(outcome: Outcome, target: TargetPreset | None) -> dict[str, str | None]:
@@ -244,7 +217,6 @@ __all__ = [
     "MODEL_CURVE_LOADS",
     "VerdictSection",
     "WhyView",
-    "baseline_loads",
     "break_even_text",
     "build_section",
     "named_defaults",
