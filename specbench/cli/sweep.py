@@ -30,6 +30,7 @@ from specbench.harness.engines import engine_of_backend
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.limits import check_bounds
 from specbench.report.html import render_report
+from specbench.rundir.recommend import summary_lines
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
 from specbench.sweeps.options import (
@@ -374,13 +375,9 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
         )
         for line in flags:
             console.print(f"  {line}", highlight=False, soft_wrap=True)
-    reason = results.get("verdict_reason")
-    if reason:
-        console.print(reason, highlight=False)
-    best = results.get("best")
-    if best and best.get("launch_command"):
-        console.print("launch:", highlight=False)
-        console.print(f"  {best['launch_command']}", highlight=False, soft_wrap=True)
+    # The verdict, per-load picks and launch lines exactly as results.json records them.
+    for line in summary_lines(results):
+        console.print(line, highlight=False, soft_wrap=True)
     failed = _failed_configurations(outcome)
     if failed:
         console.print(

@@ -205,6 +205,11 @@ class EngineAdapter(ABC):
         line = self.command(self.launch_args(deployment, config), python="python")
         return self.speculative_flags(deployment, config), shlex.join(line)
 
+    def baseline_launch_line(self, deployment: Deployment) -> str:
+        """The same server without speculation, as a copyable shell line (what to run
+        at the loads where speculation does not pay)."""
+        return shlex.join(self.command(self.launch_args(deployment, None), python="python"))
+
 
 __all__ = [
     "UNKNOWN_DRAFT",

@@ -1,10 +1,12 @@
-"""The recommendation: which configuration to run, and up to what load it pays.
+"""The recommendation: which configuration to run at each load, and up to what load.
 
 This is the one place that turns trial rows into advice, so the sweep's results.json,
-the HTML report and the Markdown summary can never disagree. The rules are deliberately
-simple and conservative: a configuration only "pays" when it beats the baseline by more
-than the noise margin, and the break-even concurrency is interpolated only between
-concurrencies that were actually measured, never extrapolated past them.
+the HTML report, the Markdown summary and the terminal can never disagree. The decision
+itself (per-load picks with intervals, ties within noise to the cheaper tree, the
+three-way verdict, the break-even interpolated only between measured loads) is
+``recommend.decide``; this module keeps results.json's older fields (``best``,
+``break_even``, ``verdict_reason``) consistent with it and adds ``recommendations``,
+``verdict`` and ``defaults``.
 """
 
 from __future__ import annotations
@@ -16,11 +18,19 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.rundir.recommend import (
+    KIND_OFF,
+    KIND_SPECULATE,
+    KIND_SPECULATE_BELOW,
+    NOISE_MARGIN,
+    DefaultComparison,
+    IntervalSource,
+    Outcome,
+    compare_defaults,
+    decide,
+)
+from specbench.rundir.recommend import interpolate_break_even as _interpolate
 from specbench.spec_config import BASELINE_KEY, SpecConfig
-
-#: A configuration must beat the baseline by more than this fraction to count as paying:
-#: smaller differences are within run-to-run noise of a closed-loop benchmark.
-NOISE_MARGIN = 0.02
 
 STATUS_NEVER_PAYS = "never-pays"
 STATUS_CROSSES = "crosses"
@@ -48,6 +58,13 @@ class Verdict:
     simulated: bool = False
     #: Every configuration ranked at the primary concurrency, best first (for the report).
     ranking: list[dict[str, Any]] = field(default_factory=list)
+    #: The per-load decision and the named defaults at every load.
+    outcome: Outcome | None = None
+    defaults: list[DefaultComparison] = field(default_factory=list)
+
+    @property
+    def kind(self) -> str:
+        return KIND_OFF if self.outcome is None else self.outcome.verdict.kind
 
     @property
     def status(self) -> str:
@@ -58,7 +75,15 @@ class Verdict:
         return bool(self.break_even["speculation_recommended"])
 
     def to_json(self) -> dict[str, Any]:
-        return {"best": self.best, "break_even": self.break_even, "verdict_reason": self.reason}
+        out: dict[str, Any] = {
+            "best": self.best,
+            "break_even": self.break_even,
+            "verdict_reason": self.reason,
+        }
+        if self.outcome is not None:
+            out.update(self.outcome.to_json())
+        out["defaults"] = [d.to_json() for d in self.defaults]
+        return out
 
 
 def finite(value: Any) -> float | None:
@@ -143,18 +168,16 @@ def rank_configs(table: pd.DataFrame, concurrency: int) -> list[dict[str, Any]]:
 def interpolate_break_even(
     low_c: int, low_speedup: float, high_c: int, high_speedup: float
 ) -> float:
-    """Concurrency where speedup crosses 1.0, linear in log(concurrency).
+    """Concurrency where speedup crosses 1.0, linear in log(concurrency), never beyond
+    the measured interval (see ``recommend.interpolate_break_even``)."""
+    return _interpolate(low_c, low_speedup, high_c, high_speedup)
 
-    Throughput curves are roughly linear in log load, so a geometric interpolation
-    between 8 and 32 gives a believable ~16 rather than the arithmetic 20. Clamped to the
-    measured interval: a curve that stops paying (within noise) without dropping below
-    1.0 breaks even at the higher measured point, not beyond it.
-    """
-    if low_speedup == high_speedup:
-        return float(high_c)
-    frac = (low_speedup - 1.0) / (low_speedup - high_speedup)
-    frac = min(max(frac, 0.0), 1.0)
-    return float(math.exp(math.log(low_c) + frac * (math.log(high_c) - math.log(low_c))))
+
+_STATUS_OF_KIND = {
+    KIND_SPECULATE: STATUS_PAYS_EVERYWHERE,
+    KIND_SPECULATE_BELOW: STATUS_CROSSES,
+    KIND_OFF: STATUS_NEVER_PAYS,
+}
 
 
 def compute_verdict(
@@ -162,155 +185,104 @@ def compute_verdict(
     concurrencies: Sequence[int],
     *,
     launch_line: LaunchLine | None = None,
+    plain_launch: str | None = None,
+    intervals: IntervalSource | None = None,
+    defaults: Mapping[str, SpecConfig] | None = None,
     simulated: bool = False,
     hardware_class: str | None = None,
-    noise_margin: float = NOISE_MARGIN,
 ) -> Verdict:
-    """The recommended configuration and its break-even concurrency.
+    """The per-load recommendations, the verdict for mixed load and its break-even.
 
     ``trials`` are TRIAL_COLUMNS rows (normalise_trials); ``concurrencies[0]`` is the
-    primary concurrency the configurations are ranked at. ``hardware_class`` (the
-    manifest's interconnect class) only changes the wording: a host-staged interconnect
-    is named as the reason when nothing pays. Without ``launch_line`` the best
-    configuration carries no flags and no launch command.
+    primary concurrency the ``ranking`` is made at. ``launch_line`` (the engine
+    adapter's) spells a configuration and ``plain_launch`` is the same server without
+    speculation; without them launch lines are empty. ``intervals`` is the fallback for
+    rows that carry no ``speedup_ci_low``/``speedup_ci_high``; ``defaults`` names the
+    configurations a user would otherwise launch (the model card's, the engine's own).
+    ``hardware_class`` only changes the wording: a host-staged interconnect is named as
+    the reason when nothing pays.
     """
     if not concurrencies:
         raise ValueError("compute_verdict needs at least one concurrency")
     primary = int(concurrencies[0])
-    threshold = 1.0 + noise_margin
     table = config_table(trials)
     ranking = rank_configs(table, primary)
-    prefix = "SIMULATED: " if simulated else ""
 
-    if not ranking:
-        reason = (
-            f"No speculative configuration completed at concurrency {primary}, "
-            "so there is nothing to recommend; keep speculation off until one runs."
-        )
-        return Verdict(
-            best=None,
-            break_even={
-                "concurrency": None,
-                "status": STATUS_UNKNOWN,
-                "speculation_recommended": False,
-                "reason": reason,
-            },
-            reason=prefix + reason,
-            simulated=simulated,
-            ranking=ranking,
-        )
+    def line(config: SpecConfig | None) -> str:
+        if config is None:
+            return plain_launch or ""
+        return launch_line(config)[1] if launch_line is not None else ""
 
-    top = ranking[0]
-    curve = _speedup_curve(table, top["config_key"])
-    flags: list[str] | None = None
-    command: str | None = None
-    if launch_line is not None:
-        flags, command = launch_line(
-            SpecConfig(top["num_steps"], top["topk"], top["num_draft_tokens"])
-        )
-    best: dict[str, Any] = {
-        "num_steps": top["num_steps"],
-        "topk": top["topk"],
-        "num_draft_tokens": top["num_draft_tokens"],
-        "config_key": top["config_key"],
-        "tau": top["tau"],
-        "speedup": top["speedup"],
+    outcome = decide(
+        trials,
+        concurrencies,
+        line,
+        intervals=intervals,
+        baseline_loads=_baseline_loads(trials),
+        simulated=simulated,
+        host_staged=hardware_class == HOST_STAGED,
+    )
+    v = outcome.verdict
+    known = any(r.speedup is not None for r in outcome.recommendations)
+    status = _STATUS_OF_KIND[v.kind] if known else STATUS_UNKNOWN
+    best = None
+    if v.config is not None:
+        best = _best(v.config, table, primary, launch_line, simulated)
+    return Verdict(
+        best=best,
+        break_even={
+            "concurrency": v.break_even,
+            "status": status,
+            "speculation_recommended": v.kind != KIND_OFF,
+            "reason": v.reason,
+        },
+        reason=v.reason,
+        simulated=simulated,
+        ranking=ranking,
+        outcome=outcome,
+        defaults=compare_defaults(outcome.per_load, defaults or {}),
+    )
+
+
+def _baseline_loads(trials: pd.DataFrame) -> list[int]:
+    """Concurrencies with a completed baseline: a speedup exists only there."""
+    if trials.empty:
+        return []
+    rows = trials[
+        (trials["config_key"].astype(str) == BASELINE_KEY)
+        & (trials["state"].astype(str) == "complete")
+    ]
+    return sorted({int(c) for c in pd.to_numeric(rows["concurrency"], errors="coerce").dropna()})
+
+
+def _best(
+    config: SpecConfig,
+    table: pd.DataFrame,
+    primary: int,
+    launch_line: LaunchLine | None,
+    simulated: bool,
+) -> dict[str, Any]:
+    """The mixed-load pick in results.json's ``best`` shape."""
+    rows = table[table["config_key"] == config.key].sort_values("concurrency")
+    curve = {int(r.concurrency): finite(r.speedup) for r in rows.itertuples(index=False)}
+    at_primary = rows[rows["concurrency"] == primary]
+    tau = finite(at_primary["tau"].iloc[0]) if not at_primary.empty else None
+    flags, command = launch_line(config) if launch_line is not None else (None, None)
+    return {
+        **config.as_dict(),
+        "config_key": config.key,
+        "tau": tau,
+        "speedup": curve.get(primary),
         "concurrency": primary,
-        "speedup_by_concurrency": {str(c): s for c, s in curve},
+        "speedup_by_concurrency": {str(c): s for c, s in curve.items()},
         "flags": flags,
         "launch_command": command,
         "simulated": simulated,
     }
-    break_even = _break_even(top, curve, primary, threshold, hardware_class)
-    return Verdict(
-        best=best,
-        break_even=break_even,
-        reason=prefix + str(break_even["reason"]),
-        simulated=simulated,
-        ranking=ranking,
-    )
-
-
-def _speedup_curve(table: pd.DataFrame, key: str) -> list[tuple[int, float | None]]:
-    rows = table[table["config_key"] == key].sort_values("concurrency")
-    return [(int(r.concurrency), finite(r.speedup)) for r in rows.itertuples(index=False)]
-
-
-def _break_even(
-    top: Mapping[str, Any],
-    curve: Sequence[tuple[int, float | None]],
-    primary: int,
-    threshold: float,
-    hardware_class: str | None,
-) -> dict[str, Any]:
-    key = top["config_key"]
-    speed: float | None = top["speedup"]
-    tau: float | None = top["tau"]
-    tau_text = f"tau {tau:.2f}" if tau is not None else "tau unknown"
-
-    if speed is None:
-        reason = (
-            f"No baseline was measured at concurrency {primary}, so the speedup is unknown; "
-            f"{key} has the highest acceptance ({tau_text}), but measure the baseline "
-            "before turning speculation on."
-        )
-        return _be(None, STATUS_UNKNOWN, False, reason)
-
-    if speed <= threshold:
-        if hardware_class == HOST_STAGED:
-            why = (
-                "all-reduce is staged through host memory (no GPU peer-to-peer), so the "
-                "draft and verify collectives cost more than the accepted tokens save"
-            )
-        else:
-            why = f"no configuration beats the baseline by more than {threshold - 1:.0%}"
-        reason = (
-            f"Turn speculation off: the best configuration, {key}, reaches only {speed:.2f}x "
-            f"at concurrency {primary} ({tau_text}); {why}."
-        )
-        return _be(None, STATUS_NEVER_PAYS, False, reason)
-
-    # Pays at the primary concurrency: walk up the measured load until it stops paying.
-    higher = [(c, s) for c, s in curve if c >= primary and s is not None]
-    prev_c, prev_s = primary, speed
-    for c, s in higher:
-        if c == primary:
-            continue
-        assert s is not None
-        if s <= threshold:
-            point = interpolate_break_even(prev_c, prev_s, c, s)
-            reason = (
-                f"Use {key}: {speed:.2f}x faster than no speculation at concurrency {primary} "
-                f"({tau_text}), but it stops paying above about {format_concurrency(point)} concurrent "
-                f"requests ({s:.2f}x at {c}); turn speculation off under heavier load."
-            )
-            return _be(point, STATUS_CROSSES, True, reason)
-        prev_c, prev_s = c, s
-    top_c = max([c for c, _ in higher] + [primary])
-    if top_c == primary:
-        where = f"only concurrency {primary} was measured, so the break-even is unknown"
-    else:
-        where = (
-            f"still faster at every measured concurrency up to {top_c}, so the break-even "
-            f"lies above {top_c} (not extrapolated)"
-        )
-    reason = (
-        f"Use {key}: {speed:.2f}x faster than no speculation at concurrency {primary} "
-        f"({tau_text}); {where}."
-    )
-    return _be(None, STATUS_PAYS_EVERYWHERE, True, reason)
-
-
-def _be(concurrency: float | None, status: str, recommended: bool, reason: str) -> dict[str, Any]:
-    return {
-        "concurrency": concurrency,
-        "status": status,
-        "speculation_recommended": recommended,
-        "reason": reason,
-    }
 
 
 __all__ = [
+    "HOST_STAGED",
     "NOISE_MARGIN",
     "STATUS_CROSSES",
     "STATUS_NEVER_PAYS",

@@ -15,14 +15,17 @@ import optuna
 import pandas as pd
 from optuna.trial import TrialState
 
+from specbench.errors import FileFormatError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import engine_of_backend
+from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import (
     STATE_FAILED,
     STATE_RUNNING,
     normalise_trials,
     trials_to_records,
 )
+from specbench.rundir.recommend import named_defaults
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY
@@ -129,12 +132,14 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     frame = normalise_trials(rows)
     tp = ctx.hardware.get("tp")
     deployment = Deployment.of(ctx.target, tp=tp if isinstance(tp, int) else None)
+    engine = engine_of_backend(ctx.backend.name)
     verdict = compute_verdict(
         frame,
         list(ctx.concurrencies),
-        launch_line=lambda config: engine_of_backend(ctx.backend.name).launch_line(
-            deployment, config
-        ),
+        launch_line=lambda config: engine.launch_line(deployment, config),
+        plain_launch=engine.baseline_launch_line(deployment),
+        intervals=_request_intervals(ctx),
+        defaults=named_defaults(ctx.target),
         simulated=ctx.simulated,
         hardware_class=str(ctx.hardware.get("interconnect_class") or "") or None,
     )
@@ -154,6 +159,18 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         "trials": trials_to_records(frame),
     }
     return frame, results
+
+
+def _request_intervals(ctx: SweepContext) -> RequestBootstrap | None:
+    """The fallback interval for rows without their own: a bootstrap over the run's
+    requests.jsonl (read once, when results are rebuilt at the end of a sweep)."""
+    path = ctx.run_dir.requests_path
+    if not path.exists():
+        return None
+    try:
+        return RequestBootstrap(ctx.run_dir.iter_requests(), seed=ctx.manifest.seed)
+    except (OSError, ValueError, FileFormatError):
+        return None
 
 
 def _study_summary(ctx: SweepContext) -> dict[str, Any]:

@@ -7,26 +7,22 @@ import re
 import pandas as pd
 import pytest
 
-try:
-    from test_recommend import HOST_STAGED, _launch, _rows
-except ImportError:  # tests/ became a package
-    from tests.test_recommend import HOST_STAGED, _launch, _rows
-
-from specbench.compare_runs import check_comparable, column_titles
 from specbench.errors import NotComparableError
-from specbench.recommend import compare_defaults, decide
-from specbench.report_plots import break_even_svg, heatmap_svg, latency_svg
-from specbench.report_views import (
+from specbench.report.side_by_side import check_comparable, column_titles
+from specbench.report.verdict_plots import break_even_svg, heatmap_svg, latency_svg
+from specbench.report.verdict_views import (
     acceptance_by_position,
     break_even_view,
     latency_view,
     verdict_screen,
 )
+from specbench.rundir.recommend import compare_defaults, decide
 from specbench.spec_config import SpecConfig
+from tests.support.verdict_rows import HOST_STAGED, launch_text, trial_rows
 
 
 def _screen():  # type: ignore[no-untyped-def]
-    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch, host_staged=True)
+    out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text, host_staged=True)
     named = {"model card": SpecConfig(3, 4, 8), "SGLang automatic choice": SpecConfig(5, 4, 8)}
     defaults = compare_defaults(out.per_load, named)
     return out, defaults, verdict_screen(out, defaults, [1, 8, 32])

@@ -16,14 +16,7 @@ import pandas as pd
 from specbench.errors import SpecbenchError
 from specbench.model.hardware import HardwareProfile
 from specbench.model.targets import TargetPreset
-from specbench.recommend import (
-    CI_NOISE,
-    CI_REQUESTS,
-    CI_TRIAL,
-    DefaultComparison,
-    Outcome,
-)
-from specbench.report_views import (
+from specbench.report.verdict_views import (
     AcceptanceByPosition,
     BreakEvenView,
     LatencySeries,
@@ -34,8 +27,7 @@ from specbench.report_views import (
     model_config,
     verdict_screen,
 )
-from specbench.spec_config import SpecConfig
-from specbench.why import (
+from specbench.report.why import (
     StepBreakdown,
     interconnect_text,
     memory_check,
@@ -43,10 +35,17 @@ from specbench.why import (
     model_curve,
     step_breakdown,
 )
+from specbench.rundir.recommend import (
+    CI_NOISE,
+    CI_REQUESTS,
+    CI_TRIAL,
+    DefaultComparison,
+    Outcome,
+)
+from specbench.spec_config import SpecConfig
 
 #: Loads the model curve is drawn at (a prediction, labelled SIMULATED on the plot).
 MODEL_CURVE_LOADS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
-DEFAULT_NAMES = ("model card", "SGLang automatic choice")
 
 _CI_WORDS = {
     CI_TRIAL: "95% bootstrap intervals from the sweep's own per-request samples",
@@ -77,12 +76,6 @@ class VerdictSection:
     why: WhyView
     latency: list[LatencySeries]
     acceptance: AcceptanceByPosition | None = None
-
-
-def named_defaults(target: TargetPreset | None) -> dict[str, SpecConfig]:
-    if target is None:
-        return {}
-    return {DEFAULT_NAMES[0]: target.card_config, DEFAULT_NAMES[1]: target.auto_config}
 
 
 def build_section(
@@ -177,7 +170,7 @@ def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
 
 
 def _model_crossing(view: BreakEvenView) -> float | None:
-    from specbench.recommend import interpolate_break_even
+    from specbench.rundir.recommend import interpolate_break_even
 
     pts = list(zip(view.model_x, view.model_y, strict=True))
     for (c0, s0), (c1, s1) in itertools.pairwise(pts):
@@ -219,5 +212,4 @@ __all__ = [
     "WhyView",
     "break_even_text",
     "build_section",
-    "named_defaults",
 ]

@@ -5,8 +5,14 @@ from __future__ import annotations
 import pytest
 
 from specbench.model import load_hardware, load_target
+from specbench.report.why import (
+    interconnect_text,
+    memory_check,
+    memory_text,
+    model_curve,
+    step_breakdown,
+)
 from specbench.spec_config import SpecConfig
-from specbench.why import interconnect_text, memory_check, memory_text, model_curve, step_breakdown
 
 
 def test_host_staged_step_time_is_dominated_by_all_reduce_at_load() -> None:

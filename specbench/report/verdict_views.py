@@ -14,7 +14,7 @@ from typing import Any
 
 import pandas as pd
 
-from specbench.recommend import (
+from specbench.rundir.recommend import (
     KIND_OFF,
     KIND_SPECULATE,
     Candidate,

@@ -3,15 +3,12 @@
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from typing import Any
 
-import pandas as pd
 import pytest
 
-from specbench.intervals import RequestBootstrap
-from specbench.recommend import (
+from specbench.rundir.intervals import RequestBootstrap
+from specbench.rundir.recommend import (
     CI_NOISE,
     CI_REQUESTS,
     CI_TRIAL,
@@ -25,66 +22,11 @@ from specbench.recommend import (
     interpolate_break_even,
 )
 from specbench.spec_config import BASELINE_KEY, SpecConfig
-
-
-def _launch(config: SpecConfig | None) -> str:
-    base = "python -m sglang.launch_server --model-path m --tp-size 4"
-    if config is None:
-        return base
-    return base + " --speculative-algorithm EAGLE3 " + " ".join(config.sglang_flags())
-
-
-def _rows(
-    speedups: dict[str, dict[int, float]],
-    ci: dict[tuple[str, int], tuple[float, float]] | None = None,
-) -> pd.DataFrame:
-    rows: list[dict[str, Any]] = []
-    for n, (key, by_c) in enumerate(speedups.items()):
-        steps, topk, ndt = (int(x) for x in key.split("-"))
-        for c, s in by_c.items():
-            low, high = (ci or {}).get((key, c), (math.nan, math.nan))
-            rows.append(
-                {
-                    "trial_number": n,
-                    "config_key": key,
-                    "num_steps": steps,
-                    "topk": topk,
-                    "num_draft_tokens": ndt,
-                    "concurrency": c,
-                    "state": "complete",
-                    "tau": 1.0 + steps * 0.5,
-                    "speedup": s,
-                    "speedup_ci_low": low,
-                    "speedup_ci_high": high,
-                }
-            )
-    for c in (1, 8, 32):
-        rows.append(
-            {
-                "trial_number": -1,
-                "config_key": BASELINE_KEY,
-                "num_steps": None,
-                "topk": None,
-                "num_draft_tokens": None,
-                "concurrency": c,
-                "state": "complete",
-                "speedup": 1.0,
-            }
-        )
-    return pd.DataFrame(rows)
-
-
-#: The host-staged shape: pays a little at 1, loses at 8 and 32.
-HOST_STAGED = {
-    "2-2-3": {1: 1.23, 8: 0.82, 32: 0.85},
-    "1-1-2": {1: 1.225, 8: 0.93, 32: 0.94},
-    "1-2-2": {1: 1.224, 8: 0.93, 32: 0.94},
-    "3-4-8": {1: 0.91, 8: 0.55, 32: 0.55},
-}
+from tests.support.verdict_rows import HOST_STAGED, launch_text, trial_rows
 
 
 def test_host_staged_run_speculates_below_a_break_even_and_is_off_above() -> None:
-    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch, host_staged=True)
+    out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text, host_staged=True)
     verdict = out.verdict
     assert verdict.kind == KIND_SPECULATE_BELOW
     assert verdict.break_even is not None and 1 < verdict.break_even < 8
@@ -102,7 +44,7 @@ def test_host_staged_run_speculates_below_a_break_even_and_is_off_above() -> Non
 
 
 def test_results_json_contract() -> None:
-    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch)
+    out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text)
     data = json.loads(json.dumps(out.to_json()))
     assert [r["concurrency"] for r in data["recommendations"]] == [1, 8, 32]
     for rec in data["recommendations"]:
@@ -129,7 +71,7 @@ def test_pays_everywhere_is_speculate_with_a_robust_pick() -> None:
         "3-4-6": {1: 1.9, 8: 1.5, 32: 1.4},
         "5-8-38": {1: 1.7, 8: 1.6, 32: 1.2},
     }
-    out = decide(_rows(speedups), [1, 8, 32], _launch)
+    out = decide(trial_rows(speedups), [1, 8, 32], launch_text)
     assert out.verdict.kind == KIND_SPECULATE
     assert out.verdict.break_even is None
     assert out.verdict.config == SpecConfig(3, 4, 6)
@@ -138,9 +80,9 @@ def test_pays_everywhere_is_speculate_with_a_robust_pick() -> None:
     assert out.verdict.worst_fraction_of_best == pytest.approx(1.5 / 1.6)
 
 
-def test_never_pays_is_off_with_a_plain_launch_line() -> None:
+def test_never_pays_is_off_with_a_plainlaunch_text_line() -> None:
     speedups = {"3-4-8": {1: 0.7, 8: 0.5, 32: 0.4}, "1-1-2": {1: 1.01, 8: 0.9, 32: 0.8}}
-    out = decide(_rows(speedups), [1, 8, 32], _launch, host_staged=True)
+    out = decide(trial_rows(speedups), [1, 8, 32], launch_text, host_staged=True)
     assert out.verdict.kind == KIND_OFF
     assert out.verdict.config is None
     assert "--speculative" not in out.verdict.launch
@@ -153,7 +95,7 @@ def test_never_pays_is_off_with_a_plain_launch_line() -> None:
 def test_measured_interval_wins_over_the_noise_fallback() -> None:
     speedups = {"3-4-8": {1: 1.05}, "1-1-2": {1: 1.04}}
     ci = {("3-4-8", 1): (0.98, 1.12)}
-    out = decide(_rows(speedups, ci), [1], _launch)
+    out = decide(trial_rows(speedups, ci), [1], launch_text)
     cands = {c.key: c for c in out.per_load[1]}
     assert cands["3-4-8"].ci_source == CI_TRIAL and cands["3-4-8"].ci == (0.98, 1.12)
     assert cands["1-1-2"].ci_source == CI_NOISE
@@ -166,14 +108,14 @@ def test_trees_built_by_one_draft_step_merge_whatever_topk() -> None:
     assert canonical_tree(SpecConfig(1, 8, 3)) == SpecConfig(1, 2, 3)
     assert canonical_tree(SpecConfig(1, 8, 4)) == SpecConfig(1, 4, 4)
     assert canonical_tree(SpecConfig(2, 8, 3)) == SpecConfig(2, 8, 3)
-    table = candidate_table(_rows({"1-1-2": {1: 1.2}, "1-2-2": {1: 1.3}, "1-8-2": {1: 1.1}}))
+    table = candidate_table(trial_rows({"1-1-2": {1: 1.2}, "1-2-2": {1: 1.3}, "1-8-2": {1: 1.1}}))
     assert list(table["config_key"]) == ["1-1-2"]
     assert table["speedup"].iloc[0] == pytest.approx(1.2)
     assert table["aliases"].iloc[0] == ("1-2-2", "1-8-2")
 
 
 def test_defaults_are_compared_at_every_load() -> None:
-    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch)
+    out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text)
     named = {"model card": SpecConfig(3, 4, 8), "SGLang automatic": SpecConfig(5, 4, 8)}
     card, auto = compare_defaults(out.per_load, named)
     assert card.points[8] is not None and card.points[8].speedup == pytest.approx(0.55)
@@ -213,9 +155,9 @@ def test_request_bootstrap_is_seeded_and_brackets_the_speedup() -> None:
 
 
 def test_terminal_lines_say_what_results_json_says() -> None:
-    from specbench.recommend import summary_lines
+    from specbench.rundir.recommend import summary_lines
 
-    out = decide(_rows(HOST_STAGED), [1, 8, 32], _launch)
+    out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text)
     data = out.to_json()
     data["defaults"] = [
         d.to_json() for d in compare_defaults(out.per_load, {"model card": SpecConfig(3, 4, 8)})

@@ -17,14 +17,14 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
-from specbench.report_views import (
+from specbench.report.plots import PALETTE, _figure, plain_text, to_svg
+from specbench.report.verdict_views import (
     AcceptanceByPosition,
     BreakEvenView,
     LatencySeries,
     format_concurrency,
 )
-from specbench.reports.plots import PALETTE, _figure, plain_text, to_svg
-from specbench.why import StepBreakdown
+from specbench.report.why import StepBreakdown
 
 #: Colours of the step-time parts, the same in every plot.
 PART_COLOURS = {

@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
 import pandas as pd
 
@@ -546,6 +546,23 @@ class DefaultComparison:
         }
 
 
+class PresetLike(Protocol):
+    """The two configurations a target preset names (specbench.model.TargetPreset)."""
+
+    @property
+    def card_config(self) -> SpecConfig: ...
+    @property
+    def auto_config(self) -> SpecConfig: ...
+
+
+def named_defaults(target: PresetLike | None) -> dict[str, SpecConfig]:
+    """What a user would launch without specbench: the model card's flags, or no
+    ``--speculative-num-*`` flags at all (SGLang then chooses by architecture)."""
+    if target is None:
+        return {}
+    return {"model card": target.card_config, "SGLang automatic choice": target.auto_config}
+
+
 def compare_defaults(
     per_load: Mapping[int, Sequence[Candidate]], named: Mapping[str, SpecConfig]
 ) -> list[DefaultComparison]:
@@ -643,6 +660,7 @@ __all__ = [
     "compare_defaults",
     "decide",
     "interpolate_break_even",
+    "named_defaults",
     "noise_interval",
     "recommend_at",
     "robust_pick",
