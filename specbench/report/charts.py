@@ -29,6 +29,7 @@ from specbench.report.views import (
     int_or_none,
     percentile,
 )
+from specbench.rundir.recommend import candidate_table
 from specbench.rundir.records import RequestRecord
 from specbench.rundir.verdict import (
     Verdict,
@@ -82,21 +83,26 @@ def build_tau_vs_draft_tokens(table: pd.DataFrame) -> list[Series]:
     return out
 
 
-def build_speedup_vs_concurrency(
-    table: pd.DataFrame, verdict: Verdict, concurrencies: Sequence[int]
-) -> list[Series]:
-    """The top configurations at the primary concurrency, across every measured load."""
-    keys = [r["config_key"] for r in verdict.ranking if r["speedup"] is not None]
-    keys = keys[:TOP_CONFIGS_PLOTTED]
+def build_speedup_vs_concurrency(trials: pd.DataFrame, primary: int) -> list[Series]:
+    """The top trees at the primary concurrency across every measured load.
+
+    From the merged table: flag sets that build the same tree (one draft step, any
+    topk) are one line labelled with all their names, not several lines on top of
+    each other.
+    """
+    table = candidate_table(trials)
+    at_primary = table[(table["concurrency"] == primary) & table["speedup"].notna()]
+    keys = list(at_primary.sort_values("speedup", ascending=False)["config_key"])
     out = []
-    for key in keys:
+    for key in keys[:TOP_CONFIGS_PLOTTED]:
         rows = table[(table["config_key"] == key) & table["speedup"].notna()]
         rows = rows.sort_values("concurrency")
-        if rows.empty:
-            continue
+        aliases = rows["aliases"].iloc[0]
         out.append(
             Series(
-                key, [float(c) for c in rows["concurrency"]], [finite(s) for s in rows["speedup"]]
+                key + (f" (= {', '.join(aliases)})" if aliases else ""),
+                [float(c) for c in rows["concurrency"]],
+                [finite(s) for s in rows["speedup"]],
             )
         )
     return out
@@ -194,7 +200,7 @@ def _cell(value: Any, kind: str) -> TableCell:
     if kind == "float1":
         return TableCell(f"{number:.1f}", repr(number))
     if kind == "float2x":
-        return TableCell(f"{number:.2f}x", repr(number))
+        return TableCell(f"{number:.2f}x", repr(number), loses=number < 1.0)
     return TableCell(f"{number:.2f}", repr(number))
 
 

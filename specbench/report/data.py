@@ -22,14 +22,7 @@ import pandas as pd
 from specbench.errors import BadInputError, FileFormatError, SpecbenchError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import engine_of_backend
-from specbench.model import (
-    HardwareProfile,
-    PerformanceModel,
-    TargetPreset,
-    load_hardware,
-    load_target,
-)
-from specbench.model.predict import scan_break_even
+from specbench.model import HardwareProfile, TargetPreset, load_hardware, load_target
 from specbench.report.charts import (
     build_failed,
     build_heatmap,
@@ -41,6 +34,8 @@ from specbench.report.charts import (
     build_top,
     build_trial_table,
 )
+from specbench.report.verdict_section import build_section
+from specbench.report.verdict_views import HEADLINES
 from specbench.report.views import (
     AllReduceSeries,
     HardwareView,
@@ -50,7 +45,9 @@ from specbench.report.views import (
     VerdictView,
     int_or_none,
 )
+from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import Manifest, RunDirectory
+from specbench.rundir.recommend import named_defaults
 from specbench.rundir.records import REQUESTS_KIND, RequestRecord
 from specbench.rundir.verdict import (
     NOISE_MARGIN,
@@ -64,7 +61,7 @@ from specbench.rundir.verdict import (
     format_concurrency,
 )
 from specbench.schema import check_schema_version
-from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.spec_config import BASELINE_KEY
 
 
 # --------------------------------------------------------------------------- loading
@@ -168,37 +165,56 @@ def build_report_data(run: RunData) -> ReportData:
         model_path=manifest.workload.target_model or None,
         draft_model_path=manifest.workload.draft_model or None,
     )
+    engine = engine_of_backend(manifest.backend)
     verdict = compute_verdict(
         trials,
         concurrencies,
-        launch_line=partial(engine_of_backend(manifest.backend).launch_line, deployment),
+        launch_line=partial(engine.launch_line, deployment),
+        plain_launch=engine.baseline_launch_line(deployment),
+        intervals=RequestBootstrap(run.requests, seed=manifest.seed),
+        defaults=named_defaults(run.target),
         simulated=manifest.simulated,
         hardware_class=hw_class or None,
     )
+    assert verdict.outcome is not None  # compute_verdict always decides
     table = config_table(trials)
     best_key = verdict.best["config_key"] if verdict.best else None
+    section = build_section(
+        verdict.outcome,
+        verdict.defaults,
+        trials,
+        concurrencies,
+        target=run.target,
+        hardware=_load_profile(str(manifest.hardware.get("name", "") or ""), tp),
+        context_tokens=_context_tokens(run),
+        seed=manifest.seed,
+    )
+    grid = manifest.strategy in ("grid", "fixed")
     return ReportData(
         simulated=manifest.simulated,
         overview=build_overview(run),
-        verdict=build_verdict_view(
-            verdict,
-            concurrencies,
-            predicted_break_even(run, verdict.best, tp)
-            if verdict.status == STATUS_PAYS_EVERYWHERE
-            else None,
-        ),
+        verdict=build_verdict_view(verdict, concurrencies),
         hardware=build_hardware(manifest),
         heatmap=build_heatmap(table, primary),
         tau_vs_draft_tokens=build_tau_vs_draft_tokens(table),
-        speedup_vs_concurrency=build_speedup_vs_concurrency(table, verdict, concurrencies),
+        speedup_vs_concurrency=build_speedup_vs_concurrency(trials, primary),
         tau_distribution=build_tau_distribution(run.requests, best_key),
-        history=build_history(trials, primary),
-        prediction=build_prediction_check(trials),
+        # A grid has no search to show; in a SIMULATED run the "measurement" is the model.
+        history=None if grid else build_history(trials, primary),
+        prediction=None if manifest.simulated else build_prediction_check(trials),
         table=build_trial_table(trials),
         failed=build_failed(trials),
         top=build_top(table, verdict, concurrencies),
         notes=list(run.notes),
+        verdict_section=section,
     )
+
+
+def _context_tokens(run: RunData) -> int:
+    """Tokens of KV a request holds at its end: mean prompt plus the output budget."""
+    prompts = [r.prompt_tokens for r in run.requests if r.prompt_tokens > 0]
+    mean_prompt = round(sum(prompts) / len(prompts)) if prompts else 0
+    return mean_prompt + int(run.manifest.workload.max_new_tokens)
 
 
 def build_overview(run: RunData) -> Overview:
@@ -231,9 +247,8 @@ def build_overview(run: RunData) -> Overview:
     )
 
 
-def build_verdict_view(
-    verdict: Verdict, concurrencies: Sequence[int], predicted_break_even: float | None = None
-) -> VerdictView:
+def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> VerdictView:
+    """The verdict's headline fields (the first screen itself is ``verdict_section``)."""
     best = verdict.best
     be = verdict.break_even
     status = str(be["status"])
@@ -251,29 +266,17 @@ def build_verdict_view(
             "requests (interpolated between measured concurrencies)."
         )
     elif status == STATUS_PAYS_EVERYWHERE:
-        top_c = max(p.concurrency for p in points) if points else max(concurrencies)
         be_text = (
-            f"Pays at every measured concurrency; the break-even lies above {top_c} "
-            "(not extrapolated)."
+            "Pays at every measured concurrency; the break-even lies above "
+            f"{max(concurrencies)} (not extrapolated)."
         )
-        if predicted_break_even is not None:
-            be_text += (
-                f" The performance model predicts it near {predicted_break_even:.0f} "
-                "concurrent requests (SIMULATED prediction, not a measurement): add that "
-                "concurrency to --concurrency to measure it."
-            )
     elif status == STATUS_NEVER_PAYS:
-        be_text = "No break-even: speculation does not pay at the primary concurrency."
+        be_text = "No break-even: speculation does not pay at the lowest measured load."
     else:
         be_text = "Unknown: no speedup could be computed."
-    if best is None:
-        headline = "No recommendation: no speculative configuration completed"
-    elif verdict.speculation_recommended:
-        headline = f"Run EAGLE speculation with {best['config_key']}"
-    elif status == STATUS_NEVER_PAYS:
-        headline = "Turn speculation OFF"
-    else:
-        headline = f"Undecided: {best['config_key']} has the highest tau, speedup unknown"
+    headline = HEADLINES.get(verdict.kind, verdict.kind).format(
+        break_even=format_concurrency(be_c) if be_c is not None else "?"
+    )
     return VerdictView(
         verdict=verdict,
         status=status,
@@ -284,11 +287,10 @@ def build_verdict_view(
         tau=finite(best["tau"]) if best else None,
         speedup=finite(best["speedup"]) if best else None,
         launch_command=best["launch_command"] if best else None,
-        flags=" ".join(best["flags"]) if best else None,
+        flags=" ".join(best["flags"]) if best and best["flags"] else None,
         points=points,
         break_even=be_c,
         break_even_text=be_text,
-        predicted_break_even=predicted_break_even if status == STATUS_PAYS_EVERYWHERE else None,
     )
 
 
@@ -366,30 +368,6 @@ def _load_profile(name: str, tp: int | None = None) -> HardwareProfile | None:
         return None
 
 
-def predicted_break_even(
-    run: RunData, best: Mapping[str, Any] | None, tp: int | None
-) -> float | None:
-    """Where the model expects the recommended configuration to stop paying.
-
-    A sweep measures a few concurrencies; when speculation still pays at the highest, the
-    measured break-even is unknown and the report must not extrapolate. The model's
-    prediction for the run's own target and hardware profile tells the user which
-    concurrency to measure next. None when the run's target or hardware is not one the
-    model knows, or the model sees no crossing within 1..4096.
-    """
-    if best is None or not isinstance(run.target, TargetPreset):
-        return None
-    profile = _load_profile(str(run.manifest.hardware.get("name", "") or ""), tp)
-    if profile is None:
-        return None
-    config = SpecConfig(int(best["num_steps"]), int(best["topk"]), int(best["num_draft_tokens"]))
-    try:
-        model = PerformanceModel(run.target, profile, seed=run.manifest.seed)
-        return scan_break_even(model, config)[0]
-    except SpecbenchError:
-        return None
-
-
 def _allreduce_series(rows: Any) -> list[AllReduceSeries]:
     if not isinstance(rows, list):
         return []
@@ -436,7 +414,6 @@ __all__ = [
     "build_overview",
     "build_report_data",
     "build_verdict_view",
-    "predicted_break_even",
     "read_run",
     "report_data",
 ]

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import shlex
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -20,9 +21,10 @@ import jinja2
 from markupsafe import Markup
 
 from specbench.errors import BadInputError
-from specbench.report import plots
+from specbench.report import plots, verdict_plots
 from specbench.report.data import report_data
 from specbench.report.markdown import render_markdown
+from specbench.report.verdict_views import format_concurrency
 from specbench.report.views import ReportData
 from specbench.schema import write_text_atomic
 
@@ -37,7 +39,8 @@ class Figure:
     svg: Markup
 
 
-def _asset(name: str) -> str:
+def asset(name: str) -> str:
+    """A template, stylesheet or script shipped in the package."""
     return (
         resources.files(_TEMPLATE_PACKAGE)
         .joinpath("templates")
@@ -46,14 +49,18 @@ def _asset(name: str) -> str:
     )
 
 
-def _environment() -> jinja2.Environment:
-    return jinja2.Environment(
+def environment() -> jinja2.Environment:
+    """The report's jinja2 environment; ``shell_split`` splits a launch line into its
+    shell words, so that the page can wrap it between flags and never inside one."""
+    env = jinja2.Environment(
         loader=jinja2.PackageLoader(_TEMPLATE_PACKAGE, "templates"),
         autoescape=True,
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
         lstrip_blocks=True,
     )
+    env.filters["shell_split"] = shlex.split
+    return env
 
 
 def content_security_policy(script: str) -> str:
@@ -89,8 +96,16 @@ def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
             (
                 "heatmap",
                 f"Best speedup over num_draft_tokens for each (num_steps, topk), at concurrency "
-                f"{heat.concurrency}; blue beats the baseline, red loses to it.",
-                lambda: plots.heatmap_svg(heat, simulated=sim),
+                f"{heat.concurrency}; blue beats the baseline, red loses to it, hatched grey was "
+                "not measured. Hover a cell for its numbers.",
+                lambda: verdict_plots.heatmap_svg(
+                    heat.concurrency,
+                    heat.steps,
+                    heat.topks,
+                    heat.speedup,
+                    heat.draft_tokens,
+                    simulated=sim,
+                ),
             )
         )
     if tau_ndt:
@@ -156,20 +171,82 @@ def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
     return figures, allreduce
 
 
+def build_verdict_figures(data: ReportData) -> tuple[dict[str, Markup | None], list[Figure]]:
+    """(break-even and step-time plots, latency section figures) of the verdict section."""
+    sec, sim = data.verdict_section, data.simulated
+    named: dict[str, Markup | None] = {"break_even": None, "step_time": None}
+    if sec.break_even.series:
+        named["break_even"] = _draw(
+            "break-even",
+            lambda: verdict_plots.break_even_svg(sec.break_even, simulated=sim),
+            data.notes,
+        )
+    if sec.why.steps:
+        steps = sec.why.steps
+        named["step_time"] = _draw(
+            "step-time", lambda: verdict_plots.step_breakdown_svg(steps), data.notes
+        )
+    wanted: list[tuple[str, str, Callable[[], str]]] = []
+    if any(any(v is not None for v in s.itl_ms_p50) for s in sec.latency):
+        wanted.append(
+            (
+                "latency",
+                "Time to first token and inter-token latency (p50) against load: what a user "
+                "of the server feels. Hover a point for its value.",
+                lambda: verdict_plots.latency_svg(sec.latency, simulated=sim),
+            )
+        )
+        wanted.append(
+            (
+                "tput-latency",
+                "Throughput against latency over load (each point a concurrency): up and to "
+                "the left is better; a configuration to the right of no speculation trades "
+                "latency for nothing.",
+                lambda: verdict_plots.throughput_latency_svg(sec.latency, simulated=sim),
+            )
+        )
+    if sec.acceptance is not None:
+        acceptance = sec.acceptance
+        wanted.append(
+            (
+                "accept-pos",
+                "Acceptance rate by draft position, from the engine's per-request accept "
+                "histograms.",
+                lambda: verdict_plots.acceptance_position_svg(acceptance, simulated=sim),
+            )
+        )
+    figures = []
+    for name, caption, draw in wanted:
+        svg = _draw(name, draw, data.notes)
+        if svg is not None:
+            figures.append(Figure(name, caption, svg))
+    return named, figures
+
+
 def render_html(data: ReportData, *, run_dir: Path | str = "") -> str:
     """The complete HTML document for one run."""
     figures, allreduce = build_figures(data)
-    script = _asset("report.js")
-    template = _environment().get_template("report.html")
+    named, latency_figures = build_verdict_figures(data)
+    sec = data.verdict_section
+    script = asset("report.js")
+    template = environment().get_template("report.html")
     return template.render(
         d=data,
         o=data.overview,
         v=data.verdict,
+        s=sec.screen,
+        w=sec.why,
+        be_text=format_concurrency(sec.screen.break_even) if sec.screen.break_even else "",
+        be_sentence=sec.break_even_sentence,
+        be_caption=sec.break_even_caption,
+        ci_text=sec.ci_text,
+        ci_level=95,
         hw=data.hardware,
         hw_measured=any(s.measured for s in data.hardware.allreduce),
         figures=figures,
-        plots={"allreduce": allreduce},
-        css=Markup(_asset("report.css")),
+        latency_figures=latency_figures,
+        plots={"allreduce": allreduce, **named},
+        css=Markup(asset("report.css")),
         js=Markup(script),
         csp=content_security_policy(script),
         run_dir=str(run_dir),
@@ -196,4 +273,11 @@ def render_report(
     return target
 
 
-__all__ = ["FORMATS", "content_security_policy", "render_html", "render_report"]
+__all__ = [
+    "FORMATS",
+    "asset",
+    "content_security_policy",
+    "environment",
+    "render_html",
+    "render_report",
+]

@@ -189,7 +189,7 @@ def speedup_vs_concurrency_svg(
             xs = [x for x, y in zip(s.x, s.y, strict=True) if y is not None]
             ys = [y for y in s.y if y is not None]
             all_x += xs
-            best = s.label == recommended
+            best = s.label.split(" (=")[0] == recommended
             ax.plot(
                 xs,
                 ys,

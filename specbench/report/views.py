@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from specbench.report.verdict_section import VerdictSection
 from specbench.rundir.verdict import (
     Verdict,
     finite,
@@ -78,9 +79,6 @@ class VerdictView:
     points: list[SpeedupPoint]
     break_even: float | None
     break_even_text: str
-    #: The performance model's break-even for the recommended configuration, shown only
-    #: when the measured load never reached one (a prediction, never a measurement).
-    predicted_break_even: float | None = None
 
 
 @dataclass
@@ -191,6 +189,7 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 class TableCell:
     text: str
     sort: str  # numeric or lowercase text sort key; empty sorts last
+    loses: bool = False  # a speedup below 1.0 (drawn red)
 
 
 @dataclass
@@ -226,3 +225,5 @@ class ReportData:
     failed: list[FailedTrial]
     top: list[TopRow]
     notes: list[str]
+    #: The decision on the first screen, with its break-even, why and latency views.
+    verdict_section: VerdictSection

@@ -57,4 +57,51 @@
   }
 
   document.querySelectorAll("table.sortable").forEach(setUp);
+
+  // Filter: a row stays when its text contains every word typed (case-insensitive).
+  function setUpFilter(input) {
+    var table = document.getElementById(input.getAttribute("data-table"));
+    var count = document.getElementById(input.id + "-count");
+    if (!table) { return; }
+    var rows = Array.prototype.slice.call(table.tBodies[0].rows);
+    var texts = rows.map(function (row) { return row.textContent.toLowerCase(); });
+    input.addEventListener("input", function () {
+      var words = input.value.toLowerCase().split(/\s+/).filter(function (w) { return w; });
+      var shown = 0;
+      rows.forEach(function (row, i) {
+        var keep = words.every(function (w) { return texts[i].indexOf(w) !== -1; });
+        row.hidden = !keep;
+        if (keep) { shown += 1; }
+      });
+      if (count) { count.textContent = words.length ? shown + " of " + rows.length + " rows" : ""; }
+    });
+  }
+  document.querySelectorAll("input.filter").forEach(setUpFilter);
+
+  // Copy buttons: the clipboard API where the page may use it, else select the line
+  // so that one Ctrl-C copies it (file:// pages are not always allowed the clipboard).
+  function selectText(node) {
+    var range = document.createRange();
+    range.selectNodeContents(node);
+    var selection = window.getSelection();
+    selection.removeAllRanges();
+    selection.addRange(range);
+  }
+  function done(button, label) {
+    button.textContent = label;
+    button.classList.add("done");
+    window.setTimeout(function () { button.textContent = "Copy"; button.classList.remove("done"); }, 1500);
+  }
+  document.querySelectorAll("button.copy").forEach(function (button) {
+    button.addEventListener("click", function () {
+      var text = button.getAttribute("data-copy") || "";
+      var pre = button.parentNode.querySelector("pre");
+      var fallback = function () { if (pre) { selectText(pre); } done(button, "Selected"); };
+      if (navigator.clipboard && window.isSecureContext) {
+        navigator.clipboard.writeText(text).then(function () { done(button, "Copied"); }, fallback);
+      } else {
+        fallback();
+      }
+    });
+  });
 })();
