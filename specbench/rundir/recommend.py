@@ -371,18 +371,15 @@ def decide(
 ) -> Outcome:
     """Per-load recommendations and the verdict for mixed load.
 
-    ``baseline_loads`` are the concurrencies where a baseline was measured (a speedup
-    exists only there); by default every concurrency with a speculative speedup.
+    ``baseline_loads`` are the concurrencies where a baseline completed; a load gets a
+    recommendation when it has a speculative speedup or a baseline.
     """
     table = candidate_table(trials)
     loads = sorted({int(c) for c in concurrencies})
     per_load = {c: candidates_at(table, c, intervals) for c in loads}
-    measured = [
-        c
-        for c in loads
-        if (baseline_loads is None and per_load[c])
-        or (baseline_loads is not None and c in baseline_loads)
-    ]
+    # A load is measured when a speedup exists there, or when its baseline ran (then
+    # no tree completed, and the answer there is no speculation).
+    measured = [c for c in loads if per_load[c] or c in (baseline_loads or ())]
     recs = [recommend_at(per_load[c], c, launch) for c in measured]
     verdict = summarise(recs, per_load, launch, simulated=simulated, host_staged=host_staged)
     return Outcome(recs, verdict, per_load)

@@ -18,7 +18,7 @@ from specbench.report.charts import (
     build_tau_vs_draft_tokens,
     build_trial_table,
 )
-from specbench.report.data import predicted_break_even, read_run, report_data
+from specbench.report.data import read_run, report_data
 from specbench.rundir.layout import normalise_trials
 from specbench.rundir.records import RequestRecord
 from specbench.rundir.verdict import config_table
@@ -286,25 +286,29 @@ def test_probe_read_from_the_file_the_manifest_names(tmp_path: Path) -> None:
     assert ("origin", str(probe_path)) in hw.details
 
 
-def test_unmeasured_break_even_gets_the_models_prediction_labelled(tmp_path: Path) -> None:
-    """Pays everywhere measured: the measured break-even stays unknown (not extrapolated),
-    and the model's own break-even for that configuration is added, marked SIMULATED."""
+def test_break_even_is_measured_and_the_model_curve_is_labelled(tmp_path: Path) -> None:
+    """Pays everywhere measured: the measured break-even stays unknown (not
+    extrapolated); the model's curve is drawn and named a prediction, and the sentence
+    says which concurrency to measure next. A crossing run gives the measured point."""
     from specbench.model import PerformanceModel, break_even_concurrency, load_hardware, load_target
-    from specbench.model.predict import BREAK_EVEN_SCAN
 
     data = report_data(write_run(tmp_path / "run", scenario="pays-everywhere"))
-    view = data.verdict
-    assert view.status == "pays-everywhere-measured" and view.break_even is None
-    best = view.verdict.best
-    assert best is not None
-    config = SpecConfig(best["num_steps"], best["topk"], best["num_draft_tokens"])
+    section = data.verdict_section
+    assert section.screen.kind == "speculate" and section.screen.break_even is None
+    assert "not extrapolated" in section.break_even_sentence
+    pick = section.outcome.verdict.config
+    assert pick is not None
     model = PerformanceModel(load_target("minimax-m2.7"), load_hardware("h200-nvlink", tp=4))
-    expected = break_even_concurrency(model.predict_grid([config], list(BREAK_EVEN_SCAN)))
-    assert expected is not None and expected > 32
-    assert view.predicted_break_even == pytest.approx(expected)
-    assert f"predicts it near {expected:.0f} concurrent requests (SIMULATED" in view.break_even_text
+    expected = break_even_concurrency(model.predict_grid([pick], [64, 128, 256]))
+    label = section.break_even.model_label
+    assert label is not None and "SIMULATED, not a measurement" in label
+    if expected is not None:
+        assert f"--concurrency {round(expected)}" in section.break_even_sentence
 
-    crossed = report_data(write_run(tmp_path / "crossed", scenario="crosses"))
-    assert crossed.verdict.predicted_break_even is None  # measured: no prediction needed
-    unknown = read_run(write_run(tmp_path / "custom", scenario="pays-everywhere", target="nope"))
-    assert predicted_break_even(unknown, best, 4) is None
+    crossed = report_data(write_run(tmp_path / "crossed", scenario="crosses")).verdict_section
+    assert crossed.screen.kind == "speculate-below" and crossed.screen.break_even is not None
+    assert crossed.break_even.break_even == crossed.screen.break_even
+    unknown = report_data(
+        write_run(tmp_path / "custom", scenario="pays-everywhere", target="nope")
+    ).verdict_section
+    assert unknown.break_even.model_label is None and unknown.why.memory is None

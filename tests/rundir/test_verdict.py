@@ -1,4 +1,4 @@
-"""The verdict rules: best configuration, noise margin, break-even, and odd inputs."""
+"""The verdict rules: per-load picks, the mixed-load pick, noise, break-even, odd inputs."""
 
 from __future__ import annotations
 
@@ -47,77 +47,86 @@ def curve(
     return [row(key, c, s, tau, number=number) for c, s in speedups.items()]
 
 
-def test_best_is_highest_speedup_at_primary_concurrency() -> None:
+def test_best_is_the_robust_pick_and_each_load_has_its_own() -> None:
     trials = frame(
         curve("3-4-8", {1: 1.9, 8: 1.5, 32: 1.2}, number=0)
         + curve("5-4-8", {1: 2.1, 8: 1.1, 32: 0.7}, number=1)
         + [row("baseline", c, NAN, None) for c in (1, 8, 32)]
     )
     verdict = compute_verdict(trials, [1, 8, 32])
+    assert verdict.kind == "speculate"
+    # 5-4-8 wins at 1 but loses at 32: the one tree for mixed load is 3-4-8.
     assert verdict.best is not None
-    assert verdict.best["config_key"] == "5-4-8"
-    assert verdict.best["speedup"] == pytest.approx(2.1)
+    assert verdict.best["config_key"] == "3-4-8"
+    assert verdict.best["speedup"] == pytest.approx(1.9)
     assert verdict.best["concurrency"] == 1
-    assert verdict.best["speedup_by_concurrency"] == {"1": 2.1, "8": 1.1, "32": 0.7}
-    # Ranked at another primary concurrency, the other configuration wins.
-    at_8 = compute_verdict(trials, [8, 1, 32])
-    assert at_8.best is not None and at_8.best["config_key"] == "3-4-8"
+    assert verdict.best["speedup_by_concurrency"] == {"1": 1.9, "8": 1.5, "32": 1.2}
+    assert verdict.outcome is not None
+    picks = {r.concurrency: r.config for r in verdict.outcome.recommendations}
+    assert {c: p.key if p else None for c, p in picks.items()} == {
+        1: "5-4-8",
+        8: "3-4-8",
+        32: "3-4-8",
+    }
+    # The ranking (the report's top table) is still made at the primary concurrency.
+    assert verdict.ranking[0]["config_key"] == "5-4-8"
 
 
-def test_ties_go_to_higher_tau_then_fewer_draft_tokens() -> None:
-    trials = frame([row("3-4-8", 1, 1.8, 2.6, number=0), row("4-4-8", 1, 1.8, 2.9, number=1)])
-    assert compute_verdict(trials, [1]).best["config_key"] == "4-4-8"  # type: ignore[index]
-    trials = frame([row("3-4-16", 1, 1.8, 2.6, number=0), row("3-4-8", 1, 1.8, 2.6, number=1)])
-    assert compute_verdict(trials, [1]).best["config_key"] == "3-4-8"  # type: ignore[index]
+def test_ties_within_noise_go_to_the_cheaper_tree() -> None:
+    trials = frame(curve("5-4-8", {1: 1.51}, number=0) + curve("3-4-8", {1: 1.50}, number=1))
+    verdict = compute_verdict(trials, [1])
+    assert verdict.best is not None and verdict.best["config_key"] == "3-4-8"
+    assert verdict.outcome is not None
+    assert verdict.outcome.recommendations[0].equivalent == ["5-4-8"]
 
 
 def test_crosses_interpolates_break_even_in_log_concurrency() -> None:
     trials = frame(curve("3-4-8", {1: 1.5, 8: 1.2, 32: 0.8}))
     verdict = compute_verdict(trials, [1, 8, 32])
-    be = verdict.break_even
-    assert be["status"] == STATUS_CROSSES
-    assert be["speculation_recommended"] is True
-    # speedup 1.2 at 8, 0.8 at 32: halfway in log space is 16, not 20.
-    assert be["concurrency"] == pytest.approx(16.0)
-    assert "16" in verdict.reason and "3-4-8" in verdict.reason
+    assert verdict.kind == "speculate-below"
+    assert verdict.break_even["status"] == STATUS_CROSSES
+    assert verdict.break_even["concurrency"] == pytest.approx(16.0)
+    assert verdict.speculation_recommended
+    assert "below about 16 concurrent requests" in verdict.reason
 
 
 def test_crossing_within_noise_breaks_even_at_the_measured_point() -> None:
-    # 1.01 at 32 is above 1.0 but not beyond the noise margin: stops paying at 32, no further.
-    trials = frame(curve("3-4-8", {1: 1.5, 8: 1.2, 32: 1.01}))
-    be = compute_verdict(trials, [1, 8, 32]).break_even
-    assert be["status"] == STATUS_CROSSES
-    assert be["concurrency"] == pytest.approx(32.0)
+    # 1.01x at 8 is within noise: it does not pay there, yet never dropped below 1.0.
+    trials = frame(curve("3-4-8", {1: 1.5, 8: 1.01}))
+    verdict = compute_verdict(trials, [1, 8])
+    assert verdict.break_even["status"] == STATUS_CROSSES
+    assert verdict.break_even["concurrency"] == pytest.approx(8.0)
 
 
 def test_pays_everywhere_does_not_extrapolate() -> None:
-    trials = frame(curve("3-4-8", {1: 1.9, 8: 1.6, 32: 1.3}))
+    trials = frame(curve("3-4-8", {1: 1.8, 8: 1.5, 32: 1.2}))
     verdict = compute_verdict(trials, [1, 8, 32])
+    assert verdict.kind == "speculate"
     assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
     assert verdict.break_even["concurrency"] is None
-    assert verdict.speculation_recommended
-    assert "above 32" in verdict.reason
+    assert "above concurrency 32" in verdict.reason
 
 
 @pytest.mark.parametrize("margin_case", [1.0 + NOISE_MARGIN / 2, 0.97])
 def test_never_pays_within_noise_margin(margin_case: float) -> None:
-    trials = frame(curve("3-4-8", {1: margin_case, 8: 0.9}))
-    verdict = compute_verdict(trials, [1, 8], hardware_class="nvlink")
+    trials = frame(curve("3-4-8", {1: margin_case, 8: 0.8}))
+    verdict = compute_verdict(
+        trials, [1, 8], launch_line=lambda c: ([], f"spec {c.key}"), plain_launch="plain"
+    )
+    assert verdict.kind == "off"
     assert verdict.break_even["status"] == STATUS_NEVER_PAYS
-    assert verdict.break_even["speculation_recommended"] is False
-    assert verdict.break_even["concurrency"] is None
-    assert "off" in verdict.reason.lower()
-    assert "host" not in verdict.reason
-    # The best (least bad) configuration is still reported, with its flags.
-    assert verdict.best is not None and verdict.best["config_key"] == "3-4-8"
+    assert not verdict.speculation_recommended
+    assert verdict.best is None
+    assert verdict.outcome is not None
+    assert [r.launch for r in verdict.outcome.recommendations] == ["plain", "plain"]
+    assert verdict.to_json()["verdict"]["launch"] == "plain"
+    assert verdict.reason.startswith("Turn speculation off")
 
 
 def test_never_pays_names_host_staged_interconnect() -> None:
-    trials = frame(curve("3-4-8", {1: 0.98, 8: 0.8}))
-    verdict = compute_verdict(trials, [1, 8], hardware_class="host-staged")
-    assert verdict.break_even["status"] == STATUS_NEVER_PAYS
+    trials = frame(curve("3-4-8", {1: 0.9}))
+    verdict = compute_verdict(trials, [1], hardware_class="host-staged")
     assert "host memory" in verdict.reason
-    assert "peer-to-peer" in verdict.reason
 
 
 def test_failed_and_baseline_rows_are_ignored() -> None:
@@ -146,8 +155,7 @@ def test_nan_speedups_without_baseline_are_unknown_not_a_crash() -> None:
     verdict = compute_verdict(trials, [1, 8])
     assert verdict.break_even["status"] == STATUS_UNKNOWN
     assert verdict.speculation_recommended is False
-    assert verdict.best is not None and verdict.best["config_key"] == "5-4-8"  # by tau
-    assert verdict.best["speedup"] is None
+    assert verdict.best is None
     assert "baseline" in verdict.reason
     json.dumps(verdict.to_json(), allow_nan=False)
 
@@ -158,33 +166,44 @@ def test_nan_speedup_at_higher_concurrency_is_skipped() -> None:
     assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
     assert verdict.best is not None
     assert verdict.best["speedup_by_concurrency"]["8"] is None
+    assert verdict.outcome is not None
+    assert [r.concurrency for r in verdict.outcome.recommendations] == [1, 32]
 
 
 def test_no_completed_configuration() -> None:
     trials = frame([row("3-4-8", 1, None, None, state="failed"), row("baseline", 1, NAN, None)])
-    verdict = compute_verdict(trials, [1, 8], simulated=True)
+    verdict = compute_verdict(trials, [1, 8], simulated=True, plain_launch="plain")
     assert verdict.best is None
     assert verdict.break_even["status"] == STATUS_UNKNOWN
     assert verdict.reason.startswith("SIMULATED: ")
-    assert verdict.to_json() == {
-        "best": None,
-        "break_even": verdict.break_even,
-        "verdict_reason": verdict.reason,
-    }
+    body = verdict.to_json()
+    assert body["verdict"]["kind"] == "off" and body["verdict"]["launch"] == "plain"
+    # The baseline ran at 1: that load is answered (no speculation), without a speedup.
+    assert [(r["concurrency"], r["config"], r["speedup"]) for r in body["recommendations"]] == [
+        (1, None, None)
+    ]
     assert compute_verdict(frame([]), [1]).best is None
 
 
 def test_single_trial_single_concurrency() -> None:
     verdict = compute_verdict(frame([row("3-4-8", 1, 1.7)]), [1])
     assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
-    assert "only concurrency 1" in verdict.reason
+    assert "above concurrency 1, the highest measured" in verdict.reason
 
 
 def test_simulated_label_and_json_shape() -> None:
     verdict = compute_verdict(frame(curve("3-4-8", {1: 1.9, 8: 0.9})), [1, 8], simulated=True)
     body = verdict.to_json()
-    assert set(body) == {"best", "break_even", "verdict_reason"}
+    assert set(body) == {
+        "best",
+        "break_even",
+        "verdict_reason",
+        "recommendations",
+        "verdict",
+        "defaults",
+    }
     assert body["verdict_reason"].startswith("SIMULATED: ")
+    assert body["verdict"]["kind"] == "speculate-below"
     assert set(body["break_even"]) == {"concurrency", "status", "speculation_recommended", "reason"}
     best = body["best"]
     for key in (
