@@ -1,4 +1,4 @@
-"""`specbench report RUN_DIR`: render the HTML (or Markdown) report of a run."""
+"""`specbench report RUN_DIR [RUN_DIR...]`: one run's report, or several side by side."""
 
 from __future__ import annotations
 
@@ -7,18 +7,23 @@ from pathlib import Path
 import click
 
 from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
+from specbench.errors import BadInputError
 from specbench.outpaths import check_output_file
 from specbench.report.html import FORMATS, render_report
+from specbench.report.side_by_side import render_side_by_side
 
 
 @click.command("report", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
-@click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
+@click.argument(
+    "run_dirs", nargs=-1, required=True, type=click.Path(path_type=Path, file_okay=False)
+)
 @click.option(
     "-o",
     "--output",
     type=click.Path(path_type=Path, dir_okay=False),
     default=None,
-    help="File to write (default: RUN_DIR/report.html, or report.md with --format md).",
+    help="File to write (default: RUN_DIR/report.html, report.md with --format md, or "
+    "FIRST_RUN_DIR/comparison.html for several runs).",
 )
 @click.option(
     "--format",
@@ -27,15 +32,22 @@ from specbench.report.html import FORMATS, render_report
     default="html",
     help="html: the full self-contained report; md: a short summary for CI job summaries.",
 )
-def report(run_dir: Path, output: Path | None, fmt: str) -> None:
-    """Render the HTML (or Markdown) report of a run directory.
+def report(run_dirs: tuple[Path, ...], output: Path | None, fmt: str) -> None:
+    """Render the report of a run directory, or several runs side by side.
 
-    Prints the path of the file written.
+    With several run directories, one HTML page puts them side by side (the NVLink box
+    and the PCIe box, two engine versions); runs that replayed another workload are
+    refused. Prints the path of the file written.
     """
-    # Checked before the run is read: a report of a large run takes seconds to build.
+    # Checked before the runs are read: a report of a large run takes seconds to build.
     if output is not None:
         check_output_file(output, option="-o")
-    elif run_dir.is_dir():
-        check_output_file(run_dir / f"report.{fmt}", option="RUN_DIR")
-    path = render_report(run_dir, output, fmt=fmt)
+    elif len(run_dirs) == 1 and run_dirs[0].is_dir():
+        check_output_file(run_dirs[0] / f"report.{fmt}", option="RUN_DIR")
+    if len(run_dirs) == 1:
+        path = render_report(run_dirs[0], output, fmt=fmt)
+    elif fmt != "html":
+        raise BadInputError("several runs side by side are an HTML report; drop --format md")
+    else:
+        path = render_side_by_side(run_dirs, output)
     click.echo(str(path))

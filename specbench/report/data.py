@@ -35,7 +35,7 @@ from specbench.report.charts import (
     build_trial_table,
 )
 from specbench.report.verdict_section import build_section
-from specbench.report.verdict_views import HEADLINES
+from specbench.report.verdict_views import HEADLINES, UNKNOWN_HEADLINE
 from specbench.report.views import (
     AllReduceSeries,
     HardwareView,
@@ -54,6 +54,7 @@ from specbench.rundir.verdict import (
     STATUS_CROSSES,
     STATUS_NEVER_PAYS,
     STATUS_PAYS_EVERYWHERE,
+    STATUS_UNKNOWN,
     Verdict,
     compute_verdict,
     config_table,
@@ -277,6 +278,8 @@ def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> Verdic
     headline = HEADLINES.get(verdict.kind, verdict.kind).format(
         break_even=format_concurrency(be_c) if be_c is not None else "?"
     )
+    if status == STATUS_UNKNOWN:
+        headline = UNKNOWN_HEADLINE
     return VerdictView(
         verdict=verdict,
         status=status,

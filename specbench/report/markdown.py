@@ -1,4 +1,5 @@
-"""A short Markdown summary for CI job summaries: verdict, flags, top-5, SIMULATED note.
+"""A short Markdown summary for CI job summaries: the verdict, the per-load picks with
+their intervals and launch lines, the defaults compared, top-5, SIMULATED note.
 
 Job summaries render Markdown with inline HTML enabled, so any text that came from a run
 is escaped here too (angle brackets, pipes that would break a table, backticks).
@@ -6,8 +7,8 @@ is escaped here too (angle brackets, pipes that would break a table, backticks).
 
 from __future__ import annotations
 
+from specbench.report.verdict_views import Interval
 from specbench.report.views import ReportData
-from specbench.rundir.verdict import STATUS_NEVER_PAYS
 
 _ESCAPES = str.maketrans(
     {
@@ -39,8 +40,52 @@ def _n(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.2f}"
 
 
+def _iv(interval: Interval | None) -> str:
+    return "n/a" if interval is None else md_text(interval.text)
+
+
+def _verdict_lines(data: ReportData) -> list[str]:
+    """Headline, reason, per-load table, defaults compared and launch lines."""
+    sec = data.verdict_section
+    s = sec.screen
+    lines = [f"**{md_text(s.headline)}** (`{s.kind}`)", "", md_text(s.reason), ""]
+    lines += ["| Concurrency | Launch | Speedup [95% interval] | Equivalent within noise |"]
+    lines += ["|---:|---|---|---|"]
+    for r in s.loads:
+        if r.config_key:
+            what, speed = f"`{r.config_key}`", _iv(r.speedup)
+        else:
+            what = "**no speculation**"
+            speed = "off" + (
+                f"; best tree `{r.best_tree}` {_iv(r.best_tree_speedup)}" if r.best_tree else ""
+            )
+        equivalent = ", ".join(f"`{k}`" for k in r.equivalent[:6]) or "none"
+        lines.append(f"| {r.concurrency} | {what} | {speed} | {equivalent} |")
+    lines.append("")
+    if s.comparison:
+        lines.append("| Configuration | " + " | ".join(f"at {c}" for c in s.concurrencies) + " |")
+        lines.append("|---|" + "---|" * len(s.concurrencies))
+        for row in s.comparison:
+            cells = [
+                _iv(c) if c else ("not measured" if row.config_key else "off") for c in row.cells
+            ]
+            lines.append(f"| {md_text(row.name)} | " + " | ".join(cells) + " |")
+        lines.append("")
+    # A fenced block shows its content literally; the lines are built by specbench from a
+    # preset and numbers, so they hold no fence.
+    lines += ["Launch lines:", "", "```sh"]
+    seen: list[str] = []
+    for r in s.loads:
+        if r.launch and r.launch not in seen:
+            seen.append(r.launch)
+            lines.append(f"# concurrency {r.concurrency}: {r.config_key or 'no speculation'}")
+            lines.append(r.launch.replace("```", "'''"))
+    lines += ["```", "", f"Break-even: {md_text(sec.break_even_sentence)}", ""]
+    return lines
+
+
 def render_markdown(data: ReportData) -> str:
-    o, v = data.overview, data.verdict
+    o = data.overview
     lines: list[str] = []
     sim = " (SIMULATED)" if data.simulated else ""
     lines.append(f"## specbench: {md_text(o.target)}{sim}")
@@ -51,27 +96,7 @@ def render_markdown(data: ReportData) -> str:
             f"(backend `{o.backend}`), not from a GPU measurement."
         )
         lines.append("")
-    lines.append(f"**{md_text(v.headline)}**")
-    lines.append("")
-    lines.append(md_text(v.reason))
-    lines.append("")
-    if v.launch_command:
-        if v.recommended:
-            label = "Launch command"
-        elif v.status == STATUS_NEVER_PAYS:
-            label = "Least bad configuration (speculation OFF)"
-        else:
-            label = "Highest-tau configuration (speedup unknown, not recommended yet)"
-        lines.append(f"{label}:")
-        lines.append("")
-        # A fenced block shows its content literally; fences inside are impossible because
-        # the command is built by specbench from a preset and numbers.
-        lines.append("```sh")
-        lines.append(v.launch_command.replace("```", "'''"))
-        lines.append("```")
-        lines.append("")
-    lines.append(f"Break-even: {md_text(v.break_even_text)}")
-    lines.append("")
+    lines += _verdict_lines(data)
     hw = data.hardware
     lines.append(
         f"Hardware: {md_text(hw.name)} ({md_text(hw.interconnect_class)}"

@@ -30,6 +30,8 @@ HEADLINES = {
     "speculate-below": "Speculate below about {break_even} concurrent requests, off above",
     KIND_OFF: "Turn speculation OFF",
 }
+#: When no speedup exists at all (no baseline, nothing completed): off until measured.
+UNKNOWN_HEADLINE = "No verdict yet: no speedup could be computed; keep speculation off"
 
 
 @dataclass
@@ -154,6 +156,8 @@ def verdict_screen(
     headline = HEADLINES.get(v.kind, v.kind)
     if v.break_even is not None:
         headline = headline.format(break_even=format_concurrency(v.break_even))
+    if all(r.speedup is None for r in outcome.recommendations):
+        headline = UNKNOWN_HEADLINE
     sources = sorted({cand.ci_source for cands in outcome.per_load.values() for cand in cands})
     return VerdictScreen(
         v.kind,
@@ -348,6 +352,7 @@ def acceptance_by_position(
 
 __all__ = [
     "HEADLINES",
+    "UNKNOWN_HEADLINE",
     "AcceptanceByPosition",
     "BandSeries",
     "BreakEvenView",

@@ -37,21 +37,36 @@ def test_html_report_with_failed_trials(tmp_path: Path) -> None:
     sections = _sections(html)
     assert sections[0].startswith('<section id="verdict">')
     verdict_html = sections[0]
-    assert f"Run EAGLE speculation with {v.config_key}" in verdict_html
+    assert 'data-kind="speculate-below"' in verdict_html
+    assert "Speculate below about" in verdict_html
     assert v.launch_command is not None
-    assert v.launch_command in verdict_html  # copyable, exactly
+    assert f'data-copy="{v.launch_command}"' in verdict_html  # copyable, exactly
     assert "--speculative-algorithm EAGLE3" in v.launch_command
     assert "--speculative-num-draft-tokens" in v.launch_command
-    assert "stops paying above about" in verdict_html
-    for point in v.points:
-        assert f"{point.speedup:.2f}x" in verdict_html
+    assert "interpolated (linear in log load)" in verdict_html
+    for load in data.verdict_section.screen.loads:
+        shown = load.speedup or load.best_tree_speedup
+        assert shown is not None and f"{shown.speedup:.2f}x" in verdict_html
+    # The loads that do not pay carry a launch line without speculative flags.
+    off = [load for load in data.verdict_section.screen.loads if load.config_key is None]
+    assert off and all("--speculative" not in load.launch for load in off)
+    assert all(f'data-copy="{load.launch}"' in verdict_html for load in off)
     # Failed trials with their reasons and log tails in <details>.
     assert html.count('<details class="failure">') == 3
     assert "server exited with code 1 during start-up" in html
     assert "CUDA out of memory" in html
     # SIMULATED on every section.
     assert all("badge sim" in s for s in sections)
-    assert len(sections) == 6
+    assert [re.match(r'<section id="([^"]+)"', x).group(1) for x in sections] == [  # type: ignore[union-attr]
+        "verdict",
+        "why",
+        "latency",
+        "hardware",
+        "plots",
+        "trials",
+        "failed",
+        "run",
+    ]
     # Self-contained: nothing to fetch.
     assert not re.search(r"(src|href)=\"(https?:)?//", html)
     assert "@import" not in html and "url(http" not in html
@@ -81,7 +96,7 @@ def test_single_trial_run(tmp_path: Path) -> None:
     assert data.verdict.config_key == "3-4-8"
     assert data.verdict.break_even is None
     html = render_report(run).read_text(encoding="utf-8")
-    assert "only concurrency 1 was measured" in html
+    assert "the break-even lies above it" in html
     assert 'id="failed"' not in html
     assert 'id="fig-prediction"' not in html  # no model predictions: no plot
     assert 'id="fig-heatmap"' in html
@@ -92,16 +107,17 @@ def test_never_pays_run_says_off(tmp_path: Path) -> None:
     data = report_data(run)
     assert data.verdict.status == "never-pays"
     assert data.verdict.recommended is False
-    assert data.verdict.verdict.best is not None
+    assert data.verdict.verdict.best is None
     html = render_report(run).read_text(encoding="utf-8")
     verdict_html = _sections(html)[0]
     assert "Turn speculation OFF" in verdict_html
     assert "staged through host memory" in verdict_html
-    assert "Speculation OFF: launch without the" in verdict_html
-    assert "Launch SGLang with:" not in verdict_html
+    assert "Launch without speculation:" in verdict_html
+    assert "--speculative" not in data.verdict_section.screen.launch
+    assert "(recommended)" not in html  # no plot legend recommends a losing tree
     md = render_markdown(data)
     assert "**Turn speculation OFF**" in md
-    assert "speculation OFF" in md
+    assert "**no speculation**" in md
 
 
 def test_real_run_has_no_simulated_badges(tmp_path: Path) -> None:
@@ -148,10 +164,16 @@ def test_markdown_summary(tmp_path: Path) -> None:
     assert md.startswith("## specbench: minimax-m2.7 (SIMULATED)")
     assert "> **SIMULATED**" in md
     assert data.verdict.launch_command is not None
-    assert "```sh\n" + data.verdict.launch_command + "\n```" in md
-    table = [line for line in md.splitlines() if line.startswith("| ")]
-    assert table[0] == "| # | Config | tau | speedup @1 | speedup @8 | speedup @32 |"
+    assert "\n" + data.verdict.launch_command + "\n" in md  # in the ```sh block
+    lines = md.splitlines()
+    top = lines.index("| # | Config | tau | speedup @1 | speedup @8 | speedup @32 |")
+    table = [line for line in lines[top:] if line.startswith("| ")]
     assert len(table) == 1 + 5  # header + top 5
+    loads = lines.index(
+        "| Concurrency | Launch | Speedup [95% interval] | Equivalent within noise |"
+    )
+    assert lines[loads + 2].startswith("| 1 | ")
+    assert "model card (3-4-8)" in md
     assert f"`{data.top[0].config_key}`" in table[1]
     assert md_text("a|b<c>") == "a\\|b&lt;c&gt;"
 
@@ -210,12 +232,12 @@ def test_cli_report_bad_input_is_one_line(
 def test_a_plot_that_cannot_be_drawn_costs_only_that_plot(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from specbench.report import plots
+    from specbench.report import verdict_plots
 
     def broken(*args: object, **kwargs: object) -> str:
         raise ValueError("degenerate range")
 
-    monkeypatch.setattr(plots, "heatmap_svg", broken)
+    monkeypatch.setattr(verdict_plots, "heatmap_svg", broken)
     html = render_report(write_run(tmp_path / "run")).read_text(encoding="utf-8")
     assert 'id="fig-heatmap"' not in html
     assert 'id="fig-history"' in html
@@ -227,12 +249,9 @@ def test_run_without_baseline_is_undecided(tmp_path: Path) -> None:
     data = report_data(run)
     assert data.verdict.status == "unknown" and not data.verdict.recommended
     verdict_html = _sections(render_report(run).read_text(encoding="utf-8"))[0]
-    assert "Undecided:" in verdict_html
-    assert "Not recommended until the baseline is measured" in verdict_html
-    assert "Speculation OFF" not in verdict_html
-    assert "n/a" in verdict_html  # speedups unknown, not 0 or nan
+    assert "No verdict yet: no speedup could be computed" in verdict_html
     assert "nan" not in verdict_html.lower().replace("nano", "")
-    assert "speedup unknown, not recommended yet" in render_markdown(data)
+    assert "No verdict yet" in render_markdown(data)
 
 
 def test_run_that_crashed_before_any_trial(tmp_path: Path) -> None:
@@ -244,7 +263,8 @@ def test_run_that_crashed_before_any_trial(tmp_path: Path) -> None:
     data = report_data(run)
     assert data.verdict.verdict.best is None and data.verdict.status == "unknown"
     html = render_report(run).read_text(encoding="utf-8")
-    assert "No recommendation: no speculative configuration completed" in html
+    assert "No verdict yet: no speedup could be computed" in html
     assert "requests.jsonl is missing" in html
-    assert html.count("<svg") == 1  # only the probe's all-reduce curve has data
-    assert "No recommendation" in render_markdown(data)
+    # The probe's all-reduce curve, and the model's step time of the hardware (SIMULATED).
+    assert html.count("<svg") == 2 and 'id="fig-step-time"' in html
+    assert "No verdict yet" in render_markdown(data)

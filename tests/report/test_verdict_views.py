@@ -7,8 +7,6 @@ import re
 import pandas as pd
 import pytest
 
-from specbench.errors import NotComparableError
-from specbench.report.side_by_side import check_comparable, column_titles
 from specbench.report.verdict_plots import break_even_svg, heatmap_svg, latency_svg
 from specbench.report.verdict_views import (
     acceptance_by_position,
@@ -89,18 +87,3 @@ def test_acceptance_by_position_from_accept_histograms() -> None:
     assert view.positions == [1, 2]
     assert view.accept_rate == pytest.approx([7 / 8, 5 / 8])
     assert acceptance_by_position([[], []], "3-4-8") is None
-
-
-class _Workload:
-    def __init__(self, digest: str) -> None:
-        self.digest = digest
-
-    def differences(self, other: _Workload) -> list[str]:
-        return [] if other.digest == self.digest else [f"prompts: {self.digest} != {other.digest}"]
-
-
-def test_runs_with_other_prompts_are_refused() -> None:
-    check_comparable([("a", _Workload("x")), ("b", _Workload("x"))])
-    with pytest.raises(NotComparableError, match="b is not comparable with a"):
-        check_comparable([("a", _Workload("x")), ("b", _Workload("y"))])
-    assert column_titles(["h200", "l40s", "h200"]) == ["h200 (#1)", "l40s", "h200 (#2)"]
