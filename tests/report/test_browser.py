@@ -241,6 +241,83 @@ async def _inspect_report(report: Path, tmp_path: Path) -> tuple[dict[str, Any],
         return facts, cdp, base64.b64decode(shot["data"])
 
 
+_LAYOUT = """
+(() => {
+  const vw = window.innerWidth;
+  const doc = document.documentElement;
+  // Elements that stick out of the viewport, outside any box that scrolls itself.
+  const scrolls = el => {
+    for (let p = el.parentElement; p; p = p.parentElement) {
+      const s = getComputedStyle(p);
+      if (['auto', 'scroll'].includes(s.overflowX) && p.scrollWidth > p.clientWidth) return true;
+    }
+    return false;
+  };
+  const wide = Array.from(document.querySelectorAll('main *, header *'))
+    .filter(el => el.getBoundingClientRect().right > vw + 1 && !scrolls(el))
+    .slice(0, 5).map(el => el.tagName + '.' + el.className + '#' + el.id);
+  const cmd = document.getElementById('launch-command');
+  const args = cmd ? Array.from(cmd.querySelectorAll('.arg')) : [];
+  const splitArgs = args.filter(a => a.getClientRects().length > 1).map(a => a.textContent);
+  const be = document.getElementById('break-even');
+  return {
+    viewport: vw, scrollWidth: doc.scrollWidth, wide: wide, splitArgs: splitArgs,
+    breakEvenLines: be ? Math.round(be.getBoundingClientRect().height /
+      parseFloat(getComputedStyle(be).lineHeight)) : 0,
+    breakEvenWidth: be ? be.getBoundingClientRect().width : 0,
+    kind: document.querySelector('.verdict-box').getAttribute('data-kind'),
+    copyButtons: document.querySelectorAll('button.copy').length,
+    launchLines: document.querySelectorAll('pre.cmd').length,
+    titles: document.querySelectorAll('svg title').length,
+  };
+})()
+"""
+
+_INTERACT = """
+(async () => {
+  const input = document.getElementById('trial-filter');
+  const rows = () => Array.from(document.getElementById('trial-table').tBodies[0].rows);
+  const total = rows().length;
+  input.value = 'baseline';
+  input.dispatchEvent(new Event('input'));
+  const shown = rows().filter(r => !r.hidden).length;
+  input.value = '';
+  input.dispatchEvent(new Event('input'));
+  const button = document.querySelector('button.copy');
+  button.click();
+  await new Promise(r => setTimeout(r, 300));
+  const red = Array.from(document.querySelectorAll('#trial-table td.nopay'))
+    .map(td => parseFloat(td.textContent)).filter(v => !isNaN(v));
+  return {total, shown, after: rows().filter(r => !r.hidden).length,
+          copied: button.textContent, red};
+})()
+"""
+
+
+async def _at_widths(report: Path, tmp_path: Path) -> tuple[dict[int, dict[str, Any]], Cdp]:
+    """Layout facts at a desktop and a phone width, and a screenshot of each."""
+    out: dict[int, dict[str, Any]] = {}
+    shots = Path(os.environ.get("SPECBENCH_SCREENSHOT_DIR") or tmp_path)
+    async with chromium(tmp_path) as cdp:
+        for width, mobile in ((1400, False), (390, True)):
+            await cdp.send(
+                "Emulation.setDeviceMetricsOverride",
+                width=width,
+                height=900 if not mobile else 844,
+                deviceScaleFactor=1,
+                mobile=mobile,
+            )
+            cdp.events = [e for e in cdp.events if e.get("method") != "Page.loadEventFired"]
+            await cdp.send("Page.navigate", url=report.resolve().as_uri())
+            await cdp.wait_for("Page.loadEventFired")
+            out[width] = await cdp.evaluate(_LAYOUT)
+            shot = await cdp.send("Page.captureScreenshot", format="png")
+            (shots / f"{report.stem}-{width}.png").write_bytes(base64.b64decode(shot["data"]))
+        out[0] = await cdp.evaluate(_INTERACT)
+        await asyncio.sleep(0.2)
+        return out, cdp
+
+
 def test_report_loads_offline_without_errors_and_plots_render(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run", scenario="crosses", failed=2, hostile_text=XSS)
     report = render_report(run)
@@ -252,16 +329,30 @@ def test_report_loads_offline_without_errors_and_plots_render(tmp_path: Path) ->
         cdp.requested_urls()
     )
     assert facts["title"].startswith("specbench report: minimax-m2.7")
-    assert len(facts["plots"]) == 7  # all-reduce + heatmap, tau, speedup, domains, history, model
+    # break-even, step time, latency, throughput-latency, all-reduce, heatmap, tau,
+    # speedup, domains, history (no model check: the run is SIMULATED)
+    labels = [p["label"] for p in facts["plots"]]
+    assert labels == [
+        "break-even",
+        "step-time",
+        "latency",
+        "tput-latency",
+        "allreduce",
+        "heatmap",
+        "tau-ndt",
+        "speedup-conc",
+        "tau-domain",
+        "history",
+    ]
     for plot in facts["plots"]:
         assert plot["width"] > 50 and plot["height"] > 50, plot
     for img in facts["imgs"]:
         assert img["width"] > 0 and img["height"] > 0, img
     assert facts["duplicate_ids"] == []
-    assert facts["sim_badges"] == facts["sections"] == 6
+    assert facts["sim_badges"] == facts["sections"] == 8
     assert facts["scripts"] == 1  # the hostile <script> stayed text
     assert facts["failures"] == 2
-    assert "5-4-8" in facts["headline"]
+    assert facts["headline"].startswith("Speculate below about")
 
     sort = facts["sort"]
     assert sort["firstSort"] == "ascending" and sort["first"] == sorted(sort["first"])
@@ -305,3 +396,29 @@ def test_chromium_screenshot_flag_of_a_single_trial_report(tmp_path: Path) -> No
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert shot.read_bytes().startswith(b"\x89PNG") and shot.stat().st_size > 10_000
     assert b"Uncaught" not in proc.stderr
+
+
+@pytest.mark.parametrize("scenario", ["crosses", "never-pays"])
+def test_report_fits_a_phone_and_a_desktop(tmp_path: Path, scenario: str) -> None:
+    """1400 px and 390 px: nothing wider than the screen, launch flags never split, the
+    break-even sentence readable, copy and filter work without console errors."""
+    hw = "nvlink" if scenario == "crosses" else "host-staged"
+    run = write_run(tmp_path / "run", scenario=scenario, hardware_class=hw, failed=1)
+    report = render_report(run)
+    facts, cdp = asyncio.run(_at_widths(report, tmp_path))
+    assert cdp.problems() == []
+    for width in (1400, 390):
+        layout = facts[width]
+        assert layout["viewport"] == width
+        assert layout["scrollWidth"] <= width, layout
+        assert layout["wide"] == [], layout
+        assert layout["splitArgs"] == [], layout  # no flag broken across lines
+        assert layout["copyButtons"] == layout["launchLines"] >= 2
+        assert layout["titles"] > 0  # plots carry tooltips
+    # At 390 px the break-even sentence keeps a readable measure (not a word per line).
+    assert facts[390]["breakEvenWidth"] > 300
+    assert facts[390]["kind"] == ("speculate-below" if scenario == "crosses" else "off")
+    interact = facts[0]
+    assert 0 < interact["shown"] < interact["total"] == interact["after"]
+    assert interact["copied"] in ("Copied", "Selected")
+    assert interact["red"] and all(v < 1.0 for v in interact["red"])
