@@ -30,7 +30,7 @@ from specbench.harness.engines import engine_of_backend
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.limits import check_bounds
 from specbench.report.html import render_report
-from specbench.rundir.recommend import summary_lines
+from specbench.rundir.summary import summary_lines
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
 from specbench.sweeps.options import (

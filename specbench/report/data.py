@@ -45,9 +45,9 @@ from specbench.report.views import (
     VerdictView,
     int_or_none,
 )
+from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import Manifest, RunDirectory
-from specbench.rundir.recommend import named_defaults
 from specbench.rundir.records import REQUESTS_KIND, RequestRecord
 from specbench.rundir.verdict import (
     NOISE_MARGIN,

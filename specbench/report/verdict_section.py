@@ -35,12 +35,12 @@ from specbench.report.why import (
     model_curve,
     step_breakdown,
 )
+from specbench.rundir.decision import Outcome
+from specbench.rundir.defaults import DefaultComparison
 from specbench.rundir.recommend import (
     CI_NOISE,
     CI_REQUESTS,
     CI_TRIAL,
-    DefaultComparison,
-    Outcome,
 )
 from specbench.spec_config import SpecConfig
 

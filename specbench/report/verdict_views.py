@@ -14,12 +14,12 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.rundir.decision import Outcome
+from specbench.rundir.defaults import DefaultComparison
 from specbench.rundir.recommend import (
     KIND_OFF,
     KIND_SPECULATE,
     Candidate,
-    DefaultComparison,
-    Outcome,
     canonical_tree,
 )
 from specbench.spec_config import BASELINE_KEY, SpecConfig

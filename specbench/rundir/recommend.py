@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 import pandas as pd
 
@@ -98,7 +98,7 @@ class Candidate:
 
     def to_json(self) -> dict[str, Any]:
         return {
-            "config": _config_json(self.config),
+            "config": config_json(self.config),
             "aliases": list(self.aliases),
             "tau": self.tau,
             "speedup": self.speedup,
@@ -125,7 +125,7 @@ class Recommendation:
     def to_json(self) -> dict[str, Any]:
         return {
             "concurrency": self.concurrency,
-            "config": None if self.config is None else _config_json(self.config),
+            "config": None if self.config is None else config_json(self.config),
             "speedup": self.speedup,
             "speedup_ci": None if self.speedup_ci is None else list(self.speedup_ci),
             "ci_source": self.ci_source,
@@ -155,7 +155,7 @@ class VerdictSummary:
         return {
             "kind": self.kind,
             "break_even": self.break_even,
-            "config": None if self.config is None else _config_json(self.config),
+            "config": None if self.config is None else config_json(self.config),
             "launch": self.launch,
             "reason": self.reason,
             "speculate_at": list(self.speculate_at),
@@ -164,7 +164,7 @@ class VerdictSummary:
         }
 
 
-def _config_json(config: SpecConfig) -> dict[str, Any]:
+def config_json(config: SpecConfig) -> dict[str, Any]:
     return {"key": config.key, **config.as_dict()}
 
 
@@ -351,148 +351,7 @@ def robust_pick(
     return pick, score
 
 
-@dataclass
-class Outcome:
-    """Everything this module decides for one run."""
-
-    recommendations: list[Recommendation]
-    verdict: VerdictSummary
-    per_load: dict[int, list[Candidate]]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "recommendations": [r.to_json() for r in self.recommendations],
-            "verdict": self.verdict.to_json(),
-        }
-
-
-def decide(
-    trials: pd.DataFrame,
-    concurrencies: Sequence[int],
-    launch: LaunchLine,
-    *,
-    intervals: IntervalSource | None = None,
-    baseline_loads: Sequence[int] | None = None,
-    simulated: bool = False,
-    host_staged: bool = False,
-) -> Outcome:
-    """Per-load recommendations and the verdict for mixed load.
-
-    ``baseline_loads`` are the concurrencies where a baseline completed; a load gets a
-    recommendation when it has a speculative speedup or a baseline.
-    """
-    table = candidate_table(trials)
-    loads = sorted({int(c) for c in concurrencies})
-    per_load = {c: candidates_at(table, c, intervals) for c in loads}
-    # A load is measured when a speedup exists there, or when its baseline ran (then
-    # no tree completed, and the answer there is no speculation).
-    measured = [c for c in loads if per_load[c] or c in (baseline_loads or ())]
-    recs = [recommend_at(per_load[c], c, launch) for c in measured]
-    verdict = summarise(recs, per_load, launch, simulated=simulated, host_staged=host_staged)
-    return Outcome(recs, verdict, per_load)
-
-
-def summarise(
-    recs: Sequence[Recommendation],
-    per_load: Mapping[int, Sequence[Candidate]],
-    launch: LaunchLine,
-    *,
-    simulated: bool = False,
-    host_staged: bool = False,
-) -> VerdictSummary:
-    """Three-way verdict from the per-load recommendations."""
-    prefix = "SIMULATED: " if simulated else ""
-    on = [r.concurrency for r in recs if r.config is not None]
-    off = [r.concurrency for r in recs if r.config is None]
-    if not recs or all(r.speedup is None for r in recs):
-        reason = (
-            "No speedup could be computed (no baseline or no completed speculative "
-            "configuration), so keep speculation off until one is measured."
-        )
-        return VerdictSummary(KIND_OFF, None, None, launch(None), prefix + reason, on, off)
-    first = recs[0]
-    if first.config is None:
-        return _off_verdict(recs, launch, prefix, host_staged, on, off)
-    # Speculate at the low loads that pay, up to the first load that does not.
-    prefix_on = []
-    for r in recs:
-        if r.config is None:
-            break
-        prefix_on.append(r.concurrency)
-    pick, score = robust_pick(per_load, prefix_on)
-    # prefix_on is non-empty and measured, so a pick exists; first.config is a guard.
-    pick_config = first.config if pick is None else pick.config
-    if len(prefix_on) == len(recs):
-        return _speculate_verdict(recs, per_load, pick_config, score, launch, prefix, on, off)
-    stop = recs[len(prefix_on)]
-    point = _crossing(per_load, pick_config, prefix_on[-1], stop.concurrency)
-    curve = ", ".join(_speed_at(per_load, pick_config, r.concurrency) for r in recs)
-    reason = (
-        f"Speculate below about {_fmt_c(point)} concurrent requests with {pick_config.key} "
-        f"(interpolated between the measured loads {prefix_on[-1]} and {stop.concurrency}; "
-        f"{curve}); above that, launch without speculation: at concurrency "
-        f"{stop.concurrency} no tree beats the baseline beyond noise"
-        + (_best_loss(stop) if stop.best_speculative else "")
-        + "."
-    )
-    return VerdictSummary(
-        KIND_SPECULATE_BELOW,
-        point,
-        pick_config,
-        launch(pick_config),
-        prefix + reason,
-        on,
-        off,
-        score,
-    )
-
-
-def _off_verdict(
-    recs: Sequence[Recommendation],
-    launch: LaunchLine,
-    prefix: str,
-    host_staged: bool,
-    on: list[int],
-    off: list[int],
-) -> VerdictSummary:
-    first = recs[0]
-    why = (
-        "all-reduce is staged through host memory (no GPU peer-to-peer), so the draft and "
-        "verify collectives cost more than the accepted tokens save"
-        if host_staged
-        else "no tree beats the baseline beyond noise"
-    )
-    loss = _best_loss(first) if first.best_speculative else ""
-    also = (
-        f" It pays only at concurrency {', '.join(str(c) for c in on)}, above the lowest "
-        "measured load; a server that sees light load would lose."
-        if on
-        else ""
-    )
-    reason = f"Turn speculation off: at concurrency {first.concurrency} {why}{loss}.{also}"
-    return VerdictSummary(KIND_OFF, None, None, launch(None), prefix + reason, on, off)
-
-
-def _speculate_verdict(
-    recs: Sequence[Recommendation],
-    per_load: Mapping[int, Sequence[Candidate]],
-    pick: SpecConfig,
-    score: float | None,
-    launch: LaunchLine,
-    prefix: str,
-    on: list[int],
-    off: list[int],
-) -> VerdictSummary:
-    curve = ", ".join(_speed_at(per_load, pick, r.concurrency) for r in recs)
-    top = recs[-1].concurrency
-    reason = (
-        f"Speculate with {pick.key} at every measured load ({curve}); the break-even lies "
-        f"above concurrency {top}, the highest measured."
-    )
-    return VerdictSummary(KIND_SPECULATE, None, pick, launch(pick), prefix + reason, on, off, score)
-
-
-def _lookup(
+def find_candidate(
     per_load: Mapping[int, Sequence[Candidate]], config: SpecConfig, c: int
 ) -> Candidate | None:
     for cand in per_load.get(c, ()):
@@ -501,147 +360,8 @@ def _lookup(
     return None
 
 
-def _speed_at(per_load: Mapping[int, Sequence[Candidate]], config: SpecConfig, c: int) -> str:
-    cand = _lookup(per_load, config, c)
-    if cand is None:
-        return f"not measured at {c}"
-    return f"{cand.speedup:.2f}x [{cand.ci[0]:.2f}-{cand.ci[1]:.2f}] at {c}"
-
-
-def _best_loss(rec: Recommendation) -> str:
-    best = rec.best_speculative
-    assert best is not None
-    return f" (the best tree, {best.key}, reaches {best.speedup:.2f}x [{best.ci[0]:.2f}-{best.ci[1]:.2f}])"
-
-
-def _crossing(
-    per_load: Mapping[int, Sequence[Candidate]], config: SpecConfig, low_c: int, high_c: int
-) -> float:
-    """Break-even of ``config`` between two measured loads; the envelope where unmeasured."""
-    low = _lookup(per_load, config, low_c) or per_load[low_c][0]
-    high_cands = per_load.get(high_c) or ()
-    high = _lookup(per_load, config, high_c) or (high_cands[0] if high_cands else None)
-    if high is None:
-        return float(low_c)
-    return interpolate_break_even(low_c, low.speedup, high_c, high.speedup)
-
-
-def _fmt_c(value: float) -> str:
+def format_concurrency(value: float) -> str:
     return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
-
-
-# ---------------------------------------------------------------------------- defaults
-@dataclass
-class DefaultComparison:
-    """A configuration the user would otherwise launch, at every load."""
-
-    name: str  # "model card", "SGLang automatic choice"
-    config: SpecConfig
-    points: dict[int, Candidate | None]
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "name": self.name,
-            "config": _config_json(self.config),
-            "by_concurrency": {
-                str(c): None if p is None else {"speedup": p.speedup, "speedup_ci": list(p.ci)}
-                for c, p in self.points.items()
-            },
-        }
-
-
-class PresetLike(Protocol):
-    """The two configurations a target preset names (specbench.model.TargetPreset)."""
-
-    @property
-    def card_config(self) -> SpecConfig: ...
-    @property
-    def auto_config(self) -> SpecConfig: ...
-
-
-def named_defaults(target: PresetLike | None) -> dict[str, SpecConfig]:
-    """What a user would launch without specbench: the model card's flags, or no
-    ``--speculative-num-*`` flags at all (SGLang then chooses by architecture)."""
-    if target is None:
-        return {}
-    return {"model card": target.card_config, "SGLang automatic choice": target.auto_config}
-
-
-def compare_defaults(
-    per_load: Mapping[int, Sequence[Candidate]], named: Mapping[str, SpecConfig]
-) -> list[DefaultComparison]:
-    """The named configurations at every load (None where not measured)."""
-    out = []
-    for name, config in named.items():
-        canon = canonical_tree(config)
-        points = {c: _lookup(per_load, canon, c) for c in sorted(per_load)}
-        out.append(DefaultComparison(name, config, points))
-    return out
-
-
-# ---------------------------------------------------------------------------- text
-def _interval_text(speedup: Any, ci: Any) -> str:
-    if not isinstance(speedup, (int, float)):
-        return "n/a"
-    if isinstance(ci, (list, tuple)) and len(ci) == 2:
-        return f"{speedup:.2f}x [{ci[0]:.2f}-{ci[1]:.2f}]"
-    return f"{speedup:.2f}x"
-
-
-def summary_lines(results: Mapping[str, Any]) -> list[str]:
-    """The verdict and the per-load picks as plain lines, from results.json's fields.
-
-    Read from the JSON contract rather than from objects so that the terminal, a CI
-    summary and a re-read run directory print exactly what results.json says.
-    """
-    verdict = results.get("verdict")
-    recs = results.get("recommendations")
-    if not isinstance(verdict, Mapping) or not isinstance(recs, list):
-        return []
-    lines = [
-        f"verdict: {verdict.get('kind')}"
-        + (
-            f" (break-even ~{_fmt_c(float(verdict['break_even']))} concurrent requests)"
-            if isinstance(verdict.get("break_even"), (int, float))
-            else ""
-        )
-    ]
-    lines.append(str(verdict.get("reason", "")))
-    for rec in recs:
-        if not isinstance(rec, Mapping):
-            continue
-        config = rec.get("config")
-        c = rec.get("concurrency")
-        if isinstance(config, Mapping):
-            what = (
-                f"{config.get('key')} {_interval_text(rec.get('speedup'), rec.get('speedup_ci'))}"
-            )
-            equivalent = rec.get("equivalent") or []
-            if equivalent:
-                what += f", {len(equivalent)} more within noise"
-        else:
-            best = rec.get("best_speculative")
-            what = "off (no speculation)"
-            if isinstance(best, Mapping) and isinstance(best.get("config"), Mapping):
-                what += (
-                    f"; best tree {best['config'].get('key')} "
-                    f"{_interval_text(best.get('speedup'), best.get('speedup_ci'))}"
-                )
-        lines.append(f"  at concurrency {c}: {what}")
-        lines.append(f"    {rec.get('launch', '')}")
-    for item in results.get("defaults") or []:
-        if not isinstance(item, Mapping) or not isinstance(item.get("config"), Mapping):
-            continue
-        cells = []
-        for c, point in (item.get("by_concurrency") or {}).items():
-            if isinstance(point, Mapping):
-                cells.append(
-                    f"{_interval_text(point.get('speedup'), point.get('speedup_ci'))} at {c}"
-                )
-            else:
-                cells.append(f"not measured at {c}")
-        lines.append(f"  {item.get('name')} ({item['config'].get('key')}): {', '.join(cells)}")
-    return lines
 
 
 __all__ = [
@@ -654,21 +374,17 @@ __all__ = [
     "NOISE_MARGIN",
     "VERDICT_KINDS",
     "Candidate",
-    "DefaultComparison",
-    "Outcome",
     "Recommendation",
     "VerdictSummary",
     "candidate_table",
     "candidates_at",
     "canonical_tree",
-    "compare_defaults",
-    "decide",
+    "config_json",
+    "find_candidate",
+    "format_concurrency",
     "interpolate_break_even",
-    "named_defaults",
     "noise_interval",
     "recommend_at",
     "robust_pick",
-    "summarise",
-    "summary_lines",
     "tree_cost",
 ]

@@ -4,7 +4,7 @@ This is the one place that turns trial rows into advice, so the sweep's results.
 the HTML report, the Markdown summary and the terminal can never disagree. The decision
 itself (per-load picks with intervals, ties within noise to the cheaper tree, the
 three-way verdict, the break-even interpolated only between measured loads) is
-``recommend.decide``; this module keeps results.json's older fields (``best``,
+``decision.decide``; this module keeps results.json's older fields (``best``,
 ``break_even``, ``verdict_reason``) consistent with it and adds ``recommendations``,
 ``verdict`` and ``defaults``.
 """
@@ -18,16 +18,14 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.rundir.decision import Outcome, decide
+from specbench.rundir.defaults import DefaultComparison, compare_defaults
 from specbench.rundir.recommend import (
     KIND_OFF,
     KIND_SPECULATE,
     KIND_SPECULATE_BELOW,
     NOISE_MARGIN,
-    DefaultComparison,
     IntervalSource,
-    Outcome,
-    compare_defaults,
-    decide,
 )
 from specbench.rundir.recommend import interpolate_break_even as _interpolate
 from specbench.spec_config import BASELINE_KEY, SpecConfig

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from specbench.errors import FileFormatError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import engine_of_backend
+from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import (
     STATE_FAILED,
@@ -25,7 +26,6 @@ from specbench.rundir.layout import (
     normalise_trials,
     trials_to_records,
 )
-from specbench.rundir.recommend import named_defaults
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY

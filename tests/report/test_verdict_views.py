@@ -14,7 +14,8 @@ from specbench.report.verdict_views import (
     latency_view,
     verdict_screen,
 )
-from specbench.rundir.recommend import compare_defaults, decide
+from specbench.rundir.decision import decide
+from specbench.rundir.defaults import compare_defaults
 from specbench.spec_config import SpecConfig
 from tests.support.verdict_rows import HOST_STAGED, launch_text, trial_rows
 

@@ -7,6 +7,8 @@ from dataclasses import dataclass
 
 import pytest
 
+from specbench.rundir.decision import decide
+from specbench.rundir.defaults import compare_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.recommend import (
     CI_NOISE,
@@ -17,8 +19,6 @@ from specbench.rundir.recommend import (
     KIND_SPECULATE_BELOW,
     candidate_table,
     canonical_tree,
-    compare_defaults,
-    decide,
     interpolate_break_even,
 )
 from specbench.spec_config import BASELINE_KEY, SpecConfig
@@ -155,7 +155,7 @@ def test_request_bootstrap_is_seeded_and_brackets_the_speedup() -> None:
 
 
 def test_terminal_lines_say_what_results_json_says() -> None:
-    from specbench.rundir.recommend import summary_lines
+    from specbench.rundir.summary import summary_lines
 
     out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text)
     data = out.to_json()

@@ -1,0 +1,65 @@
+"""What a user would launch without specbench, measured at every load.
+
+The model card's flags and the engine's own automatic choice are the comparison that
+persuades: a tuned tree at 1.2x means little until it stands next to the card's 0.9x.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from specbench.rundir.recommend import Candidate, canonical_tree, config_json, find_candidate
+from specbench.spec_config import SpecConfig
+
+
+@dataclass
+class DefaultComparison:
+    """A configuration the user would otherwise launch, at every load."""
+
+    name: str  # "model card", "SGLang automatic choice"
+    config: SpecConfig
+    points: dict[int, Candidate | None]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "config": config_json(self.config),
+            "by_concurrency": {
+                str(c): None if p is None else {"speedup": p.speedup, "speedup_ci": list(p.ci)}
+                for c, p in self.points.items()
+            },
+        }
+
+
+class PresetLike(Protocol):
+    """The two configurations a target preset names (specbench.model.TargetPreset)."""
+
+    @property
+    def card_config(self) -> SpecConfig: ...
+    @property
+    def auto_config(self) -> SpecConfig: ...
+
+
+def named_defaults(target: PresetLike | None) -> dict[str, SpecConfig]:
+    """What a user would launch without specbench: the model card's flags, or no
+    ``--speculative-num-*`` flags at all (SGLang then chooses by architecture)."""
+    if target is None:
+        return {}
+    return {"model card": target.card_config, "SGLang automatic choice": target.auto_config}
+
+
+def compare_defaults(
+    per_load: Mapping[int, Sequence[Candidate]], named: Mapping[str, SpecConfig]
+) -> list[DefaultComparison]:
+    """The named configurations at every load (None where not measured)."""
+    out = []
+    for name, config in named.items():
+        canon = canonical_tree(config)
+        points = {c: find_candidate(per_load, canon, c) for c in sorted(per_load)}
+        out.append(DefaultComparison(name, config, points))
+    return out
+
+
+__all__ = ["DefaultComparison", "PresetLike", "compare_defaults", "named_defaults"]
