@@ -95,6 +95,8 @@ class VerdictScreen:
     loads: list[LoadRow]
     comparison: list[ComparisonRow]
     ci_sources: list[str] = field(default_factory=list)
+    #: One sentence per default: loses to no speculation, or is as good as tuning.
+    default_notes: list[str] = field(default_factory=list)
 
 
 def format_concurrency(value: float) -> str:
@@ -170,7 +172,39 @@ def verdict_screen(
         loads,
         comparison,
         sources,
+        default_notes(outcome, defaults),
     )
+
+
+def default_notes(outcome: Outcome, defaults: Sequence[DefaultComparison]) -> list[str]:
+    """What the comparison with each default says, in words.
+
+    A default that loses to no speculation is the most persuasive fact of a slow box; a
+    default within noise of the tuned pick wherever speculation pays says tuning buys
+    nothing measurable there, which is as worth knowing.
+    """
+    notes = []
+    for d in defaults:
+        name = f"The {d.name}'s {d.config.key}"
+        points = {c: p for c, p in d.points.items() if p is not None}
+        losing = [c for c, p in points.items() if p.ci[1] < 1.0]
+        if losing:
+            notes.append(
+                f"{name} is slower than no speculation at concurrency "
+                f"{', '.join(str(c) for c in losing)}."
+            )
+            continue
+        paying = [r for r in outcome.recommendations if r.speedup_ci is not None]
+        if paying and all(
+            r.concurrency in points and points[r.concurrency].speedup >= r.speedup_ci[0]
+            for r in paying
+            if r.speedup_ci is not None
+        ):
+            notes.append(
+                f"{name} is within noise of the per-load pick wherever speculation pays: "
+                "tuning buys nothing measurable over it on this machine."
+            )
+    return notes
 
 
 def _find(outcome: Outcome, config: SpecConfig, concurrency: int) -> Candidate | None:

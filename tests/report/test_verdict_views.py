@@ -88,3 +88,19 @@ def test_acceptance_by_position_from_accept_histograms() -> None:
     assert view.positions == [1, 2]
     assert view.accept_rate == pytest.approx([7 / 8, 5 / 8])
     assert acceptance_by_position([[], []], "3-4-8") is None
+
+
+def test_default_notes_say_when_the_card_loses_or_ties() -> None:
+    _, _, screen = _screen()
+    assert "The model card's 3-4-8 is slower than no speculation at concurrency 1, 8, 32." in (
+        screen.default_notes
+    )
+    tie = {"3-4-8": {1: 1.80, 8: 1.30}, "4-4-7": {1: 1.82, 8: 1.31}}
+    out = decide(trial_rows(tie), [1, 8], launch_text)
+    notes = verdict_screen(
+        out, compare_defaults(out.per_load, {"model card": SpecConfig(3, 4, 8)}), [1, 8]
+    ).default_notes
+    assert notes == [
+        "The model card's 3-4-8 is within noise of the per-load pick wherever speculation "
+        "pays: tuning buys nothing measurable over it on this machine."
+    ]
