@@ -35,7 +35,7 @@ from specbench.report.charts import (
     build_trial_table,
 )
 from specbench.report.verdict_section import build_section
-from specbench.report.verdict_views import HEADLINES, UNKNOWN_HEADLINE
+from specbench.report.verdict_views import HEADLINES, UNKNOWN_HEADLINE, model_config
 from specbench.report.views import (
     AllReduceSeries,
     HardwareView,
@@ -62,7 +62,7 @@ from specbench.rundir.verdict import (
     format_concurrency,
 )
 from specbench.schema import check_schema_version
-from specbench.spec_config import BASELINE_KEY
+from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 
 # --------------------------------------------------------------------------- loading
@@ -189,6 +189,7 @@ def build_report_data(run: RunData) -> ReportData:
         hardware=_load_profile(str(manifest.hardware.get("name", "") or ""), tp),
         context_tokens=_context_tokens(run),
         seed=manifest.seed,
+        histograms=_accept_histograms(run, model_config(verdict.outcome)),
     )
     grid = manifest.strategy in ("grid", "fixed")
     return ReportData(
@@ -209,6 +210,19 @@ def build_report_data(run: RunData) -> ReportData:
         notes=list(run.notes),
         verdict_section=section,
     )
+
+
+def _accept_histograms(run: RunData, config: SpecConfig | None) -> list[list[float]]:
+    """Per-request accept histograms of ``config``, where the records carry them
+    (SGLang's ``meta_info.spec_accept_histogram``: verify steps by accepted drafts)."""
+    if config is None:
+        return []
+    out = []
+    for record in run.requests:
+        hist = getattr(record, "spec_accept_histogram", None)
+        if record.config_key == config.key and isinstance(hist, list) and hist:
+            out.append([float(x) for x in hist])
+    return out
 
 
 def _context_tokens(run: RunData) -> int:

@@ -21,6 +21,7 @@ from specbench.report.verdict_views import (
     BreakEvenView,
     LatencySeries,
     VerdictScreen,
+    acceptance_by_position,
     break_even_view,
     format_concurrency,
     latency_view,
@@ -88,8 +89,13 @@ def build_section(
     hardware: HardwareProfile | None = None,
     context_tokens: int = 1024,
     seed: int = 0,
+    histograms: Sequence[Sequence[float]] = (),
 ) -> VerdictSection:
-    """Every view of one decision (``compute_verdict``'s outcome and defaults)."""
+    """Every view of one decision (``compute_verdict``'s outcome and defaults).
+
+    ``histograms`` are the engine's per-request accept histograms of the configuration
+    ``model_config`` names (empty where the engine or the run recorded none).
+    """
     screen = verdict_screen(outcome, defaults, concurrencies)
     curve: list[tuple[int, float]] = []
     modelled = model_config(outcome)
@@ -114,6 +120,7 @@ def build_section(
         ci_text,
         why_view(outcome, target, hardware, concurrencies, context_tokens),
         latency_view(trials, latency_names(outcome, target)),
+        acceptance_by_position(histograms, modelled.key) if modelled is not None else None,
     )
 
 

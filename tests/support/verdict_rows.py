@@ -8,6 +8,7 @@ from typing import Any
 import pandas as pd
 
 from specbench.spec_config import BASELINE_KEY, SpecConfig
+from tests.support.trials import trial_row
 
 
 def launch_text(config: SpecConfig | None) -> str:
@@ -25,39 +26,16 @@ def trial_rows(
     speedups: dict[str, dict[int, float]],
     ci: dict[tuple[str, int], tuple[float, float]] | None = None,
 ) -> pd.DataFrame:
+    """Rows of each configuration at each load, a baseline at 1, 8 and 32, and the
+    interval columns a measurement adds (NaN where ``ci`` gives none)."""
     rows: list[dict[str, Any]] = []
     for n, (key, by_c) in enumerate(speedups.items()):
-        steps, topk, ndt = (int(x) for x in key.split("-"))
+        steps = int(key.split("-")[0])
         for c, s in by_c.items():
             low, high = (ci or {}).get((key, c), (math.nan, math.nan))
-            rows.append(
-                {
-                    "trial_number": n,
-                    "config_key": key,
-                    "num_steps": steps,
-                    "topk": topk,
-                    "num_draft_tokens": ndt,
-                    "concurrency": c,
-                    "state": "complete",
-                    "tau": 1.0 + steps * 0.5,
-                    "speedup": s,
-                    "speedup_ci_low": low,
-                    "speedup_ci_high": high,
-                }
-            )
-    for c in (1, 8, 32):
-        rows.append(
-            {
-                "trial_number": -1,
-                "config_key": BASELINE_KEY,
-                "num_steps": None,
-                "topk": None,
-                "num_draft_tokens": None,
-                "concurrency": c,
-                "state": "complete",
-                "speedup": 1.0,
-            }
-        )
+            row = trial_row(key, c, s, 1.0 + steps * 0.5, number=n)
+            rows.append({**row, "speedup_ci_low": low, "speedup_ci_high": high})
+    rows += [trial_row(BASELINE_KEY, c, 1.0, None) for c in (1, 8, 32)]
     return pd.DataFrame(rows)
 
 
