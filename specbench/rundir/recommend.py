@@ -337,9 +337,11 @@ def robust_pick(
         for cand in per_load[c]:
             by_key.setdefault(cand.key, {})[c] = cand
     scored: list[tuple[float, float, Candidate]] = []
-    for points in by_key.values():
-        if len(points) != len(loads):
-            continue
+    complete = [p for p in by_key.values() if len(p) == len(loads)]
+    # A tree that does not pay at one of the loads would be worse there than no
+    # speculation: prefer the trees that pay at all of them.
+    paying = [p for p in complete if all(p[c].pays for c in loads)]
+    for points in paying or complete:
         score = min(points[c].speedup / best[c] for c in loads)
         slack = max((points[c].ci[1] - points[c].ci[0]) / 2.0 / points[c].speedup for c in loads)
         scored.append((score, slack, points[min(loads)]))

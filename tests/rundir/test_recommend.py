@@ -170,3 +170,14 @@ def test_terminal_lines_say_what_results_json_says() -> None:
     assert lines[at_8 + 1].strip().startswith("python -m")
     assert lines[-1].startswith("  model card (3-4-8): 0.91x [")
     assert summary_lines({}) == []
+
+
+def test_mixed_load_pick_pays_at_every_load_it_is_launched_for() -> None:
+    speedups = {
+        "3-4-8": {1: 1.9, 8: 1.015},  # near-best at both, but within noise of 1.0 at 8
+        "5-4-8": {1: 2.0, 8: 0.5},
+        "2-1-3": {1: 1.04, 8: 1.06},
+    }
+    out = decide(trial_rows(speedups), [1, 8], launch_text)
+    assert out.verdict.kind == "speculate"
+    assert out.verdict.config == SpecConfig(2, 1, 3)
