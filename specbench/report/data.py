@@ -278,15 +278,15 @@ def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> Verdic
     if status == STATUS_CROSSES and be_c is not None:
         be_text = (
             f"Speculation stops paying above about {format_concurrency(be_c)} concurrent "
-            "requests (interpolated between measured concurrencies)."
+            "requests (interpolated between the concurrencies tested)."
         )
     elif status == STATUS_PAYS_EVERYWHERE:
         be_text = (
-            "Pays at every measured concurrency; the break-even lies above "
+            "Pays at every concurrency tested; the break-even lies above "
             f"{max(concurrencies)} (not extrapolated)."
         )
     elif status == STATUS_NEVER_PAYS:
-        be_text = "No break-even: speculation does not pay at the lowest measured load."
+        be_text = "No break-even: speculation does not pay at the lowest load tested."
     else:
         be_text = "Unknown: no speedup could be computed."
     headline = HEADLINES.get(verdict.kind, verdict.kind).format(

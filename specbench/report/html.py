@@ -97,7 +97,7 @@ def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
                 "heatmap",
                 f"Best speedup over num_draft_tokens for each (num_steps, topk), at concurrency "
                 f"{heat.concurrency}; blue beats the baseline, red loses to it, hatched grey was "
-                "not measured. Hover a cell for its numbers.",
+                "not tested. Hover a cell for its numbers.",
                 lambda: verdict_plots.heatmap_svg(
                     heat.concurrency,
                     heat.steps,
@@ -121,7 +121,7 @@ def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
         wanted.append(
             (
                 "speedup-conc",
-                "Speedup of the top configurations at every measured concurrency; the dashed "
+                "Speedup of the top configurations at every concurrency tested; the dashed "
                 "line is the baseline (1.0x). Speculation pays only above it.",
                 lambda: plots.speedup_vs_concurrency_svg(
                     curves,

@@ -67,7 +67,7 @@ def _verdict_lines(data: ReportData) -> list[str]:
         lines.append("|---|" + "---|" * len(s.concurrencies))
         for row in s.comparison:
             cells = [
-                _iv(c) if c else ("not measured" if row.config_key else "off") for c in row.cells
+                _iv(c) if c else ("not tested" if row.config_key else "off") for c in row.cells
             ]
             lines.append(f"| {md_text(row.name)} | " + " | ".join(cells) + " |")
         lines.append("")

@@ -236,7 +236,7 @@ def heatmap_svg(
                             gid=gid,
                         )
                     )
-                    tips[gid] = f"num_steps {s}, topk {k}: not measured"
+                    tips[gid] = f"num_steps {s}, topk {k}: not tested"
                     continue
                 ax.add_patch(
                     Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=cmap(norm(v)), lw=0, gid=gid)
@@ -260,7 +260,7 @@ def heatmap_svg(
         ax.set_xlabel("topk (--speculative-eagle-topk)")
         ax.set_ylabel("num_steps")
         ax.set_title(
-            f"Best speedup at concurrency {concurrency} (n = draft tokens; hatched = not measured)"
+            f"Best speedup at concurrency {concurrency} (n = draft tokens; hatched = not tested)"
         )
         mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
         bar = fig.colorbar(mappable, ax=ax, label="speedup vs no speculation", shrink=0.9)

@@ -154,20 +154,20 @@ def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
     if v.kind == "speculate-below" and v.break_even is not None:
         sentence = (
             f"About {format_concurrency(v.break_even)} concurrent requests, interpolated "
-            f"(linear in log load) between the measured loads around it; measured loads: "
+            f"(linear in log load) between the loads tested around it; loads tested: "
             f"{', '.join(str(c) for c in loads)}."
         )
     elif v.kind == "speculate":
         sentence = (
-            f"Not reached: speculation pays at every measured load up to {loads[-1]}, so the "
-            "break-even lies above it; it is not extrapolated from measurements."
+            f"Not reached: speculation pays at every load tested up to {loads[-1]}, so the "
+            "break-even lies above it; it is not extrapolated."
         )
         if model_be is not None:
             sentence += (
                 f" Add --concurrency {round(model_be)} to measure where the model expects it."
             )
     else:
-        sentence = "None: speculation does not pay at the lowest measured load."
+        sentence = "None: speculation does not pay at the lowest load tested."
     caption = (
         "Speedup against load with 95% intervals (vertical bars): the mixed-load pick, the "
         "model card's and SGLang's automatic configurations; the dotted line is no "

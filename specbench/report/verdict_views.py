@@ -26,7 +26,7 @@ from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 #: Headline per verdict kind; the CSS colours the box by the kind itself.
 HEADLINES = {
-    KIND_SPECULATE: "Speculate at every measured load",
+    KIND_SPECULATE: "Speculate at every load tested",
     "speculate-below": "Speculate below about {break_even} concurrent requests, off above",
     KIND_OFF: "Turn speculation OFF",
 }

@@ -112,7 +112,7 @@ def summarise(
     curve = ", ".join(_speed_at(per_load, pick_config, r.concurrency) for r in recs)
     reason = (
         f"Speculate below about {format_concurrency(point)} concurrent requests with {pick_config.key} "
-        f"(interpolated between the measured loads {prefix_on[-1]} and {stop.concurrency}; "
+        f"(interpolated between the loads tested, {prefix_on[-1]} and {stop.concurrency}; "
         f"{curve}); above that, launch without speculation: at concurrency "
         f"{stop.concurrency} no tree beats the baseline beyond noise"
         + (_best_loss(stop) if stop.best_speculative else "")
@@ -148,7 +148,7 @@ def _off_verdict(
     loss = _best_loss(first) if first.best_speculative else ""
     also = (
         f" It pays only at concurrency {', '.join(str(c) for c in on)}, above the lowest "
-        "measured load; a server that sees light load would lose."
+        "load tested; a server that sees light load would lose."
         if on
         else ""
     )
@@ -169,8 +169,8 @@ def _speculate_verdict(
     curve = ", ".join(_speed_at(per_load, pick, r.concurrency) for r in recs)
     top = recs[-1].concurrency
     reason = (
-        f"Speculate with {pick.key} at every measured load ({curve}); the break-even lies "
-        f"above concurrency {top}, the highest measured."
+        f"Speculate with {pick.key} at every load tested ({curve}); the break-even lies "
+        f"above concurrency {top}, the highest tested."
     )
     return VerdictSummary(KIND_SPECULATE, None, pick, launch(pick), prefix + reason, on, off, score)
 
@@ -178,7 +178,7 @@ def _speculate_verdict(
 def _speed_at(per_load: Mapping[int, Sequence[Candidate]], config: SpecConfig, c: int) -> str:
     cand = find_candidate(per_load, config, c)
     if cand is None:
-        return f"not measured at {c}"
+        return f"not tested at {c}"
     return f"{cand.speedup:.2f}x [{cand.ci[0]:.2f}-{cand.ci[1]:.2f}] at {c}"
 
 

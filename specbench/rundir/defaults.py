@@ -53,7 +53,7 @@ def named_defaults(target: PresetLike | None) -> dict[str, SpecConfig]:
 def compare_defaults(
     per_load: Mapping[int, Sequence[Candidate]], named: Mapping[str, SpecConfig]
 ) -> list[DefaultComparison]:
-    """The named configurations at every load (None where not measured)."""
+    """The named configurations at every load (None where not tested)."""
     out = []
     for name, config in named.items():
         canon = canonical_tree(config)

@@ -71,7 +71,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
                     f"{_interval_text(point.get('speedup'), point.get('speedup_ci'))} at {c}"
                 )
             else:
-                cells.append(f"not measured at {c}")
+                cells.append(f"not tested at {c}")
         lines.append(f"  {item.get('name')} ({item['config'].get('key')}): {', '.join(cells)}")
     return lines
 

@@ -183,7 +183,7 @@ def test_missing_probe_and_unknown_target_degrade_gracefully(tmp_path: Path) -> 
     run = write_run(tmp_path / "run", with_probe=False, target="no-such-model", failed=0)
     data = report_data(run)
     assert data.hardware.evidence == []
-    # h200-nvlink is a shipped profile: its fitted curve stands in, labelled as not measured.
+    # h200-nvlink is a shipped profile: its fitted curve stands in, labelled as not tested.
     assert all(not s.measured for s in data.hardware.allreduce)
     assert any("no-such-model" in note for note in data.notes)
     assert data.verdict.launch_command is not None

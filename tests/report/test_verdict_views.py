@@ -55,7 +55,7 @@ def test_break_even_plot_has_tooltips_and_labels_the_model_curve() -> None:
 def test_heatmap_draws_unmeasured_cells_apart_from_one() -> None:
     svg = heatmap_svg(1, [1, 2], [1, 4], [[1.0, None], [1.2, 0.8]], [[2, None], [3, 5]])
     titles = re.findall(r"<title>([^<]*)</title>", svg)
-    assert "num_steps 1, topk 4: not measured" in titles
+    assert "num_steps 1, topk 4: not tested" in titles
     assert "num_steps 1, topk 1: best 1.00x with num_draft_tokens 2" in titles
     assert 'id="heatmap-hatch' in svg or "pattern" in svg  # hatched, not white
 

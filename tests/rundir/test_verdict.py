@@ -188,7 +188,7 @@ def test_no_completed_configuration() -> None:
 def test_single_trial_single_concurrency() -> None:
     verdict = compute_verdict(frame([row("3-4-8", 1, 1.7)]), [1])
     assert verdict.break_even["status"] == STATUS_PAYS_EVERYWHERE
-    assert "above concurrency 1, the highest measured" in verdict.reason
+    assert "above concurrency 1, the highest tested" in verdict.reason
 
 
 def test_simulated_label_and_json_shape() -> None:
