@@ -168,7 +168,12 @@ def test_report_data_of_a_fixture_run(tmp_path: Path) -> None:
     assert "--model-path MiniMaxAI/MiniMax-M2.7" in data.verdict.launch_command
     assert "--tp-size 4" in data.verdict.launch_command  # the manifest's TP, not the preset's
     assert len(data.failed) == 2
-    assert len(data.top) == 5 and data.top[0].config_key == data.verdict.config_key
+    # The top table ranks at the primary load; the verdict is the mixed-load pick.
+    assert len(data.top) == 5
+    assert data.top[0].config_key == data.verdict.verdict.ranking[0]["config_key"]
+    outcome = data.verdict_section.outcome
+    assert outcome.verdict.config is not None
+    assert data.verdict.config_key == outcome.verdict.config.key
     assert data.hardware.interconnect_class == "nvlink"
     assert data.hardware.allreduce and data.hardware.allreduce[0].measured
     assert data.heatmap is not None and data.history is not None
