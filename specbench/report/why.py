@@ -2,10 +2,9 @@
 
 Everything here is SIMULATED: it prices the run's target on the run's hardware profile
 with the performance model, because a run measures tokens/s, not where a decode step's
-time goes. The report labels it so. The breakdown comes from the cost model's own
-``spec_parts``/``baseline_parts`` where this specbench has them, and is otherwise split
-from the forwards the cost model exposes (the all-reduces priced separately, as the
-cost model adds them).
+time goes. The report labels it so. The breakdown is the cost model's own
+``spec_parts``/``baseline_parts`` and the memory check its ``memory_fit``; this module
+only puts them into the words and rows the report shows.
 """
 
 from __future__ import annotations
@@ -15,16 +14,16 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from specbench.errors import SpecbenchError
 from specbench.model.cost import CostModel
+from specbench.model.engines import load_engine
 from specbench.model.hardware import HardwareProfile
+from specbench.model.memory import MemoryFit, memory_fit
 from specbench.model.targets import TargetPreset
 from specbench.spec_config import SpecConfig
 
-_GIB = 2.0**30
-#: Share of GPU memory SGLang hands to weights and KV cache (its ``mem_fraction_static``
-#: is about 0.8-0.9 depending on GPU size, python/sglang/srt/server_args.py); the rest is
-#: activations, CUDA graphs and the allocator's slack.
-USABLE_MEMORY_FRACTION = 0.88
+#: Tree slots per request the memory check reserves: a typical verified tree (3-4-8).
+_DRAFT_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -48,61 +47,18 @@ class StepBreakdown:
         return self.total_ms / self.tokens_per_step
 
 
-def _parts_from_forwards(
-    cost: CostModel, config: SpecConfig | None, batch: float
-) -> tuple[float, float, float, float]:
-    """(draft, verify, all-reduce, other) seconds from the forward-level prices."""
-    t, d = cost.target.arch, cost.target.draft
-    o = cost.target.overheads
-    b = np.asarray(batch, dtype=float)
-
-    def target_comm(tokens: np.ndarray) -> float:
-        return float(
-            2 * t.layers * cost.allreduce_s(tokens * t.hidden * 2)
-            + cost.allgather_s(tokens * t.vocab * 2)
-        )
-
-    def draft_comm(tokens: np.ndarray) -> float:
-        return float(
-            2 * d.layers * cost.allreduce_s(tokens * d.hidden * 2)
-            + cost.allgather_s(tokens * d.vocab * 2)
-        )
-
-    sched = o.scheduler_us * 1e-6
-    if config is None:
-        total = float(cost.target_forward_s(b, b))
-        comm = target_comm(b)
-        return 0.0, total - comm, comm, sched
-    s, k, n = config.num_steps, config.topk, config.num_draft_tokens
-    verify_total = float(cost.target_forward_s(b * n, b))
-    verify_comm = target_comm(b * n)
-    extend = float(cost.draft_forward_s(b * (s + 1), b, with_fusion=True))
-    step = float(cost.draft_forward_s(b * k, b, with_fusion=False))
-    draft_comm_total = draft_comm(b * (s + 1)) + (s - 1) * draft_comm(b * k)
-    draft_total = extend + (s - 1) * step
-    other = sched + o.spec_iteration_us * 1e-6
-    return (
-        draft_total - draft_comm_total,
-        verify_total - verify_comm,
-        verify_comm + draft_comm_total,
-        other,
-    )
-
-
 def _parts(cost: CostModel, config: SpecConfig | None, batch: int) -> tuple[float, ...]:
-    """The cost model's own split when it has one, else the split from its forwards."""
+    """(draft, verify, all-reduce, other) seconds of one decode iteration."""
     b = np.asarray(float(batch))
-    if config is None and hasattr(cost, "baseline_parts"):
+    if config is None:
         parts = cost.baseline_parts(b)
-    elif config is not None and hasattr(cost, "spec_parts"):
+    else:
         parts = cost.spec_parts(
             np.asarray(float(config.num_steps)),
             np.asarray(float(config.topk)),
             np.asarray(float(config.num_draft_tokens)),
             b,
         )
-    else:
-        return _parts_from_forwards(cost, config, float(batch))
     return tuple(
         float(np.asarray(x)) for x in (parts.draft, parts.verify, parts.allreduce, parts.other)
     )
@@ -150,43 +106,45 @@ class MemoryCheck:
         return self.needed_gib <= self.usable_gib
 
 
-def _per_gpu_gib(
-    target: TargetPreset, tp: int, concurrency: int, context: int
-) -> tuple[float, ...]:
-    a, d = target.arch, target.draft
-    body = a.total_params - 2 * a.vocab * a.hidden
-    weights = (body * a.weight_bytes + 2 * a.vocab * a.hidden * a.lm_head_bytes) / tp
-    draft = d.params_per_forward(True) * d.weight_bytes / tp
-    kv_heads = max(a.kv_heads / tp, 1.0)
-    kv_token = 2 * kv_heads * a.head_dim * a.kv_bytes * a.layers
-    kv = kv_token * context * concurrency
-    return weights / _GIB, draft / _GIB, kv / _GIB
-
-
 def memory_check(
     target: TargetPreset, hardware: HardwareProfile, concurrency: int, context_tokens: int
 ) -> MemoryCheck:
-    """Does the target (with its draft and the KV of ``concurrency`` requests) fit?"""
-    tp = hardware.tp
-    weights, draft, kv = _per_gpu_gib(target, tp, concurrency, context_tokens)
-    usable = hardware.gpu.memory_gib * USABLE_MEMORY_FRACTION
+    """Does the target (with its draft and the KV of ``concurrency`` requests) fit, and
+    from which TP size on does it (the model's ``memory_fit``, SGLang's memory share)?"""
+    engine = load_engine()
+
+    def fit(profile: HardwareProfile) -> MemoryFit:
+        return memory_fit(
+            target,
+            profile,
+            engine,
+            batch=concurrency,
+            sequence_tokens=context_tokens,
+            draft_tokens=_DRAFT_SLOTS,
+        )
+
+    here = fit(hardware)
     min_tp = None
     size = 1
-    while size <= max(hardware.gpus, tp):
-        if sum(_per_gpu_gib(target, size, concurrency, context_tokens)) <= usable:
+    while size <= max(hardware.gpus, hardware.tp):
+        try:
+            candidate = fit(hardware.with_tp(size))
+        except SpecbenchError:
+            candidate = None
+        if candidate is not None and candidate.fits:
             min_tp = size
             break
         size *= 2
     return MemoryCheck(
         hardware.gpu.name,
         hardware.gpu.memory_gib,
-        tp,
-        weights,
-        draft,
-        kv,
+        hardware.tp,
+        here.weights_gib,
+        here.draft_gib,
+        here.kv_gib,
         concurrency,
         context_tokens,
-        usable,
+        here.capacity_gib,
         min_tp,
     )
 
@@ -257,7 +215,6 @@ def model_curve(
 
 
 __all__ = [
-    "USABLE_MEMORY_FRACTION",
     "MemoryCheck",
     "StepBreakdown",
     "interconnect_text",
