@@ -21,7 +21,7 @@ from specbench.spec_config import SpecConfig, config_key, valid_configs
 KIND = "specbench.predict"
 #: Concurrencies scanned for break-even, independent of the ones asked for.
 BREAK_EVEN_SCAN: tuple[int, ...] = tuple(2**i for i in range(13))  # 1..4096
-SIMULATED_LABEL = "SIMULATED: predicted by the specbench performance model, not tested"
+SIMULATED_LABEL = "SIMULATED: predicted by the specbench performance model, not measured"
 
 
 def scan_break_even(

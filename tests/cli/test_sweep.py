@@ -167,7 +167,7 @@ def test_sigterm_mid_sweep_keeps_finished_trials_and_resume_continues(tmp_path: 
     keys = [r["config_key"] for r in done if r["config_key"] != "baseline"]
     assert len(keys) == 4 and len(set(keys)) == 4
     assert finished <= set(keys)
-    # Finished trials were not tested again: their trial numbers are unchanged.
+    # Finished trials were not measured again: their trial numbers are unchanged.
     before = {
         r["config_key"]: r["trial_number"] for r in results["trials"] if r["state"] == "complete"
     }
