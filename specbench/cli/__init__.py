@@ -41,7 +41,7 @@ SUMMARIES = {
     "predict": "Predict tau and speedup of every configuration (model, no GPU).",
     "serve-sim": "Serve SGLang's API backed by the model (no GPU needed).",
     "sweep": "Measure tau and speedup over configurations and concurrencies.",
-    "report": "Render the HTML (or Markdown) report of a run directory.",
+    "report": "Render the report of a run directory, or several runs side by side.",
     "gate": "CI regression gate on tau and speedup between two runs.",
 }
 
