@@ -36,7 +36,7 @@ import tiny_models
 
 HOST = "127.0.0.1"
 MAX_TOKENS = 64
-SPEC_METRIC_RE = re.compile(r"^(vllm:spec_decode_\w+)(\{[^}]*\})? ([0-9.e+-]+)$")
+SPEC_METRIC_RE = re.compile(r"^(vllm:spec_decode_\w+_total)(\{[^}]*\})? ([0-9.e+-]+)$")
 
 
 @dataclass
@@ -100,11 +100,16 @@ class Server:
         self.proc.wait()
 
     def stop(self) -> None:
-        """SIGTERM to the whole group, then SIGKILL whatever is left after 30 s."""
+        """SIGTERM to the api_server alone, then SIGKILL whatever is left after 30 s.
+
+        The api_server's own shutdown stops EngineCore and its worker and lets
+        multiprocessing's resource tracker unlink the shared-memory ring buffers; a
+        SIGTERM to the whole group kills the tracker too and leaves /dev/shm/psm_* behind.
+        """
         if self.proc is None:
             return
         with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.proc.pid, signal.SIGTERM)
+            os.kill(self.proc.pid, signal.SIGTERM)
         with contextlib.suppress(subprocess.TimeoutExpired):
             self.proc.wait(timeout=30)
         self.kill_group()
