@@ -103,8 +103,8 @@ class Server:
         """SIGTERM to the api_server alone, then SIGKILL whatever is left after 30 s.
 
         The api_server's own shutdown stops EngineCore and its worker and lets
-        multiprocessing's resource tracker unlink the shared-memory ring buffers; a
-        SIGTERM to the whole group kills the tracker too and leaves /dev/shm/psm_* behind.
+        multiprocessing's resource tracker unlink the shared-memory ring buffers; after a
+        SIGKILL they stay behind in /dev/shm/psm_*.
         """
         if self.proc is None:
             return
