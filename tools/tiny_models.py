@@ -23,7 +23,6 @@ import argparse
 import hashlib
 import json
 import math
-import random
 import shutil
 import sys
 import tempfile
@@ -36,44 +35,11 @@ import torch
 from torch import nn
 from torch.nn import functional as nnf
 
-NUMBER_WORDS = (
-    "zero",
-    "one",
-    "two",
-    "three",
-    "four",
-    "five",
-    "six",
-    "seven",
-    "eight",
-    "nine",
-    "ten",
-    "eleven",
-    "twelve",
-    "thirteen",
-    "fourteen",
-    "fifteen",
-    "sixteen",
-    "seventeen",
-    "eighteen",
-    "nineteen",
-    "twenty",
-)
-ALPHABET = "abcdefghijklmnopqrstuvwxyz"
-SENTENCES = (
-    "the quick brown fox jumps over the lazy dog.",
-    "a small model learns to count and to repeat itself.",
-    "speculative decoding drafts tokens and the target verifies them.",
-    "red green blue red green blue red green blue.",
-    "monday tuesday wednesday thursday friday saturday sunday.",
-    "january february march april may june july august september october november december.",
-)
-EOS = "<|endoftext|>"
-ROLE_TOKENS = ("<|system|>", "<|user|>", "<|assistant|>")
-CHAT_TEMPLATE = (
-    "{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}\n"
-    "{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
-)
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from tiny_text import EOS, build_tokenizer, make_corpus, make_prompts
+
+#: The build's code: a change to either file is a new build.
+SOURCES = (Path(__file__), Path(__file__).with_name("tiny_text.py"))
 
 
 @dataclass(frozen=True)
@@ -101,110 +67,12 @@ class BuildParams:
     eagle_batch_size: int = 8
     eagle_steps: int = 100
     eagle_lr: float = 2e-3
-    eagle_depth: int = 3
+    #: Draft steps the head is unrolled over in training: acceptance then decays
+    #: smoothly with the position up to k = eagle_depth (a head trained over 3 steps
+    #: collapses at position 4).
+    eagle_depth: int = 5
     eagle_aux_layers: tuple[int, ...] = (1, 2, 3)
     threads: int = 1
-
-
-# ----------------------------------------------------------------------------- text
-
-
-def _count_line(rng: random.Random) -> str:
-    start = rng.randint(0, 400)
-    step = rng.choice((1, 1, 1, 2, 5, 10))
-    return " ".join(str(start + step * i) for i in range(rng.randint(12, 40)))
-
-
-def _words_line(rng: random.Random) -> str:
-    start = rng.randint(0, 10)
-    return " ".join(NUMBER_WORDS[start : start + rng.randint(6, 21 - start)])
-
-
-def _alphabet_line(rng: random.Random) -> str:
-    start = rng.randint(0, 10)
-    sep = rng.choice((" ", ", "))
-    return sep.join(ALPHABET[start:])
-
-
-def _sentence_line(rng: random.Random) -> str:
-    return " ".join([rng.choice(SENTENCES)] * rng.randint(2, 5))
-
-
-def _chat_document(rng: random.Random) -> str:
-    kind = rng.randrange(3)
-    if kind == 0:
-        start = rng.randint(0, 300)
-        ask = f"count from {start}"
-        answer = " ".join(str(start + i) for i in range(rng.randint(10, 30)))
-    elif kind == 1:
-        ask = "say the alphabet"
-        answer = " ".join(ALPHABET)
-    else:
-        sentence = rng.choice(SENTENCES)
-        ask = f"repeat: {sentence}"
-        answer = " ".join([sentence] * 3)
-    return f"<|user|>\n{ask}\n<|assistant|>\n{answer}\n"
-
-
-def make_document(rng: random.Random) -> str:
-    """One training document: counting, number words, the alphabet, repeats or a chat."""
-    makers = (_count_line, _words_line, _alphabet_line, _sentence_line, _chat_document)
-    return rng.choice(makers)(rng)
-
-
-def make_corpus(params: BuildParams) -> list[str]:
-    rng = random.Random(params.seed)
-    return [make_document(rng) for _ in range(params.corpus_documents)]
-
-
-def make_prompts() -> list[dict[str, Any]]:
-    """Prompts shaped like the training text; each greedy continuation has structure."""
-    prompts: list[dict[str, Any]] = []
-    for i, start in enumerate((3, 17, 40, 88, 121, 250)):
-        text = " ".join(str(start + j) for j in range(6))
-        prompts.append({"id": f"count-{i}", "prompt": text})
-    prompts.append({"id": "words-0", "prompt": "one two three four"})
-    prompts.append({"id": "words-1", "prompt": "five six seven eight"})
-    prompts.append({"id": "alphabet-0", "prompt": "a b c d e f"})
-    prompts.append({"id": "alphabet-1", "prompt": "h, i, j, k,"})
-    for i, sentence in enumerate(SENTENCES[:4]):
-        head = " ".join(sentence.split()[:3])
-        prompts.append({"id": f"repeat-{i}", "prompt": f"{sentence} {head}"})
-    for i, ask in enumerate(("count from 12", "say the alphabet", "count from 200")):
-        prompts.append({"id": f"chat-{i}", "messages": [{"role": "user", "content": ask}]})
-    return prompts
-
-
-# ------------------------------------------------------------------------ tokenizer
-
-
-def build_tokenizer(params: BuildParams, corpus: list[str], out: Path) -> Any:
-    """A byte-level BPE trained on the corpus, saved as a PreTrainedTokenizerFast."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    tok = Tokenizer(models.BPE())
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=params.vocab_size,
-        special_tokens=[EOS, *ROLE_TOKENS],
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tok.train_from_iterator(corpus, trainer=trainer)
-    fast = PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        bos_token=EOS,
-        eos_token=EOS,
-        pad_token=EOS,
-        unk_token=EOS,
-        additional_special_tokens=list(ROLE_TOKENS),
-    )
-    fast.chat_template = CHAT_TEMPLATE
-    fast.model_max_length = 512
-    fast.save_pretrained(out)
-    return fast
 
 
 def encode_stream(tokenizer: Any, corpus: list[str]) -> torch.Tensor:
@@ -219,9 +87,6 @@ def encode_stream(tokenizer: Any, corpus: list[str]) -> torch.Tensor:
 def sample_batch(stream: torch.Tensor, params: BuildParams, gen: torch.Generator) -> torch.Tensor:
     starts = torch.randint(0, len(stream) - params.seq_len - 1, (params.batch_size,), generator=gen)
     return torch.stack([stream[s : s + params.seq_len + 1] for s in starts.tolist()])
-
-
-# ------------------------------------------------------------------------- llamas
 
 
 def llama_config(params: BuildParams, layers: int, tokenizer: Any) -> Any:
@@ -521,7 +386,9 @@ def save_eagle3(head: Eagle3Head, target_cfg: Any, params: BuildParams, out: Pat
 
 
 def content_hash(params: BuildParams) -> str:
-    h = hashlib.sha256(Path(__file__).read_bytes())
+    h = hashlib.sha256()
+    for source in SOURCES:
+        h.update(source.read_bytes())
     h.update(json.dumps(asdict(params), sort_keys=True).encode())
     return h.hexdigest()[:16]
 
@@ -537,8 +404,8 @@ def build(params: BuildParams, dest: Path) -> dict[str, Any]:
     t0 = time.monotonic()
     torch.manual_seed(params.seed)
     torch.set_num_threads(params.threads)
-    corpus = make_corpus(params)
-    tokenizer = build_tokenizer(params, corpus, dest / "target")
+    corpus = make_corpus(params.seed, params.corpus_documents)
+    tokenizer = build_tokenizer(params.vocab_size, corpus, dest / "target")
     stream = encode_stream(tokenizer, corpus)
     timings: dict[str, float] = {"tokenizer": time.monotonic() - t0}
 

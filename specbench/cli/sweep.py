@@ -28,6 +28,7 @@ from specbench.errors import BadInputError
 from specbench.harness.engines import engine_of_backend
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.report.html import render_report
+from specbench.rundir.lossless import describe_losslessness
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
 from specbench.sweeps.options import (
@@ -85,10 +86,11 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 @options.TARGET(default=DEFAULT_TARGET)
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "sim", "sglang"]),
+    type=click.Choice(["auto", "sim", "sglang", "vllm"]),
     default="auto",
     help="auto: SGLang when --endpoint is given or a GPU and sglang are present, "
-    "else the SIMULATED backend.",
+    "else the SIMULATED backend. vllm: launch (or attach to) vLLM servers; vLLM "
+    "drafts a chain, so only the chain length k (num_steps, topk 1) is searched.",
 )
 @options.HARDWARE(
     default_text=f"{DEFAULT_HARDWARE} for the sim backend",
@@ -105,7 +107,8 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     "--endpoint",
     default=None,
     metavar="URL",
-    help="Attach to a running SGLang server and measure only its configuration.",
+    help="Attach to a running server (SGLang, or vLLM with --backend vllm) and measure "
+    "only its configuration.",
 )
 @click.option(
     "--baseline-endpoint",
@@ -117,15 +120,21 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     "--launch-cmd",
     default=None,
     metavar="CMD",
-    show_default="python -m sglang.launch_server",
-    help="Command that launches SGLang ({args}: its arguments, {cmd}: the whole command).",
+    show_default="python -m sglang.launch_server; vLLM: python -m vllm.entrypoints.openai.api_server",
+    help="Command that launches the engine ({args}: its arguments, {cmd}: the whole command).",
 )
 @click.option(
     "--server-args",
     default=None,
     callback=_split_args,
     metavar="ARGS",
-    help="Extra SGLang server arguments (one string).",
+    help="Extra server arguments (one string), given to every server, baseline included.",
+)
+@click.option(
+    "--apply-chat-template",
+    is_flag=True,
+    help="OpenAI-style engines (vLLM): send every prompt through /v1/chat/completions "
+    "so the server applies the model's chat template (prompts given as messages always are).",
 )
 @options.TP(default_text="the target preset's")
 @click.option(
@@ -325,7 +334,7 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     print_table(console, table, "--json")
     if flags:
         console.print(
-            "SGLang flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
+            f"{engine.name} flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
             highlight=False,
         )
         for line in flags:
@@ -337,6 +346,9 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     if best and best.get("launch_command"):
         console.print("launch:", highlight=False)
         console.print(f"  {best['launch_command']}", highlight=False, soft_wrap=True)
+    lossless = results.get("losslessness")
+    if isinstance(lossless, dict) and lossless.get("checked"):
+        console.print(describe_losslessness(lossless), highlight=False, soft_wrap=True)
     failed = _failed_configurations(outcome)
     if failed:
         console.print(

@@ -26,10 +26,11 @@ that ends with ``finish_reason.type == "abort"`` is a failed request.
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -38,6 +39,7 @@ import aiohttp
 from specbench.errors import ServerError
 from specbench.harness.backend import LoadSpec, ProgressCallback
 from specbench.harness.engine import EngineAdapter, RequestStats
+from specbench.harness.openai_client import OUTPUT_HEAD_CHARS, openai_request, served_model
 from specbench.harness.prompts import Prompt
 from specbench.harness.sglang import SGLANG
 from specbench.rundir.records import RequestRecord
@@ -89,6 +91,8 @@ def split_gap(gap_ms: float, new_tokens: int) -> list[float]:
 class _StreamState:
     meta: dict[str, Any]
     completion_tokens: int = 0
+    #: SGLang's chunks carry the whole text so far; the last one is the output.
+    text: str = ""
     first_token_at: float | None = None
     last_token_at: float | None = None
 
@@ -155,6 +159,8 @@ async def _one_request(
                 if not isinstance(meta, dict):
                     raise ValueError("meta_info is not an object")
                 state.meta = meta
+                if isinstance(chunk.get("text"), str):
+                    state.text = chunk["text"]
                 tokens = int(meta.get("completion_tokens", state.completion_tokens))
                 new = tokens - state.completion_tokens
                 if new <= 0:
@@ -193,6 +199,10 @@ def _fill(
     record: RequestRecord, state: _StreamState, stats: RequestStats, t0: float, end: float
 ) -> None:
     record.completion_tokens = state.completion_tokens
+    record.output_sha256 = hashlib.sha256(state.text.encode("utf-8")).hexdigest()
+    record.output_head = state.text[:OUTPUT_HEAD_CHARS]
+    if stats.spec_accept_histogram is not None:
+        record.spec_accept_histogram = stats.spec_accept_histogram
     if stats.prompt_tokens is not None:
         record.prompt_tokens = stats.prompt_tokens
     if stats.spec_verify_ct is not None:
@@ -225,12 +235,31 @@ async def run_closed_loop_async(
     progress: ProgressCallback | None = None,
     *,
     engine: EngineAdapter = SGLANG,
+    on_measure_start: Callable[[], None] | None = None,
 ) -> list[RequestRecord]:
-    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order."""
+    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order.
+
+    ``on_measure_start`` runs between the warm-up and the measured requests (a session
+    reads the engine's counters there, so the warm-up does not count).
+    """
     endpoint = endpoint.rstrip("/")
     url = endpoint + "/generate"
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
     async with aiohttp.ClientSession(connector=connector, read_bufsize=READ_BUFSIZE) as http:
+        model = ""
+        if engine.api == "openai":
+            try:
+                model = await served_model(http, endpoint)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                raise ServerError(f"cannot read the served model of {endpoint}: {exc}") from None
+
+        async def one(prompt: Prompt) -> RequestRecord:
+            if engine.api == "openai":
+                try:
+                    return await openai_request(http, endpoint, model, prompt, load, engine)
+                except aiohttp.ClientConnectorError as exc:
+                    raise ServerGoneError(str(exc)) from exc
+            return await _one_request(http, url, prompt, load, engine)
 
         async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
             queue = iter(enumerate(prompts))
@@ -239,7 +268,7 @@ async def run_closed_loop_async(
 
             async def worker() -> None:
                 for index, prompt in queue:  # shared iterator: each prompt goes to one worker
-                    record = await _one_request(http, url, prompt, load, engine)
+                    record = await one(prompt)
                     lost = record.error is not None and record.error.startswith("connection lost")
                     if lost and not await _server_reachable(http, endpoint):
                         raise ServerGoneError(str(record.error))
@@ -265,6 +294,8 @@ async def run_closed_loop_async(
         warmup = load.warmup_prompts()
         if warmup:
             await run_all(warmup, report=False)
+        if on_measure_start is not None:
+            on_measure_start()
         if progress is not None:
             progress(0, load.total_requests)
         return await run_all(load.request_prompts(), report=True)
@@ -276,9 +307,14 @@ def run_closed_loop(
     progress: ProgressCallback | None = None,
     *,
     engine: EngineAdapter = SGLANG,
+    on_measure_start: Callable[[], None] | None = None,
 ) -> list[RequestRecord]:
     """Blocking wrapper of :func:`run_closed_loop_async` for the synchronous sweep."""
-    return asyncio.run(run_closed_loop_async(endpoint, load, progress, engine=engine))
+    return asyncio.run(
+        run_closed_loop_async(
+            endpoint, load, progress, engine=engine, on_measure_start=on_measure_start
+        )
+    )
 
 
 __all__ = [

@@ -100,6 +100,16 @@ def _verify_count(record: RequestRecord) -> int | None:
     return None
 
 
+def _tau_tokens(record: RequestRecord) -> int:
+    """Tokens credited to the request's verify steps. vLLM reports accepted drafts per
+    request (``num_accepted_draft_tokens``): then one token per step plus the accepted
+    ones, which matches its ``1 + accepted / drafts`` counters (the completion count
+    stops at max_tokens while the last step may accept past it)."""
+    if record.spec_accepted_tokens is not None and record.spec_verify_ct:
+        return record.spec_verify_ct + record.spec_accepted_tokens
+    return record.completion_tokens
+
+
 def _window_s(records: Sequence[RequestRecord], concurrency: int) -> float:
     spans = [
         (r.started_at, r.started_at + r.e2e_ms / 1000.0)
@@ -130,11 +140,11 @@ def summarize(
     verify_counts = [(r, v) for r in ok if (v := _verify_count(r)) is not None and v > 0]
     if verify_counts:
         verify_total: int | None = sum(v for _, v in verify_counts)
-        tau = sum(r.completion_tokens for r, _ in verify_counts) / float(
+        tau = sum(_tau_tokens(r) for r, _ in verify_counts) / float(
             sum(v for _, v in verify_counts)
         )
         tau_p10, tau_p50, tau_p90 = _percentiles(
-            [r.completion_tokens / v for r, v in verify_counts], (10, 50, 90)
+            [_tau_tokens(r) / v for r, v in verify_counts], (10, 50, 90)
         )
     else:
         verify_total = None

@@ -26,10 +26,11 @@ from pathlib import Path
 from typing import Any
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.acceptance_stats import load_acceptance
 from specbench.harness.backend import Backend, LoadSpec, ProgressCallback, Session
 from specbench.harness.engine import Deployment, EngineAdapter, TargetLike
 from specbench.harness.loadgen import run_closed_loop
-from specbench.harness.net import check_port_free, fetch_server_info, free_port, http_call
+from specbench.harness.net import check_port_free, free_port, http_call
 from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
 from specbench.harness.sglang import SGLANG
 from specbench.rundir.records import RequestRecord
@@ -112,6 +113,9 @@ class HttpSession(Session):
         self.process = process
         self.simulated = simulated
         self.engine = engine
+        #: Acceptance of the last load (tau with its source, per position); None for
+        #: the baseline.
+        self.last_acceptance: dict[str, Any] | None = None
 
     @property
     def url(self) -> str:
@@ -119,8 +123,21 @@ class HttpSession(Session):
         return self.endpoint
 
     def run(self, load: LoadSpec, progress: ProgressCallback | None = None) -> list[RequestRecord]:
+        before: dict[str, Any] | None = None
+
+        def snapshot() -> None:
+            nonlocal before
+            if self.config is not None:
+                before = self.engine.spec_counters(self.url)
+
         try:
-            records = run_closed_loop(self.url, load, progress, engine=self.engine)
+            records = run_closed_loop(
+                self.url, load, progress, engine=self.engine, on_measure_start=snapshot
+            )
+            delta = None
+            if before is not None:
+                after = self.engine.spec_counters(self.url)
+                delta = _counter_delta(before, after) if after is not None else None
         except ServerError as exc:
             if self.process is not None:
                 time.sleep(0.2)  # let a dying server finish writing its last words
@@ -131,6 +148,8 @@ class HttpSession(Session):
                     self.process.log_tail(),
                 ) from None
             raise
+        if self.config is not None:
+            self.last_acceptance = load_acceptance(records, delta)
         key = config_key(self.config)
         for record in records:
             record.concurrency = load.concurrency
@@ -139,25 +158,27 @@ class HttpSession(Session):
         return records
 
     def flush_cache(self) -> None:
-        """POST /flush_cache, retrying while SGLang answers 400 (requests still pending)."""
+        """POST the engine's flush path, retrying while SGLang answers 400 (requests
+        still pending); a 404 means the engine does not offer it (vLLM outside dev mode)."""
         deadline = time.monotonic() + FLUSH_RETRY_S
+        path = self.engine.flush_path
         while True:
             try:
-                status, body = http_call("POST", self.url + "/flush_cache", 30.0)
+                status, body = http_call("POST", self.url + path, 30.0)
             except (urllib.error.URLError, OSError) as exc:
                 raise ServerError(
                     f"cannot flush the cache of {self.url}: {getattr(exc, 'reason', exc)}",
                     self.process.log_tail() if self.process else "",
                 ) from None
-            if status == 200:
+            if status == 200 or (status == 404 and path != SGLANG.flush_path):
                 return
             if status != 400 or time.monotonic() >= deadline:
                 text = body.decode("utf-8", errors="replace").strip()[:200]
-                raise ServerError(f"{self.url}/flush_cache answered HTTP {status}: {text}")
+                raise ServerError(f"{self.url}{path} answered HTTP {status}: {text}")
             time.sleep(0.25)
 
     def server_info(self) -> dict[str, Any]:
-        return fetch_server_info(self.url, self.engine.server_info_paths)
+        return self.engine.fetch_info(self.url)
 
 
 # -- backend ------------------------------------------------------------------------------
@@ -202,6 +223,8 @@ class ServerBackend(Backend):
         self.simulated = launch_cmd is not None and "serve-sim" in launch_cmd
         self._last_info: dict[str, Any] = {}
         self._live: list[ManagedProcess] = []
+        if endpoint is None:
+            _check_paths_resolved(Deployment.of(target, tp=tp))
 
     @property
     def attached(self) -> bool:
@@ -219,7 +242,8 @@ class ServerBackend(Backend):
             "endpoint": self.endpoint,
             "server_args": list(self.server_args),
             "launch_cmd": self.launch_cmd,
-            "sglang_version": info.get("version"),
+            "sglang_version": info.get("version") if self.engine.name == "sglang" else None,
+            "engine_version": info.get("version"),
         }
 
     def _note_info(self, info: dict[str, Any]) -> None:
@@ -237,7 +261,7 @@ class ServerBackend(Backend):
     @contextlib.contextmanager
     def _attach(self, config: SpecConfig | None) -> Iterator[Session]:
         assert self.endpoint is not None
-        info = fetch_server_info(self.endpoint, self.engine.server_info_paths)
+        info = self.engine.fetch_info(self.endpoint)
         self._note_info(info)
         running = self.engine.config_from_server_info(info)
         if running != config:
@@ -282,7 +306,7 @@ class ServerBackend(Backend):
             wait_until_ready(endpoint, proc, self.ready_timeout_s, self.engine.ready_path)
             info: dict[str, Any] | None = None
             with contextlib.suppress(ServerError):
-                info = fetch_server_info(endpoint, self.engine.server_info_paths)
+                info = self.engine.fetch_info(endpoint)
             if info is not None:
                 self._note_info(info)
                 _check_launched_config(self.engine, info, config, self.server_args)
@@ -300,6 +324,18 @@ class ServerBackend(Backend):
         self._live.clear()
 
 
+def _check_paths_resolved(deployment: Deployment) -> None:
+    """A preset path naming an unset environment variable would start a server that
+    fails minutes later on a missing model; say which variable to set instead."""
+    for path in (deployment.model_path, deployment.draft_model_path):
+        if "${" in path or path.startswith("$"):
+            raise BadInputError(
+                f"the target's model path {path!r} names an unset environment variable "
+                "(for tiny-llama: export SPECBENCH_TINY_MODELS=<folder printed by "
+                "tools/tiny_models.py>)"
+            )
+
+
 def _check_launched_config(
     engine: EngineAdapter,
     info: Mapping[str, Any],
@@ -313,7 +349,7 @@ def _check_launched_config(
     measure the overriding configuration under its own label. A server whose info
     lacks the speculative fields (not SGLang) is not judged.
     """
-    if "speculative_algorithm" not in info:
+    if "speculative_algorithm" not in info and "info_source" not in info:
         return
     try:
         running = engine.config_from_server_info(info)
@@ -323,6 +359,20 @@ def _check_launched_config(
         return
     hint = " (check --server-args: it overrides the speculative flags)" if server_args else ""
     raise ServerError(f"the launched server runs {_triple(running)}, not {_triple(config)}{hint}")
+
+
+def _counter_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Counters over the measured requests: after minus before, per position too."""
+    now = [float(v) for v in after.get("accepted_per_position") or []]
+    old = [float(v) for v in before.get("accepted_per_position") or []]
+    old += [0.0] * (len(now) - len(old))
+    return {
+        **{k: float(after.get(k) or 0.0) - float(before.get(k) or 0.0) for k in _COUNTERS},
+        "accepted_per_position": [a - b for a, b in zip(now, old, strict=False)],
+    }
+
+
+_COUNTERS = ("drafts", "draft_tokens", "accepted")
 
 
 def wait_until_ready(

@@ -131,11 +131,15 @@ class SglangAdapter(EngineAdapter):
         if isinstance(reason, dict) and reason.get("type") == "abort":
             message = reason.get("message")
             aborted = f"aborted by the server: {message}" if message else "aborted by the server"
+        histogram = meta.get("spec_accept_histogram")
+        if not (isinstance(histogram, list) and all(_number(v) is not None for v in histogram)):
+            histogram = None
         return RequestStats(
             completion_tokens=int(completion) if completion is not None else None,
             prompt_tokens=prompt,
             spec_verify_ct=int(verify) if verify is not None else None,
             spec_accept_length=_number(meta.get("spec_accept_length")),
+            spec_accept_histogram=[int(v) for v in histogram] if histogram else None,
             aborted=aborted,
             simulated=meta.get("specbench_simulated") is True,
         )

@@ -50,7 +50,9 @@ from specbench.report.views import (
     VerdictView,
     int_or_none,
 )
+from specbench.rundir.acceptance import describe_tau_agreement
 from specbench.rundir.layout import Manifest, RunDirectory
+from specbench.rundir.lossless import describe_losslessness
 from specbench.rundir.records import REQUESTS_KIND, RequestRecord
 from specbench.rundir.verdict import (
     NOISE_MARGIN,
@@ -197,8 +199,24 @@ def build_report_data(run: RunData) -> ReportData:
         table=build_trial_table(trials),
         failed=build_failed(trials),
         top=build_top(table, verdict, concurrencies),
-        notes=list(run.notes),
+        notes=[*engine_checks(run.results), *run.notes],
+        engine_checks=engine_checks(run.results),
     )
+
+
+def engine_checks(results: dict[str, Any]) -> list[str]:
+    """The losslessness check and the tau agreement with the engine's counters, in
+    words (absent from runs that measured neither)."""
+    out: list[str] = []
+    summary = results.get("losslessness")
+    if isinstance(summary, dict) and summary.get("checked"):
+        out.append(describe_losslessness(summary))
+    rows = results.get("acceptance")
+    if isinstance(rows, list):
+        agreement = describe_tau_agreement([r for r in rows if isinstance(r, dict)])
+        if agreement is not None:
+            out.append(agreement)
+    return out
 
 
 def build_overview(run: RunData) -> Overview:

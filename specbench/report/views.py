@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -226,3 +226,5 @@ class ReportData:
     failed: list[FailedTrial]
     top: list[TopRow]
     notes: list[str]
+    #: Checks against the engine itself: losslessness, tau vs the engine's counters.
+    engine_checks: list[str] = field(default_factory=list)

@@ -40,6 +40,14 @@ class RequestRecord:
     concurrency: int = 0
     simulated: bool = False
     started_at: float | None = None
+    #: Draft tokens the engine accepted (vLLM); tau then counts verify + accepted.
+    spec_accepted_tokens: int | None = None
+    #: Verify steps by number of accepted drafts (index j: exactly j accepted).
+    spec_accept_histogram: list[int] | None = None
+    #: SHA-256 of the generated text and its first characters: the losslessness check
+    #: compares them between the baseline and every speculative configuration.
+    output_sha256: str | None = None
+    output_head: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -47,9 +55,12 @@ class RequestRecord:
 
     @property
     def tau(self) -> float | None:
-        """Accepted tokens per verify step for this request (completion / verify count)."""
+        """Tokens per verify step for this request: completion / verify count, or
+        1 + accepted / steps where the engine reports accepted drafts (vLLM)."""
         if self.error is not None or not self.spec_verify_ct:
             return None
+        if self.spec_accepted_tokens is not None:
+            return 1.0 + self.spec_accepted_tokens / self.spec_verify_ct
         return self.completion_tokens / self.spec_verify_ct
 
     @property
@@ -111,6 +122,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "concurrency": (int,),
     "simulated": (bool,),
     "started_at": (int, float),
+    "spec_accepted_tokens": (int,),
+    "output_sha256": (str,),
+    "output_head": (str,),
 }
 _NULLABLE = frozenset(
     {
@@ -121,6 +135,9 @@ _NULLABLE = frozenset(
         "error",
         "trial_number",
         "started_at",
+        "spec_accepted_tokens",
+        "output_sha256",
+        "output_head",
     }
 )
 

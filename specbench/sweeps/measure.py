@@ -8,11 +8,14 @@ from pathlib import Path
 from typing import Any
 
 from specbench.errors import ServerError
+from specbench.harness.acceptance_stats import TAU_COUNTERS
 from specbench.harness.backend import Backend, LoadSpec
 from specbench.harness.metrics import summarize
+from specbench.rundir.acceptance import ACCEPTANCE_KIND, acceptance_path
 from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import TrialRow, speedup
+from specbench.schema import write_json
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.options import requests_per_load
 from specbench.sweeps.search import ConfigSearch, Proposal
@@ -43,12 +46,17 @@ def measure_loads(
                 prompts=ctx.prompts,
                 max_new_tokens=ctx.options.max_new_tokens,
                 num_requests=requests_per_load(len(ctx.prompts), concurrency),
+                chat_template=ctx.options.apply_chat_template,
             )
             ctx.progress.trial(f"{label} @ concurrency {concurrency}", load.total_requests)
             records = session.run(load, progress=ctx.progress.requests)
             _store_requests(ctx, records, trial_number, config_key(config), concurrency)
             row = dict(summarize(records).as_row())
             row["concurrency"] = concurrency
+            if config is not None and session.last_acceptance is not None:
+                _store_acceptance(ctx, trial_number, config, concurrency, session.last_acceptance)
+                if session.last_acceptance["tau_source"] == TAU_COUNTERS:
+                    row["tau"] = session.last_acceptance["tau"]
             rows.append(row)
     _note_simulated(ctx, backend)
     return rows
@@ -64,6 +72,31 @@ def _store_requests(
         record.simulated = record.simulated or ctx.simulated
     with locked(ctx.run_dir.requests_path):
         write_records(ctx.run_dir.requests_path, records)
+
+
+def _store_acceptance(
+    ctx: SweepContext,
+    trial_number: int,
+    config: SpecConfig,
+    concurrency: int,
+    acceptance: dict[str, Any],
+) -> None:
+    """One small JSON per trial and concurrency: tau with its source and the
+    per-position acceptance the chain model is calibrated on."""
+    path = acceptance_path(ctx.run_dir, trial_number, config.key, concurrency)
+    write_json(
+        path,
+        {
+            "kind": ACCEPTANCE_KIND,
+            "trial_number": trial_number,
+            "config_key": config.key,
+            "num_steps": config.num_steps,
+            "topk": config.topk,
+            "num_draft_tokens": config.num_draft_tokens,
+            "concurrency": concurrency,
+            **acceptance,
+        },
+    )
 
 
 def _note_simulated(ctx: SweepContext, backend: Backend) -> None:

@@ -16,12 +16,14 @@ from optuna.trial import TrialState
 
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import engine_of_backend
+from specbench.rundir.acceptance import acceptance_summary
 from specbench.rundir.layout import (
     STATE_FAILED,
     STATE_RUNNING,
     normalise_trials,
     trials_to_records,
 )
+from specbench.rundir.lossless import losslessness
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY
@@ -136,6 +138,10 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         "baseline": baseline_summary(frame),
         **verdict.to_json(),
         "study": _study_summary(ctx),
+        "losslessness": losslessness(
+            ctx.run_dir.iter_requests() if ctx.run_dir.requests_path.exists() else []
+        ),
+        "acceptance": acceptance_summary(ctx.run_dir),
         "trials": trials_to_records(frame),
     }
     return frame, results
