@@ -41,6 +41,8 @@ pytestmark = [
 ]
 
 MAX_NEW_TOKENS = 32
+#: Of the 17 prompts of tools/tiny_prompts.jsonl (three of them chats).
+NUM_PROMPTS = 16
 #: vLLM's own start-up takes 20-30 s on an idle 2-core machine, minutes on a busy one.
 READY_TIMEOUT_S = 900
 TAG_VAR = "SPECBENCH_TEST_TAG"
@@ -81,7 +83,8 @@ def _sweep(out: Path, tag: str, *args: str) -> dict[str, Any]:
     cmd = [
         sys.executable, "-m", "specbench", "sweep", "--backend", "vllm",
         "--dataset", str(ROOT / "tools" / "tiny_prompts.jsonl"),
-        "--max-new-tokens", str(MAX_NEW_TOKENS), "--concurrency", "1,4",
+        "--max-new-tokens", str(MAX_NEW_TOKENS), "--num-prompts", str(NUM_PROMPTS),
+        "--concurrency", "1,4",
         "--ready-timeout", str(READY_TIMEOUT_S), "--out", str(out), "--json", *args,
     ]  # fmt: skip
     shm_before = _shm()
@@ -151,7 +154,7 @@ def read_acceptance_dir(out: Path) -> list[dict[str, Any]]:
 
 def test_speculation_is_lossless(chain_sweep: dict[str, Any]) -> None:
     lossless = chain_sweep["results"]["losslessness"]
-    assert lossless["checked"] >= 4 * 17 * 2
+    assert lossless["checked"] == 4 * 2 * NUM_PROMPTS  # k = 1..4, concurrency 1 and 4
     assert lossless["passed"] is True, lossless["first_divergence"]
 
 
