@@ -32,6 +32,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "specbench.cli.sweep:sweep",
     "report": "specbench.cli.report:report",
     "gate": "specbench.cli.gate:gate",
+    "calibrate": "specbench.cli.calibrate:calibrate",
 }
 
 SUMMARIES = {
@@ -41,6 +42,7 @@ SUMMARIES = {
     "sweep": "Measure tau and speedup over configurations and concurrencies.",
     "report": "Render the HTML (or Markdown) report of a run directory.",
     "gate": "CI regression gate on tau and speedup between two runs.",
+    "calibrate": "Fit the draft's acceptance to a measured run's per-position acceptance.",
 }
 
 

@@ -48,6 +48,37 @@ def acceptance_summary(run_dir: RunDirectory) -> list[dict[str, Any]]:
     return out
 
 
+def pooled_chain_counts(run_dir: RunDirectory) -> dict[str, dict[str, Any]]:
+    """Per chain configuration (topk 1): the engine's drafts and accepted tokens per
+    position, summed over its concurrencies, with the measured tau (1 + accepted /
+    drafts). Loads without per-position counters use their acceptance histogram."""
+    out: dict[str, dict[str, Any]] = {}
+    for data in read_acceptance(run_dir):
+        if int(data.get("topk") or 0) != 1:
+            continue
+        counters = data.get("counters") or {}
+        per_position = [float(v) for v in counters.get("accepted_per_position") or []]
+        drafts = float(counters.get("drafts") or 0.0)
+        histogram = data.get("histogram") or []
+        if not drafts and histogram:  # steps that accepted at least i + 1 drafts
+            drafts = float(sum(histogram))
+            per_position = [float(sum(histogram[i + 1 :])) for i in range(len(histogram) - 1)]
+        if not drafts:
+            continue
+        entry = out.setdefault(
+            str(data["config_key"]),
+            {"k": int(data["num_steps"]), "drafts": 0.0, "accepted_per_position": []},
+        )
+        pooled = entry["accepted_per_position"]
+        pooled.extend([0.0] * (len(per_position) - len(pooled)))
+        for i, value in enumerate(per_position):
+            pooled[i] += value
+        entry["drafts"] += drafts
+    for entry in out.values():
+        entry["tau"] = 1.0 + sum(entry["accepted_per_position"]) / entry["drafts"]
+    return out
+
+
 def describe_tau_agreement(rows: list[dict[str, Any]]) -> str | None:
     """How far specbench's tau (per-request) is from the engine's own counters, over
     the loads that had both; None when no load had both."""
@@ -71,5 +102,6 @@ __all__ = [
     "acceptance_path",
     "acceptance_summary",
     "describe_tau_agreement",
+    "pooled_chain_counts",
     "read_acceptance",
 ]

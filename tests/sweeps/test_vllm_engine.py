@@ -185,3 +185,17 @@ def test_identical_draft_and_a_killed_engine(tmp_path: Path) -> None:
     for row in chain:
         assert row["state"] == "complete"
         assert row["tau"] == 4.0
+
+
+def test_calibrate_on_k2_predicts_the_other_chain_lengths(chain_sweep: dict[str, Any]) -> None:
+    """The model fitted to k = 2's per-position counters predicts tau at k = 1, 3, 4."""
+    proc = subprocess.run(
+        [sys.executable, "-m", "specbench", "calibrate", str(chain_sweep["out"]),
+         "--fit-config", "2-1-3", "--json"],
+        capture_output=True, text=True, cwd=ROOT, check=False,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    predictions = json.loads(proc.stdout)["predictions"]
+    assert sorted(p["k"] for p in predictions if not p["fitted_on"]) == [1, 3, 4]
+    for row in predictions:
+        assert row["predicted_tau"] == pytest.approx(row["measured_tau"], rel=0.05), row
