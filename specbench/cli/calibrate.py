@@ -15,6 +15,8 @@ from typing import Any
 import click
 import numpy as np
 
+from specbench.cli import options
+from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.errors import BadInputError
 from specbench.model import load_target
 from specbench.model.calibrate import ChainCounts, fit_acceptance
@@ -87,26 +89,24 @@ def calibrate_run(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None) ->
     }
 
 
-@click.command("calibrate")
+@click.command("calibrate", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @click.argument("run_dir", type=click.Path(path_type=Path, file_okay=False))
 @click.option(
     "--fit-config",
     "fit_keys",
     multiple=True,
     metavar="KEY",
-    help="Chain configuration(s) to fit on, e.g. 2-1-3 (default: every chain measured).",
+    help="Chain configuration to fit on, e.g. 2-1-3 (repeatable; default: every chain measured).",
 )
-@click.option(
-    "-o",
-    "--output",
+@options.OUT(
     type=click.Path(path_type=Path, dir_okay=False),
-    default=None,
-    help="Draft profile to write (default: RUN_DIR/draft-profile.json).",
+    use="The fitted draft profile (JSON).",
+    default_text="RUN_DIR/draft-profile.json",
 )
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
-def calibrate(run_dir: Path, fit_keys: tuple[str, ...], output: Path | None, as_json: bool) -> None:
+@options.JSON(param="as_json")
+def calibrate(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None, as_json: bool) -> None:
     """Fit the acceptance model to RUN_DIR's per-position acceptance."""
-    summary = calibrate_run(run_dir, fit_keys, output)
+    summary = calibrate_run(run_dir, fit_keys, out)
     if as_json:
         click.echo(json.dumps(summary, indent=2))
         return
