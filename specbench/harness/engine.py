@@ -149,6 +149,8 @@ class EngineAdapter(ABC):
     chain_only: bool = False
     #: POST here between loads to drop the prefix cache; a 404 means "not offered".
     flush_path: str = "/flush_cache"
+    #: Shared-memory files the server creates (a glob); orphans are removed after a stop.
+    shm_pattern: str | None = None
 
     @abstractmethod
     def config_flags(self, config: SpecConfig) -> list[str]:

@@ -33,6 +33,7 @@ from specbench.harness.loadgen import run_closed_loop
 from specbench.harness.net import check_port_free, free_port, http_call
 from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
 from specbench.harness.sglang import SGLANG
+from specbench.harness.shm import remove_orphans, shm_files
 from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig, config_key
 
@@ -298,6 +299,8 @@ class ServerBackend(Backend):
             connect_host = f"[{connect_host}]"
         endpoint = f"http://{connect_host}:{port}"
         proc = ManagedProcess(argv, log_path=log_path, env=self.env, grace_s=self.grace_s)
+        pattern = self.engine.shm_pattern
+        shm_before = shm_files(pattern) if pattern else set()
         try:
             # Started inside the ``try`` so that an interrupt landing right after the
             # start still reaches the ``finally`` that stops the group.
@@ -315,6 +318,8 @@ class ServerBackend(Backend):
             )
         finally:
             proc.stop()
+            if pattern:
+                remove_orphans(pattern, shm_before)
             with contextlib.suppress(ValueError):
                 self._live.remove(proc)
 

@@ -164,6 +164,7 @@ class VllmAdapter(EngineAdapter):
     api = "openai"
     chain_only = True
     flush_path = "/reset_prefix_cache"
+    shm_pattern = "/dev/shm/psm_*"
 
     def config_flags(self, config: SpecConfig) -> list[str]:
         return ["--speculative-config", json.dumps({"num_speculative_tokens": config.num_steps})]
