@@ -42,7 +42,7 @@ SUMMARIES = {
     "sweep": "Measure tau and speedup over configurations and concurrencies.",
     "report": "Render the HTML (or Markdown) report of a run directory.",
     "gate": "CI regression gate on tau and speedup between two runs.",
-    "calibrate": "Fit the draft's acceptance to a measured run's per-position acceptance.",
+    "calibrate": "Fit the acceptance model to RUN_DIR's per-position acceptance.",
 }
 
 
