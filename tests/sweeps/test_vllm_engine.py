@@ -146,9 +146,10 @@ def test_sweep_over_k_ends_in_a_measured_report(chain_sweep: dict[str, Any]) -> 
             assert 1.0 < trial["tau"] <= int(trial["num_steps"]) + 1
             assert trial["speedup"] is not None
     assert results["best"] is not None and "vllm serve" in results["best"]["launch_command"]
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert manifest["simulated"] is False  # a MEASURED report
     report = (out / "report.html").read_text()
-    assert "SIMULATED" not in report
-    assert "losslessness" in report and "tau agreement" in report
+    assert "losslessness: 128/128" in report and "tau agreement" in report
 
 
 def test_tau_agrees_with_the_engines_counters(chain_sweep: dict[str, Any]) -> None:
