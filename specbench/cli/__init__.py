@@ -34,6 +34,7 @@ COMMANDS: dict[str, str] = {
     "sweep": "specbench.cli.sweep:sweep",
     "report": "specbench.cli.report:report",
     "gate": "specbench.cli.gate:gate",
+    "calibrate": "specbench.cli.calibrate:calibrate",
 }
 
 SUMMARIES = {
@@ -43,6 +44,7 @@ SUMMARIES = {
     "sweep": "Measure tau and speedup over configurations and concurrencies.",
     "report": "Render the report of a run directory, or several runs side by side.",
     "gate": "CI regression gate on tau and speedup between two runs.",
+    "calibrate": "Fit the acceptance model to RUN_DIR's per-position acceptance.",
 }
 
 

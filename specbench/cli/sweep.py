@@ -30,6 +30,7 @@ from specbench.harness.engines import engine_of_backend
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.limits import check_bounds
 from specbench.report.html import render_report
+from specbench.rundir.lossless import describe_losslessness
 from specbench.rundir.summary import summary_lines
 from specbench.schema import dumps
 from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
@@ -96,10 +97,11 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 @options.TARGET(default=DEFAULT_TARGET)
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "sim", "sglang"]),
+    type=click.Choice(["auto", "sim", "sglang", "vllm"]),
     default="auto",
     help="auto: SGLang when --endpoint is given or a GPU and sglang are present, "
-    "else the SIMULATED backend.",
+    "else the SIMULATED backend. vllm: launch (or attach to) vLLM servers; vLLM "
+    "drafts a chain, so only the chain length k (num_steps, topk 1) is searched.",
 )
 @options.HARDWARE(
     default_text=f"{DEFAULT_HARDWARE} for the sim backend",
@@ -117,7 +119,8 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     default=None,
     metavar="URL",
     callback=_endpoint,
-    help="Attach to a running SGLang server and measure only its configuration.",
+    help="Attach to a running server (SGLang, or vLLM with --backend vllm) and measure "
+    "only its configuration.",
 )
 @click.option(
     "--baseline-endpoint",
@@ -130,15 +133,21 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     "--launch-cmd",
     default=None,
     metavar="CMD",
-    show_default="python -m sglang.launch_server",
-    help="Command that launches SGLang ({args}: its arguments, {cmd}: the whole command).",
+    show_default="python -m sglang.launch_server; vLLM: python -m vllm.entrypoints.openai.api_server",
+    help="Command that launches the engine ({args}: its arguments, {cmd}: the whole command).",
 )
 @click.option(
     "--server-args",
     default=None,
     callback=_split_args,
     metavar="ARGS",
-    help="Extra SGLang server arguments (one string).",
+    help="Extra server arguments (one string), given to every server, baseline included.",
+)
+@click.option(
+    "--apply-chat-template",
+    is_flag=True,
+    help="OpenAI-style engines (vLLM): send every prompt through /v1/chat/completions "
+    "so the server applies the model's chat template (prompts given as messages always are).",
 )
 @options.TP(default_text="the target preset's")
 @click.option(
@@ -370,7 +379,7 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     print_table(console, table, "--json")
     if flags:
         console.print(
-            "SGLang flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
+            f"{engine.name} flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
             highlight=False,
         )
         for line in flags:
@@ -378,6 +387,9 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     # The verdict, per-load picks and launch lines exactly as results.json records them.
     for line in summary_lines(results):
         console.print(line, highlight=False, soft_wrap=True)
+    lossless = results.get("losslessness")
+    if isinstance(lossless, dict) and lossless.get("checked"):
+        console.print(describe_losslessness(lossless), highlight=False, soft_wrap=True)
     failed = _failed_configurations(outcome)
     if failed:
         console.print(

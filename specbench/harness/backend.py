@@ -66,6 +66,9 @@ class LoadSpec:
     request_timeout_s: float = 600.0
     #: None: every prompt exactly once; otherwise cycle through the prompts.
     num_requests: int | None = None
+    #: Send every prompt through the chat API (OpenAI-style engines), not only those
+    #: the dataset gave as messages.
+    chat_template: bool = False
 
     def __post_init__(self) -> None:
         # Checked here so every backend rejects the same nonsense with the same message.
@@ -124,6 +127,9 @@ class Session(ABC):
     config: SpecConfig | None
     #: Base URL of the server, or None for an in-process simulator.
     endpoint: str | None
+    #: Acceptance of the last load (``acceptance_stats.load_acceptance``), where the
+    #: session can tell; None otherwise.
+    last_acceptance: dict[str, Any] | None = None
 
     @abstractmethod
     def run(

@@ -10,12 +10,14 @@ registered in ``specbench.harness.engines``.
 
 from __future__ import annotations
 
+import os
 import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from specbench.harness.net import fetch_server_info
 from specbench.spec_config import SpecConfig
 
 #: Placeholders a launch line shows when the run directory does not know the paths.
@@ -57,6 +59,8 @@ class Deployment:
     #: baseline and speculative servers get the same limit, so neither runs on other
     #: terms (None: the engine's defaults).
     max_batch: int | None = None
+    #: Tensor parallelism of the draft model, where the engine lets it differ (vLLM).
+    draft_tp: int | None = None
 
     @classmethod
     def of(
@@ -83,16 +87,21 @@ class Deployment:
                 max_batch=max_batch,
             )
         served_tp = tp if tp is not None else target.default_tp
+        # Presets of locally built models name their folder by environment variable
+        # (tiny-llama: ${SPECBENCH_TINY_MODELS}); expanded here, where a server is built.
+        model_path = os.path.expandvars(model_path or target.model_path)
+        draft_model_path = os.path.expandvars(draft_model_path or target.draft_model_path)
         pairs = [(target.default_tp, target.default_ep), *target.parallel_options]
         ep = next((e for t, e in pairs if t == served_tp), None)
         return cls(
-            model_path=model_path or target.model_path,
-            draft_model_path=draft_model_path or target.draft_model_path,
+            model_path=model_path,
+            draft_model_path=draft_model_path,
             algorithm=target.algorithm,
             tp=served_tp,
             ep=ep if ep is not None and ep > 1 else None,
             extra_args=tuple(str(a) for a in target.extra_server_args),
             max_batch=max_batch,
+            draft_tp=getattr(target, "draft_tp", None),
         )
 
 
@@ -123,6 +132,10 @@ class RequestStats:
     #: Verify forwards of the request; tau = completion_tokens / spec_verify_ct.
     spec_verify_ct: int | None = None
     spec_accept_length: float | None = None
+    #: Draft tokens accepted over the request (vLLM); tau then counts verify + accepted.
+    spec_accepted_tokens: int | None = None
+    #: Verify steps by number of accepted drafts (index j: exactly j accepted).
+    spec_accept_histogram: list[int] | None = None
     #: Why the engine aborted the request, when it did (the stream still ends normally).
     aborted: str | None = None
     #: The request's latency as the server measured it (arrival to finish): free of
@@ -142,6 +155,14 @@ class EngineAdapter(ABC):
     ready_path: str
     #: Where the server describes itself, newest path first.
     server_info_paths: tuple[str, ...]
+    #: The client API: "sglang" (native ``/generate``) or "openai" (``/v1/completions``).
+    api: str = "sglang"
+    #: True when the engine drafts a chain only (topk 1): its search space is k alone.
+    chain_only: bool = False
+    #: POST here between loads to drop the prefix cache; a 404 means "not offered".
+    flush_path: str = "/flush_cache"
+    #: Shared-memory files the server creates (a glob); orphans are removed after a stop.
+    shm_pattern: str | None = None
 
     @abstractmethod
     def config_flags(self, config: SpecConfig) -> list[str]:
@@ -192,6 +213,14 @@ class EngineAdapter(ABC):
     @abstractmethod
     def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:
         """Acceptance and token counts from the last streamed chunk's metadata."""
+
+    def fetch_info(self, endpoint: str) -> dict[str, Any]:
+        """What a running server says about itself (its server-info route)."""
+        return fetch_server_info(endpoint.rstrip("/"), self.server_info_paths)
+
+    def spec_counters(self, endpoint: str) -> dict[str, Any] | None:
+        """The engine's server-wide speculative counters now (None: it exposes none)."""
+        return None
 
     def command(self, launch_args: Sequence[str], python: str) -> list[str]:
         """The full command: interpreter, ``-m`` module, arguments."""

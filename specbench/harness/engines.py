@@ -8,8 +8,9 @@ from __future__ import annotations
 from specbench.errors import BadInputError
 from specbench.harness.engine import EngineAdapter
 from specbench.harness.sglang import SGLANG
+from specbench.harness.vllm import VLLM
 
-ENGINES: dict[str, EngineAdapter] = {SGLANG.name: SGLANG}
+ENGINES: dict[str, EngineAdapter] = {SGLANG.name: SGLANG, VLLM.name: VLLM}
 #: The engine the simulator imitates: a simulated run prints that engine's launch lines.
 SIMULATED_ENGINE = SGLANG
 

@@ -34,19 +34,22 @@ unescaped (safe_text.printable).
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import json
 import math
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
 
+from specbench.errors import ServerError
 from specbench.harness.backend import LoadFailedError, LoadSpec, ProgressCallback, StallCallback
 from specbench.harness.connect_timing import ConnectTimer, connect_trace_config
 from specbench.harness.engine import EngineAdapter, RequestStats
+from specbench.harness.openai_client import OUTPUT_HEAD_CHARS, openai_request, served_model
 from specbench.harness.prompts import Prompt
 from specbench.harness.sglang import SGLANG
 from specbench.harness.stream_checks import NO_DONE, as_count, meta_problem
@@ -103,6 +106,8 @@ def split_gap(gap_ms: float, new_tokens: int) -> list[float]:
 class _StreamState:
     meta: dict[str, Any]
     completion_tokens: int = 0
+    #: SGLang's chunks carry the whole text so far; the last one is the output.
+    text: str = ""
     first_token_at: float | None = None
     last_token_at: float | None = None
     done: bool = False
@@ -187,6 +192,8 @@ async def _one_request(
                 tokens = as_count(meta.get("completion_tokens", state.completion_tokens))
                 if tokens is None:
                     raise ValueError("meta_info.completion_tokens is not a count")
+                if isinstance(chunk.get("text"), str):
+                    state.text = chunk["text"]
                 new = tokens - state.completion_tokens
                 if new <= 0:
                     continue
@@ -255,6 +262,10 @@ def _fill(
     record: RequestRecord, state: _StreamState, stats: RequestStats, t0: float, end: float
 ) -> None:
     record.completion_tokens = state.completion_tokens
+    record.output_sha256 = hashlib.sha256(state.text.encode("utf-8")).hexdigest()
+    record.output_head = state.text[:OUTPUT_HEAD_CHARS]
+    if stats.spec_accept_histogram is not None:
+        record.spec_accept_histogram = stats.spec_accept_histogram
     if stats.prompt_tokens is not None:
         record.prompt_tokens = stats.prompt_tokens
     if stats.spec_verify_ct is not None:
@@ -308,8 +319,12 @@ async def run_closed_loop_async(
     *,
     engine: EngineAdapter = SGLANG,
     on_stall: StallCallback | None = None,
+    on_measure_start: Callable[[], None] | None = None,
 ) -> list[RequestRecord]:
     """Warm up, then run ``load`` at its concurrency; one record per request, in completion order.
+
+    ``on_measure_start`` runs between the warm-up and the measured requests (a session
+    reads the engine's counters there, so the warm-up does not count).
 
     Raises LoadFailedError, carrying the records finished so far, when the server stops
     accepting connections.
@@ -320,6 +335,22 @@ async def run_closed_loop_async(
     async with aiohttp.ClientSession(
         connector=connector, read_bufsize=READ_BUFSIZE, trace_configs=[connect_trace_config()]
     ) as http:
+        model = ""
+        if engine.api == "openai":
+            try:
+                model = await served_model(http, endpoint)
+            except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+                raise ServerError(
+                    f"cannot read the served model of {endpoint}: {printable(str(exc))}"
+                ) from None
+
+        async def one(prompt: Prompt, tokens: int) -> RequestRecord:
+            if engine.api == "openai":
+                try:
+                    return await openai_request(http, endpoint, model, prompt, load, engine, tokens)
+                except aiohttp.ClientConnectorError as exc:
+                    raise ServerGoneError(str(exc)) from exc
+            return await _one_request(http, url, prompt, load, engine, tokens)
 
         async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
             tokens = load.max_new_tokens if report else load.warmup_tokens
@@ -332,7 +363,7 @@ async def run_closed_loop_async(
                 for index, prompt in queue:  # shared iterator: each prompt goes to one worker
                     in_flight[index] = time.monotonic()
                     try:
-                        record = await _one_request(http, url, prompt, load, engine, tokens)
+                        record = await one(prompt, tokens)
                     finally:
                         in_flight.pop(index, None)
                     lost = record.error is not None and record.error.startswith("connection lost")
@@ -369,6 +400,8 @@ async def run_closed_loop_async(
         # Every stream's connection is opened and used here, at full concurrency, so
         # that connection setup and a backlog of accepts stay out of the timed requests.
         await run_all(load.warmup_prompts(), report=False)
+        if on_measure_start is not None:
+            on_measure_start()
         if progress is not None:
             progress(0, load.total_requests)
         return await run_all(load.request_prompts(), report=True)
@@ -381,10 +414,18 @@ def run_closed_loop(
     *,
     engine: EngineAdapter = SGLANG,
     on_stall: StallCallback | None = None,
+    on_measure_start: Callable[[], None] | None = None,
 ) -> list[RequestRecord]:
     """Blocking wrapper of :func:`run_closed_loop_async` for the synchronous sweep."""
     return asyncio.run(
-        run_closed_loop_async(endpoint, load, progress, engine=engine, on_stall=on_stall)
+        run_closed_loop_async(
+            endpoint,
+            load,
+            progress,
+            engine=engine,
+            on_stall=on_stall,
+            on_measure_start=on_measure_start,
+        )
     )
 
 

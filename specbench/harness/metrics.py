@@ -113,6 +113,16 @@ def _verify_count(record: RequestRecord) -> int | None:
     return None
 
 
+def _tau_tokens(record: RequestRecord) -> int:
+    """Tokens credited to the request's verify steps. vLLM reports accepted drafts per
+    request (``num_accepted_draft_tokens``): then one token per step plus the accepted
+    ones, which matches its ``1 + accepted / drafts`` counters (the completion count
+    stops at max_tokens while the last step may accept past it)."""
+    if record.spec_accepted_tokens is not None and record.spec_verify_ct:
+        return record.spec_verify_ct + record.spec_accepted_tokens
+    return record.completion_tokens
+
+
 def window_samples(records: Sequence[RequestRecord]) -> list[RequestSample]:
     """The successful requests as the measurement window sees them.
 
@@ -150,8 +160,8 @@ def _tau(ok: Sequence[RequestRecord]) -> tuple[float, float, float, float, int |
     if not verify_counts:
         return NAN, NAN, NAN, NAN, None
     verify_total = sum(v for _, v in verify_counts)
-    tau = sum(r.completion_tokens for r, _ in verify_counts) / float(verify_total)
-    p10, p50, p90 = _percentiles([r.completion_tokens / v for r, v in verify_counts], (10, 50, 90))
+    tau = sum(_tau_tokens(r) for r, _ in verify_counts) / float(verify_total)
+    p10, p50, p90 = _percentiles([_tau_tokens(r) / v for r, v in verify_counts], (10, 50, 90))
     return tau, p10, p50, p90, verify_total
 
 

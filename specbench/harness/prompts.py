@@ -12,7 +12,7 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,9 @@ class Prompt:
     id: str
     domain: str
     text: str
+    #: True when the dataset gave messages: OpenAI-style engines then get the chat API
+    #: (the server applies the model's chat template).
+    chat: bool = False
 
 
 def estimate_tokens(text: str) -> int:
@@ -127,13 +130,14 @@ def _unique(prompt: Prompt, seen: set[str]) -> Prompt:
         n += 1
         pid = f"{prompt.id}#{n}"
     seen.add(pid)
-    return prompt if pid == prompt.id else Prompt(pid, prompt.domain, prompt.text)
+    return prompt if pid == prompt.id else replace(prompt, id=pid)
 
 
 def _prompt_from_object(item: Any, *, where: str, default_id: str) -> Prompt:
     if not isinstance(item, dict):
         raise FileFormatError(where, f"expected a JSON object, got {type(item).__name__}")
     text: Any
+    chat = False
     if "prompt" in item or "text" in item:
         key = "prompt" if "prompt" in item else "text"
         text = item[key]
@@ -142,6 +146,7 @@ def _prompt_from_object(item: Any, *, where: str, default_id: str) -> Prompt:
     elif "conversations" in item or "messages" in item:
         key = "conversations" if "conversations" in item else "messages"
         text = _first_human_turn(item[key], where=where, key=key)
+        chat = True
     else:
         raise FileFormatError(
             where, "missing (expected 'prompt', 'text' or ShareGPT 'conversations')", field="prompt"
@@ -154,7 +159,7 @@ def _prompt_from_object(item: Any, *, where: str, default_id: str) -> Prompt:
     raw_id = item.get("id", default_id)
     if not isinstance(raw_id, (str, int)) or isinstance(raw_id, bool):
         raise FileFormatError(where, "expected a string or integer", field="id")
-    return Prompt(id=str(raw_id), domain=domain.strip(), text=text)
+    return Prompt(id=str(raw_id), domain=domain.strip(), text=text, chat=chat)
 
 
 _HUMAN_ROLES = ("human", "user")

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.acceptance_stats import load_acceptance
 from specbench.harness.backend import (
     Backend,
     LoadFailedError,
@@ -38,7 +39,6 @@ from specbench.harness.engine import Deployment, EngineAdapter, TargetLike
 from specbench.harness.loadgen import run_closed_loop
 from specbench.harness.net import (
     check_port_free,
-    fetch_server_info,
     free_port,
     http_call,
     is_local_address,
@@ -46,6 +46,7 @@ from specbench.harness.net import (
 from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
 from specbench.harness.server_pidfile import pidfile_path
 from specbench.harness.sglang import SGLANG
+from specbench.harness.shm import remove_orphans, shm_files
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, config_key
@@ -127,6 +128,9 @@ class HttpSession(Session):
         self.process = process
         self.simulated = simulated
         self.engine = engine
+        #: Acceptance of the last load (tau with its source, per position); None for
+        #: the baseline.
+        self.last_acceptance: dict[str, Any] | None = None
 
     @property
     def url(self) -> str:
@@ -139,8 +143,28 @@ class HttpSession(Session):
         progress: ProgressCallback | None = None,
         stalls: StallCallback | None = None,
     ) -> list[RequestRecord]:
+        before: dict[str, Any] | None = None
+
+        def snapshot() -> None:
+            """The engine's counters after the warm-up, so that only the measured
+            requests count (vLLM's acceptance counters are server-wide)."""
+            nonlocal before
+            if self.config is not None:
+                before = self.engine.spec_counters(self.url)
+
         try:
-            records = run_closed_loop(self.url, load, progress, engine=self.engine, on_stall=stalls)
+            records = run_closed_loop(
+                self.url,
+                load,
+                progress,
+                engine=self.engine,
+                on_stall=stalls,
+                on_measure_start=snapshot,
+            )
+            delta = None
+            if before is not None:
+                after = self.engine.spec_counters(self.url)
+                delta = _counter_delta(before, after) if after is not None else None
         except LoadFailedError as exc:
             self._label(exc.records, load)
             if self.process is not None:
@@ -154,6 +178,8 @@ class HttpSession(Session):
                 ) from None
             raise
         self._label(records, load)
+        if self.config is not None:
+            self.last_acceptance = load_acceptance(records, delta)
         return records
 
     def _label(self, records: list[RequestRecord], load: LoadSpec) -> None:
@@ -164,26 +190,28 @@ class HttpSession(Session):
             record.simulated = record.simulated or self.simulated
 
     def flush_cache(self) -> None:
-        """POST /flush_cache, retrying while SGLang answers 400 (requests still pending)."""
+        """POST the engine's flush path, retrying while SGLang answers 400 (requests
+        still pending); a 404 means the engine does not offer it (vLLM outside dev mode)."""
         deadline = time.monotonic() + FLUSH_RETRY_S
+        path = self.engine.flush_path
         while True:
             try:
-                status, body = http_call("POST", self.url + "/flush_cache", 30.0)
+                status, body = http_call("POST", self.url + path, 30.0)
             except (urllib.error.URLError, OSError) as exc:
                 raise ServerError(
                     f"cannot flush the cache of {self.url}: "
                     f"{printable(str(getattr(exc, 'reason', exc)), 160)}",
                     self.process.log_tail() if self.process else "",
                 ) from None
-            if status == 200:
+            if status == 200 or (status == 404 and path != SGLANG.flush_path):
                 return
             if status != 400 or time.monotonic() >= deadline:
                 text = printable(body.strip(), 200)
-                raise ServerError(f"{self.url}/flush_cache answered HTTP {status}: {text}")
+                raise ServerError(f"{self.url}{path} answered HTTP {status}: {text}")
             time.sleep(0.25)
 
     def server_info(self) -> dict[str, Any]:
-        return fetch_server_info(self.url, self.engine.server_info_paths)
+        return self.engine.fetch_info(self.url)
 
 
 # -- backend ------------------------------------------------------------------------------
@@ -240,6 +268,8 @@ class ServerBackend(Backend):
         #: sweep once the directory is known), and the worker that owns them.
         self.server_registry: Path | None = None
         self.owner = ""
+        if endpoint is None:
+            _check_paths_resolved(Deployment.of(target, tp=tp))
 
     @property
     def attached(self) -> bool:
@@ -257,7 +287,8 @@ class ServerBackend(Backend):
             "endpoint": self.endpoint,
             "server_args": list(self.server_args),
             "launch_cmd": self.launch_cmd,
-            "sglang_version": info.get("version"),
+            "sglang_version": info.get("version") if self.engine.name == "sglang" else None,
+            "engine_version": info.get("version"),
             # serve-sim's --time-scale: how long its waits were, not what was measured.
             "sim_time_scale": info.get("specbench_time_scale"),
         }
@@ -277,7 +308,7 @@ class ServerBackend(Backend):
     @contextlib.contextmanager
     def _attach(self, config: SpecConfig | None) -> Iterator[Session]:
         assert self.endpoint is not None
-        info = fetch_server_info(self.endpoint, self.engine.server_info_paths)
+        info = self.engine.fetch_info(self.endpoint)
         self._note_info(info)
         running = self.engine.config_from_server_info(info)
         if running != config:
@@ -329,6 +360,8 @@ class ServerBackend(Backend):
             pidfile=pidfile,
             owner=self.owner,
         )
+        pattern = self.engine.shm_pattern
+        shm_before = shm_files(pattern) if pattern else set()
         try:
             # Started inside the ``try`` so that an interrupt landing right after the
             # start still reaches the ``finally`` that stops the group.
@@ -343,6 +376,8 @@ class ServerBackend(Backend):
             )
         finally:
             proc.stop()
+            if pattern:
+                remove_orphans(pattern, shm_before)
             with contextlib.suppress(ValueError):
                 self._live.remove(proc)
 
@@ -358,10 +393,10 @@ class ServerBackend(Backend):
         """
         if not self.config_check:
             with contextlib.suppress(ServerError):
-                self._note_info(fetch_server_info(endpoint, self.engine.server_info_paths))
+                self._note_info(self.engine.fetch_info(endpoint))
             return
         try:
-            info = fetch_server_info(endpoint, self.engine.server_info_paths)
+            info = self.engine.fetch_info(endpoint)
         except ServerError as exc:
             raise ServerError(
                 f"cannot check the launched server's configuration: {exc} "
@@ -382,6 +417,32 @@ class ServerBackend(Backend):
         for proc in list(self._live):
             proc.stop()
         self._live.clear()
+
+
+def _check_paths_resolved(deployment: Deployment) -> None:
+    """A preset path naming an unset environment variable would start a server that
+    fails minutes later on a missing model; say which variable to set instead."""
+    for path in (deployment.model_path, deployment.draft_model_path):
+        if "${" in path or path.startswith("$"):
+            raise BadInputError(
+                f"the target's model path {path!r} names an unset environment variable "
+                "(for tiny-llama: export SPECBENCH_TINY_MODELS=<folder printed by "
+                "tools/tiny_models.py>)"
+            )
+
+
+def _counter_delta(before: Mapping[str, Any], after: Mapping[str, Any]) -> dict[str, Any]:
+    """Counters over the measured requests: after minus before, per position too."""
+    now = [float(v) for v in after.get("accepted_per_position") or []]
+    old = [float(v) for v in before.get("accepted_per_position") or []]
+    old += [0.0] * (len(now) - len(old))
+    return {
+        **{k: float(after.get(k) or 0.0) - float(before.get(k) or 0.0) for k in _COUNTERS},
+        "accepted_per_position": [a - b for a, b in zip(now, old, strict=False)],
+    }
+
+
+_COUNTERS = ("drafts", "draft_tokens", "accepted")
 
 
 def wait_until_ready(

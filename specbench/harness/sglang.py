@@ -151,12 +151,21 @@ class SglangAdapter(EngineAdapter):
         # absent here; the load generator fails such a request before it gets this far
         # (stream_checks).
         e2e_s = as_rate(meta.get("e2e_latency"))
+        raw_histogram = meta.get("spec_accept_histogram")
+        histogram = (
+            [as_count(v) for v in raw_histogram] if isinstance(raw_histogram, list) else None
+        )
         return RequestStats(
             server_e2e_ms=e2e_s * 1000.0 if e2e_s is not None else None,
             completion_tokens=as_count(meta.get("completion_tokens")),
             prompt_tokens=as_count(meta.get("prompt_tokens", 0)),
             spec_verify_ct=as_count(meta.get("spec_verify_ct")),
             spec_accept_length=as_rate(meta.get("spec_accept_length")),
+            spec_accept_histogram=(
+                [v for v in histogram if v is not None]
+                if histogram and None not in histogram
+                else None
+            ),
             aborted=aborted,
             simulated=meta.get("specbench_simulated") is True,
         )

@@ -45,9 +45,11 @@ from specbench.report.views import (
     VerdictView,
     int_or_none,
 )
+from specbench.rundir.acceptance import describe_tau_agreement
 from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import Manifest, RunDirectory
+from specbench.rundir.lossless import describe_losslessness
 from specbench.rundir.records import REQUESTS_KIND, RequestRecord
 from specbench.rundir.verdict import (
     NOISE_MARGIN,
@@ -207,9 +209,25 @@ def build_report_data(run: RunData) -> ReportData:
         table=build_trial_table(trials),
         failed=build_failed(trials),
         top=build_top(table, verdict, concurrencies),
-        notes=list(run.notes),
+        notes=[*engine_checks(run.results), *run.notes],
         verdict_section=section,
+        engine_checks=engine_checks(run.results),
     )
+
+
+def engine_checks(results: dict[str, Any]) -> list[str]:
+    """The losslessness check and the tau agreement with the engine's counters, in
+    words (absent from runs that measured neither)."""
+    out: list[str] = []
+    summary = results.get("losslessness")
+    if isinstance(summary, dict) and summary.get("checked"):
+        out.append(describe_losslessness(summary))
+    rows = results.get("acceptance")
+    if isinstance(rows, list):
+        agreement = describe_tau_agreement([r for r in rows if isinstance(r, dict)])
+        if agreement is not None:
+            out.append(agreement)
+    return out
 
 
 def _accept_histograms(run: RunData, config: SpecConfig | None) -> list[list[float]]:

@@ -104,6 +104,10 @@ def render_markdown(data: ReportData) -> str:
         + f"); {o.num_trials} trials, {o.num_completed} completed, {o.num_failed} failed."
     )
     lines.append("")
+    for check in data.engine_checks:
+        lines.append(f"- {md_text(check)}")
+    if data.engine_checks:
+        lines.append("")
     if data.top:
         concurrencies = o.concurrencies
         header = ["#", "Config", "tau", *[f"speedup @{c}" for c in concurrencies]]

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
@@ -227,3 +227,5 @@ class ReportData:
     notes: list[str]
     #: The decision on the first screen, with its break-even, why and latency views.
     verdict_section: VerdictSection
+    #: Checks against the engine itself: losslessness, tau vs the engine's counters.
+    engine_checks: list[str] = field(default_factory=list)

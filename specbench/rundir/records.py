@@ -51,6 +51,14 @@ class RequestRecord:
     itl_ms_p50: float | None = None
     itl_ms_p90: float | None = None
     itl_ms_p99: float | None = None
+    #: Draft tokens the engine accepted (vLLM); tau then counts verify + accepted.
+    spec_accepted_tokens: int | None = None
+    #: Verify steps by number of accepted drafts (index j: exactly j accepted).
+    spec_accept_histogram: list[int] | None = None
+    #: SHA-256 of the generated text and its first characters: the losslessness check
+    #: compares them between the baseline and every speculative configuration.
+    output_sha256: str | None = None
+    output_head: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -58,9 +66,12 @@ class RequestRecord:
 
     @property
     def tau(self) -> float | None:
-        """Accepted tokens per verify step for this request (completion / verify count)."""
+        """Tokens per verify step for this request: completion / verify count, or
+        1 + accepted / steps where the engine reports accepted drafts (vLLM)."""
         if self.error is not None or not self.spec_verify_ct:
             return None
+        if self.spec_accepted_tokens is not None:
+            return 1.0 + self.spec_accepted_tokens / self.spec_verify_ct
         return self.completion_tokens / self.spec_verify_ct
 
     @property
@@ -133,6 +144,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "itl_ms_p50": (int, float),
     "itl_ms_p90": (int, float),
     "itl_ms_p99": (int, float),
+    "spec_accepted_tokens": (int,),
+    "output_sha256": (str,),
+    "output_head": (str,),
 }
 _NULLABLE = frozenset(
     {
@@ -148,6 +162,9 @@ _NULLABLE = frozenset(
         "itl_ms_p50",
         "itl_ms_p90",
         "itl_ms_p99",
+        "spec_accepted_tokens",
+        "output_sha256",
+        "output_head",
     }
 )
 

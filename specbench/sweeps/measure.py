@@ -12,6 +12,7 @@ from typing import Any
 from rich.markup import escape
 
 from specbench.errors import ServerError
+from specbench.harness.acceptance_stats import TAU_COUNTERS
 from specbench.harness.backend import Backend, LoadFailedError, LoadSpec, Session
 from specbench.harness.metrics import summarize, window_samples
 from specbench.harness.sglang_server_state import (
@@ -20,10 +21,12 @@ from specbench.harness.sglang_server_state import (
     trim_server_info,
 )
 from specbench.harness.window import RequestSample, speedup_interval
+from specbench.rundir.acceptance import ACCEPTANCE_KIND, acceptance_path
 from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED, STATE_PRUNED
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.safe_text import printable
+from specbench.schema import write_json
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.budget import Interval, prune_reason
 from specbench.sweeps.comparison import baseline_samples, measured_intervals
@@ -73,6 +76,11 @@ def measure_loads(
             if index == 0:
                 ctx.run_dir.write_server_info(name, trim_server_info(info))
             _resolve_tau(row, config, server_avg_accept_length(info))
+            if config is not None and session.last_acceptance is not None:
+                _store_acceptance(ctx, trial_number, config, concurrency, session.last_acceptance)
+                if session.last_acceptance["tau_source"] == TAU_COUNTERS:
+                    # The engine's own counters over exactly this load (vLLM).
+                    row.update(tau=session.last_acceptance["tau"], tau_source=TAU_COUNTERS)
             out.rows.append(row)
             out.samples[concurrency] = samples
             if config is not None and index == 0 and index + 1 < len(ctx.concurrencies):
@@ -98,6 +106,7 @@ def _measure_load(
         max_new_tokens=ctx.options.max_new_tokens,
         num_requests=requests_per_load(len(ctx.prompts), concurrency),
         request_timeout_s=ctx.options.request_timeout_s,
+        chat_template=ctx.options.apply_chat_template,
     )
     attempt = 0
     while True:
@@ -163,6 +172,31 @@ def _store_requests(
         write_records(
             ctx.run_dir.requests_path, records, compact=True, keep_chunks=ctx.options.keep_chunks
         )
+
+
+def _store_acceptance(
+    ctx: SweepContext,
+    trial_number: int,
+    config: SpecConfig,
+    concurrency: int,
+    acceptance: dict[str, Any],
+) -> None:
+    """One small JSON per trial and concurrency: tau with its source and the
+    per-position acceptance the chain model is calibrated on."""
+    path = acceptance_path(ctx.run_dir, trial_number, config.key, concurrency)
+    write_json(
+        path,
+        {
+            "kind": ACCEPTANCE_KIND,
+            "trial_number": trial_number,
+            "config_key": config.key,
+            "num_steps": config.num_steps,
+            "topk": config.topk,
+            "num_draft_tokens": config.num_draft_tokens,
+            "concurrency": concurrency,
+            **acceptance,
+        },
+    )
 
 
 def _note_simulated(ctx: SweepContext, backend: Backend) -> None:

@@ -29,6 +29,8 @@ DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 #: Model-predicted configurations enqueued before TPE starts.
 DEFAULT_PRIOR_TOP = 5
+#: What --backend accepts: the simulator, or an engine of harness.engines.
+BACKENDS: tuple[str, ...] = ("auto", "sim", "sglang", "vllm")
 #: Random proposals TPE makes after the enqueued ones before it starts modelling.
 EXTRA_STARTUP_TRIALS = 3
 #: Re-measurements of a load flagged noisy.
@@ -44,7 +46,7 @@ class SweepOptions:
     """Everything ``specbench sweep`` accepts, as plain values (the CLI only parses)."""
 
     target: str = DEFAULT_TARGET
-    backend: str = "auto"  # auto | sim | sglang
+    backend: str = "auto"  # auto | sim | sglang | vllm
     hardware: str | None = None
     prior_hardware: str | None = None
     endpoint: str | None = None
@@ -89,6 +91,8 @@ class SweepOptions:
     keep_chunks: bool = False
     #: On resume, measure again the configurations whose trial failed.
     retry_failed: bool = False
+    #: OpenAI-style engines: every prompt through the chat API (the model's template).
+    apply_chat_template: bool = False
     #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
     backend_instance: Backend | None = None
 
@@ -108,8 +112,10 @@ def check_options(options: SweepOptions) -> None:
         )
     if options.sampler not in SAMPLERS:
         raise BadInputError(f"unknown --sampler {options.sampler!r} (expected tpe or gp)")
-    if options.backend not in ("auto", "sim", "sglang"):
-        raise BadInputError(f"unknown --backend {options.backend!r} (expected auto, sim or sglang)")
+    if options.backend not in BACKENDS:
+        raise BadInputError(
+            f"unknown --backend {options.backend!r} (expected {', '.join(BACKENDS)})"
+        )
     if options.trials is not None and options.trials < 1:
         raise BadInputError(f"--trials must be >= 1 (got {options.trials})")
     if options.budget_minutes is not None and options.budget_minutes <= 0:
@@ -154,7 +160,9 @@ def check_options(options: SweepOptions) -> None:
             ("--server-args", " ".join(options.server_args) or None),
         ):
             if value is not None:
-                raise BadInputError(f"{flag} launches SGLang; it cannot be used with --backend sim")
+                raise BadInputError(
+                    f"{flag} launches a server; it cannot be used with --backend sim"
+                )
     if options.sim_perturbation < 0:
         raise BadInputError("the simulated truth's perturbation must be >= 0")
     if not 0 <= options.repeats <= MAX_REPEATS:

@@ -18,6 +18,7 @@ from optuna.trial import TrialState
 from specbench.errors import FileFormatError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import engine_of_backend
+from specbench.rundir.acceptance import acceptance_summary
 from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import (
@@ -26,6 +27,7 @@ from specbench.rundir.layout import (
     normalise_trials,
     trials_to_records,
 )
+from specbench.rundir.lossless import losslessness
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY
@@ -156,6 +158,10 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         "baseline": baseline_summary(frame),
         **verdict.to_json(),
         "study": _study_summary(ctx),
+        "losslessness": losslessness(
+            ctx.run_dir.iter_requests() if ctx.run_dir.requests_path.exists() else []
+        ),
+        "acceptance": acceptance_summary(ctx.run_dir),
         "trials": trials_to_records(frame),
     }
     return frame, results

@@ -23,11 +23,11 @@ import optuna
 from specbench import __version__
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.backend import Backend
-from specbench.harness.net import fetch_server_info
+from specbench.harness.engine import EngineAdapter
+from specbench.harness.engines import ENGINES, get_engine
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
 from specbench.harness.server_backend import ServerBackend
 from specbench.harness.server_pidfile import SERVERS_DIR
-from specbench.harness.sglang import SGLANG
 from specbench.harness.sim_backend import SimBackend
 from specbench.model import (
     DEFAULT_SIM_PROFILE,
@@ -59,7 +59,7 @@ from specbench.sweeps.search import (
     Enqueued,
     make_sampler,
 )
-from specbench.sweeps.space import SearchSpace, parse_space
+from specbench.sweeps.space import SearchSpace, chain_space, parse_space
 from specbench.sweeps.storage import (
     STUDY_SIMULATED,
     STUDY_TARGET,
@@ -141,10 +141,13 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     prompts, fingerprint = _workload(options, target)
     backend_name = resolve_backend(options)
     check_auto_backend(options, backend_name)
-    launching = backend_name == "sglang" and options.endpoint is None
+    launching = backend_name in ENGINES and options.endpoint is None
     if options.prune is None:
         # Pruning saves server launches; a simulated run costs nothing to finish.
         options = dataclasses.replace(options, prune=launching)
+    if backend_name in ENGINES and ENGINES[backend_name].chain_only:
+        space = chain_space(space, ENGINES[backend_name].name)
+    _check_fixed_configs(options, backend_name)
     notes: list[str] = []
     hardware_spec = _hardware_spec(options, backend_name, notes)
     # An unset --tp means the target's own deployment (SGLang's --tp-size default for it),
@@ -251,6 +254,8 @@ def _backends(
         "server_args": list(options.server_args),
         "ready_timeout_s": options.ready_timeout_s,
     }
+    engine = get_engine(backend_name)
+    common["engine"] = engine
     if options.endpoint is None:
         backend = ServerBackend(
             target,
@@ -261,8 +266,8 @@ def _backends(
             **common,
         )
         return _Backends(backend)
-    info = _server_info(options.endpoint, "--endpoint")
-    config = SGLANG.config_from_server_info(info)
+    info = _server_info(engine, options.endpoint, "--endpoint")
+    config = engine.config_from_server_info(info)
     if config is None:
         raise BadInputError(
             f"the server at {options.endpoint} runs without speculation; pass it as "
@@ -273,15 +278,26 @@ def _backends(
     backend.simulated = info.get("specbench_simulated") is True
     baseline = None
     if options.baseline_endpoint is not None:
-        _server_info(options.baseline_endpoint, "--baseline-endpoint")
+        _server_info(engine, options.baseline_endpoint, "--baseline-endpoint")
         baseline = ServerBackend(target, endpoint=options.baseline_endpoint, **common)
     version = info.get("version")
     return _Backends(backend, baseline, config, str(version) if version else None)
 
 
-def _server_info(endpoint: str, flag: str) -> dict[str, Any]:
+def _check_fixed_configs(options: SweepOptions, backend_name: str) -> None:
+    """--config values the engine cannot run are refused before anything launches."""
+    if backend_name not in ENGINES:
+        return
+    engine = ENGINES[backend_name]
+    for config in options.configs:
+        reason = engine.check_config(config)
+        if reason is not None:
+            raise BadInputError(f"--config {config.key}: {reason}")
+
+
+def _server_info(engine: EngineAdapter, endpoint: str, flag: str) -> dict[str, Any]:
     try:
-        return fetch_server_info(endpoint.rstrip("/"), SGLANG.server_info_paths)
+        return engine.fetch_info(endpoint.rstrip("/"))
     except ServerError as exc:
         raise BadInputError(f"{flag}: {exc}") from None
 

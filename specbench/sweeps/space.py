@@ -205,4 +205,21 @@ def parse_space(spec: str | None) -> SearchSpace:
     return space
 
 
-__all__ = ["PARAM_NAMES", "SearchSpace", "parse_space"]
+def chain_space(space: SearchSpace, engine: str) -> SearchSpace:
+    """The chains (topk 1, num_draft_tokens = k + 1) of ``space``: an engine without
+    token trees (vLLM) searches the chain length k alone."""
+    if 1 not in space.topk:
+        raise BadInputError(
+            f"{engine} drafts a chain (no token tree): --space must allow topk=1 "
+            f"(got topk={'|'.join(map(str, space.topk))})"
+        )
+    steps = tuple(s for s in space.num_steps if s + 1 in space.num_draft_tokens)
+    if not steps:
+        raise BadInputError(
+            f"--space leaves no chain for {engine}: a chain of k drafts needs "
+            "num_draft_tokens = k + 1"
+        )
+    return SearchSpace(num_steps=steps, topk=(1,), num_draft_tokens=tuple(s + 1 for s in steps))
+
+
+__all__ = ["PARAM_NAMES", "SearchSpace", "chain_space", "parse_space"]

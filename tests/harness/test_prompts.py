@@ -78,15 +78,16 @@ def test_sharegpt_jsonl_and_json_array(tmp_path: Path) -> None:
     }
     jsonl = tmp_path / "share.jsonl"
     jsonl.write_text(json.dumps(conv) + "\n")
-    assert load_dataset(jsonl) == [Prompt("s1", "chat", "What is 2+2?")]
+    # Given as a conversation: OpenAI-style engines get it through the chat API.
+    assert load_dataset(jsonl) == [Prompt("s1", "chat", "What is 2+2?", chat=True)]
 
     array = tmp_path / "share.json"
     array.write_text(
         json.dumps([conv, {"messages": [{"role": "user", "content": "hi"}], "domain": "math"}])
     )
     assert load_dataset(array) == [
-        Prompt("s1", "chat", "What is 2+2?"),
-        Prompt("p1", "math", "hi"),
+        Prompt("s1", "chat", "What is 2+2?", chat=True),
+        Prompt("p1", "math", "hi", chat=True),
     ]
 
 

@@ -6,7 +6,7 @@ import pytest
 
 from specbench.errors import BadInputError
 from specbench.spec_config import SpecConfig, invalid_reason, valid_configs
-from specbench.sweeps.space import SearchSpace, parse_space
+from specbench.sweeps.space import SearchSpace, chain_space, parse_space
 
 
 def test_full_space_is_exactly_sglang_valid_configs() -> None:
@@ -86,3 +86,10 @@ def test_nearest_projects_invalid_points_into_the_space() -> None:
 def test_search_space_defaults_match_parse_none() -> None:
     assert SearchSpace() == parse_space("")
     assert len(SearchSpace()) == len(valid_configs())
+
+
+def test_chain_space_keeps_only_chains() -> None:
+    space = chain_space(parse_space("num_steps=1..4"), "vllm")
+    assert [c.key for c in space.configs] == ["1-1-2", "2-1-3", "3-1-4", "4-1-5"]
+    with pytest.raises(BadInputError, match="chain"):
+        chain_space(parse_space("topk=4|8"), "vllm")
