@@ -127,3 +127,23 @@ def test_unreachable_server_is_a_server_error() -> None:
     load = LoadSpec(concurrency=1, prompts=PROMPTS[:1], max_new_tokens=8, warmup_requests=0)
     with pytest.raises(ServerError):
         run_closed_loop("http://127.0.0.1:9", load, engine=VLLM)
+
+
+def test_warm_up_has_its_own_budget_and_the_counters_are_read_after_it(serve) -> None:  # type: ignore[no-untyped-def]
+    app = _app("eagle3-k3.completions.stream.txt")
+    url = serve(app)
+    load = LoadSpec(
+        concurrency=1,
+        prompts=PROMPTS[:1],
+        max_new_tokens=24,
+        warmup_requests=1,
+        warmup_max_new_tokens=5,
+    )
+    requests_at_start: list[int] = []
+    (record,) = run_closed_loop(
+        url, load, engine=VLLM, on_measure_start=lambda: requests_at_start.append(len(app[SEEN]))
+    )
+    bodies = app[SEEN]
+    assert requests_at_start == [1]  # after the warm-up request, before the measured one
+    assert [b["max_tokens"] for b in bodies] == [load.warmup_tokens, 24]
+    assert record.ok and record.connect_ms is not None and record.connect_ms >= 0

@@ -98,6 +98,33 @@ def test_config_from_recorded_server_info() -> None:
         VLLM.config_from_server_info({"speculative_config": {"method": "eagle3"}})
 
 
+def test_config_problems_compare_k_and_the_batch_limit_with_recorded_server_info() -> None:
+    info = json.loads((DATA / "eagle3-k3.server_info.speculative.json").read_text())
+    batch4 = Deployment(model_path="/m/target", max_batch=4)
+    assert VLLM.config_problems(info, batch4, SpecConfig(3, 1, 4)) == []
+    assert VLLM.config_problems(info, batch4, SpecConfig(2, 1, 3)) == [
+        "the server runs 3-1-4, not 2-1-3"
+    ]
+    batch8 = Deployment(model_path="/m/target", max_batch=8)
+    assert VLLM.config_problems(info, batch8, SpecConfig(3, 1, 4)) == ["max_num_seqs is 4, not 8"]
+    base = json.loads((DATA / "baseline.server_info.speculative.json").read_text())
+    assert VLLM.config_problems(base, batch4, None) == []
+    assert VLLM.config_problems(base, batch4, SpecConfig(3, 1, 4)) == [
+        "the server runs no speculation, not 3-1-4"
+    ]
+    # Without dev mode (k read off /metrics) there is no scheduler to compare.
+    metrics_only = {"speculative_config": {"num_speculative_tokens": 3}, "info_source": "metrics"}
+    assert VLLM.config_problems(metrics_only, batch8, SpecConfig(3, 1, 4)) == []
+
+
+def test_batch_limit_is_the_same_max_num_seqs_for_baseline_and_speculative_servers() -> None:
+    deployment = Deployment(model_path="/m/target", draft_model_path="/m/eagle3", max_batch=16)
+    for config in (None, SpecConfig(3, 1, 4)):
+        args = VLLM.launch_args(deployment, config)
+        assert args[args.index("--max-num-seqs") + 1] == "16"
+    assert "--max-num-seqs" not in VLLM.launch_args(Deployment(model_path="/m/target"), None)
+
+
 def test_counters_parsed_from_recorded_metrics_skip_created_gauges() -> None:
     after = parse_spec_counters((DATA / "eagle3-k3.metrics-after.txt").read_text())
     assert after is not None
