@@ -83,7 +83,7 @@ def read_chunk(chunk: Any) -> ChunkReading:
     if "error" in chunk:
         err = chunk["error"]
         message = err.get("message", err) if isinstance(err, Mapping) else err
-        return ChunkReading(error=f"server error: {message}")
+        return ChunkReading(error=f"server error: {printable(str(message))}")
     out = ChunkReading()
     if isinstance(chunk.get("usage"), Mapping):
         out.final = {"usage": chunk["usage"], "metrics": chunk.get("metrics") or {}}
@@ -202,9 +202,9 @@ async def openai_request(
     except aiohttp.ClientConnectorError:
         raise
     except aiohttp.ClientError as exc:
-        record.error = f"{type(exc).__name__}: {exc}"
+        record.error = f"{type(exc).__name__}: {printable(str(exc))}"
     except (ValueError, TypeError) as exc:
-        record.error = f"malformed response: {exc}"
+        record.error = f"malformed response: {printable(str(exc))}"
     end = time.perf_counter()
     if record.error is None and not stream.done:
         record.error = "connection lost mid-response: the stream ended before [DONE]"
