@@ -229,6 +229,11 @@ class VllmAdapter(EngineAdapter):
         line = ["vllm", "serve", args[1], *args[2:]]
         return self.speculative_flags(deployment, config), shlex.join(line)
 
+    def baseline_launch_line(self, deployment: Deployment) -> str:
+        """The same ``vllm serve`` line without ``--speculative-config``."""
+        args = self.launch_args(deployment, None)
+        return shlex.join(["vllm", "serve", args[1], *args[2:]])
+
     def parse_launch_args(self, args: Sequence[str]) -> LaunchArgs:
         """Read api_server arguments; others (dtype, memory, ...) are ignored."""
         parser = _ArgParser(prog="vllm-args", add_help=False, allow_abbrev=False)

@@ -175,3 +175,13 @@ def test_tiny_llama_preset_expands_its_model_folder(monkeypatch: pytest.MonkeyPa
     deployment = Deployment.of(load_target("tiny-llama"))
     assert deployment.model_path == "/cache/tiny/target"
     assert deployment.draft_model_path == "/cache/tiny/eagle3"
+
+
+def test_baseline_launch_line_is_the_same_vllm_serve_without_speculation() -> None:
+    line = VLLM.baseline_launch_line(DEPLOYMENT)
+    assert line.startswith("vllm serve /m/target ")
+    assert "--speculative-config" not in line
+    flags, spec_line = VLLM.launch_line(DEPLOYMENT, SpecConfig(3, 1, 4))
+    spec_words = shlex.split(spec_line)
+    i = spec_words.index(flags[0])
+    assert spec_words[:i] + spec_words[i + len(flags) :] == shlex.split(line)
