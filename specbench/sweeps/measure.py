@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import math
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -75,12 +76,7 @@ def measure_loads(
             info = _server_info(session)
             if index == 0:
                 ctx.run_dir.write_server_info(name, trim_server_info(info))
-            _resolve_tau(row, config, server_avg_accept_length(info))
-            if config is not None and session.last_acceptance is not None:
-                _store_acceptance(ctx, trial_number, config, concurrency, session.last_acceptance)
-                if session.last_acceptance["tau_source"] == TAU_COUNTERS:
-                    # The engine's own counters over exactly this load (vLLM).
-                    row.update(tau=session.last_acceptance["tau"], tau_source=TAU_COUNTERS)
+            _record_tau(ctx, row, config, session, info, trial_number)
             out.rows.append(row)
             out.samples[concurrency] = samples
             if config is not None and index == 0 and index + 1 < len(ctx.concurrencies):
@@ -137,6 +133,31 @@ def _server_info(session: Session) -> dict[str, Any]:
         return dict(session.server_info())
     except ServerError:
         return {}
+
+
+def _record_tau(
+    ctx: SweepContext,
+    row: dict[str, Any],
+    config: SpecConfig | None,
+    session: Session,
+    info: Mapping[str, Any],
+    trial_number: int,
+) -> None:
+    """tau of one load, and its acceptance summary where the session kept one (vLLM).
+
+    Without per-request stats vLLM's own counters over exactly this load give tau; it
+    is then checked like a per-request tau and labelled with its source.
+    """
+    acceptance = session.last_acceptance if config is not None else None
+    counters = None
+    if acceptance is not None and acceptance["tau_source"] == TAU_COUNTERS:
+        counters = acceptance["tau"]
+        row["tau"] = counters
+    _resolve_tau(row, config, server_avg_accept_length(info))
+    if config is not None and acceptance is not None:
+        _store_acceptance(ctx, trial_number, config, int(row["concurrency"]), acceptance)
+    if counters is not None:
+        row["tau_source"] = TAU_COUNTERS
 
 
 def _resolve_tau(row: dict[str, Any], config: SpecConfig | None, server_tau: float | None) -> None:

@@ -16,8 +16,10 @@ from typing import Any
 import pytest
 
 from specbench.errors import BadInputError
+from specbench.harness.acceptance_stats import TAU_COUNTERS, load_acceptance
 from specbench.harness.backend import LoadSpec, ProgressCallback, Session
 from specbench.harness.sim_backend import SimBackend
+from specbench.rundir.acceptance import read_acceptance
 from specbench.rundir.layout import RunDirectory
 from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig
@@ -221,3 +223,43 @@ def test_repeats_and_launch_time_are_bounded(tmp_path: Path) -> None:
         run_sweep(fast_options(tmp_path / "a", repeats=99))
     with pytest.raises(BadInputError, match="--launch-time-estimate"):
         run_sweep(fast_options(tmp_path / "b", launch_time_estimate_s=0.0))
+
+
+class _EngineCountersOnly(SimBackend):
+    """An engine with server-wide acceptance counters and no per-request stats (vLLM
+    without ``--per-request-spec-decode-metrics``)."""
+
+    @contextlib.contextmanager
+    def _session(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
+        with super()._session(config, log_path) as session:
+            run = session.run
+
+            def counted(
+                load: LoadSpec, progress: ProgressCallback | None = None, stalls: Any = None
+            ) -> list[RequestRecord]:
+                records = run(load, progress)
+                for record in records:
+                    record.spec_verify_ct = None
+                    record.spec_accept_length = None
+                counters = {"drafts": 10.0, "accepted": 15.0, "accepted_per_position": [8.0, 7.0]}
+                session.last_acceptance = load_acceptance(records, counters)
+                return records
+
+            session.run = counted  # type: ignore[method-assign]
+            yield session
+
+
+def test_engine_counters_give_tau_when_requests_carry_no_stats(tmp_path: Path) -> None:
+    options = fast_options(
+        tmp_path / "run",
+        strategy="fixed",
+        configs=(SpecConfig(3, 4, 8),),
+        backend_instance=_EngineCountersOnly(truth_model(), seed=0),
+        repeats=0,
+    )
+    spec = run_sweep(options).trials.query("config_key == '3-4-8'")
+    assert (spec["tau"] == 2.5).all()
+    assert (spec["tau_source"] == TAU_COUNTERS).all()
+    assert not spec["noise_reason"].fillna("").str.contains("acceptance stats").any()
+    stored = read_acceptance(RunDirectory(tmp_path / "run"))
+    assert {row["tau"] for row in stored} == {2.5}
