@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from specbench.errors import BadInputError
-from specbench.harness.backend import LoadSpec, ProgressCallback, Session
+from specbench.harness.backend import LoadSpec, ProgressCallback, Session, StallCallback
 from specbench.harness.sim_backend import SimBackend
 from specbench.rundir.layout import RunDirectory
 from specbench.rundir.records import RequestRecord
@@ -145,9 +145,11 @@ class _StallOnce(SimBackend):
             seen: set[int] = set()
 
             def stalled(
-                load: LoadSpec, progress: ProgressCallback | None = None
+                load: LoadSpec,
+                progress: ProgressCallback | None = None,
+                stalls: StallCallback | None = None,
             ) -> list[RequestRecord]:
-                records = run(load, progress)
+                records = run(load, progress, stalls)
                 if load.concurrency not in seen:
                     seen.add(load.concurrency)
                     records[0].ttft_ms = 50_000.0
@@ -183,9 +185,11 @@ class _NoPerRequestStats(SimBackend):
             run, info = session.run, session.server_info
 
             def stripped(
-                load: LoadSpec, progress: ProgressCallback | None = None
+                load: LoadSpec,
+                progress: ProgressCallback | None = None,
+                stalls: StallCallback | None = None,
             ) -> list[RequestRecord]:
-                records = run(load, progress)
+                records = run(load, progress, stalls)
                 for record in records:
                     record.spec_verify_ct = None
                     record.spec_accept_length = None
