@@ -74,7 +74,8 @@ def measure_loads(
             low, high = speedup_interval(samples, against.get(concurrency, []))
             row.update(speedup_ci_low=low, speedup_ci_high=high)
             info = _server_info(session)
-            if index == 0:
+            if index == 0 and backend.name != "sim":
+                # The in-process simulator has no server: the manifest describes it.
                 ctx.run_dir.write_server_info(name, trim_server_info(info))
             _record_tau(ctx, row, config, session, info, trial_number)
             out.rows.append(row)

@@ -17,7 +17,7 @@ import pytest
 
 from specbench.errors import BadInputError
 from specbench.harness.acceptance_stats import TAU_COUNTERS, load_acceptance
-from specbench.harness.backend import LoadSpec, ProgressCallback, Session
+from specbench.harness.backend import LoadSpec, ProgressCallback, Session, StallCallback
 from specbench.harness.sim_backend import SimBackend
 from specbench.rundir.acceptance import read_acceptance
 from specbench.rundir.layout import RunDirectory
@@ -147,9 +147,11 @@ class _StallOnce(SimBackend):
             seen: set[int] = set()
 
             def stalled(
-                load: LoadSpec, progress: ProgressCallback | None = None
+                load: LoadSpec,
+                progress: ProgressCallback | None = None,
+                stalls: StallCallback | None = None,
             ) -> list[RequestRecord]:
-                records = run(load, progress)
+                records = run(load, progress, stalls)
                 if load.concurrency not in seen:
                     seen.add(load.concurrency)
                     records[0].ttft_ms = 50_000.0
@@ -185,9 +187,11 @@ class _NoPerRequestStats(SimBackend):
             run, info = session.run, session.server_info
 
             def stripped(
-                load: LoadSpec, progress: ProgressCallback | None = None
+                load: LoadSpec,
+                progress: ProgressCallback | None = None,
+                stalls: StallCallback | None = None,
             ) -> list[RequestRecord]:
-                records = run(load, progress)
+                records = run(load, progress, stalls)
                 for record in records:
                     record.spec_verify_ct = None
                     record.spec_accept_length = None
@@ -235,7 +239,9 @@ class _EngineCountersOnly(SimBackend):
             run = session.run
 
             def counted(
-                load: LoadSpec, progress: ProgressCallback | None = None, stalls: Any = None
+                load: LoadSpec,
+                progress: ProgressCallback | None = None,
+                stalls: StallCallback | None = None,
             ) -> list[RequestRecord]:
                 records = run(load, progress)
                 for record in records:
