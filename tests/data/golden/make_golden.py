@@ -206,7 +206,7 @@ def write_run(spec: RunSpec, root: Path) -> Path:
     for key, concurrency in ordered:
         number = -1 if key == "baseline" else (trial := trial + 1)
         records = make_records(spec, key, concurrency, number, rng)
-        write_records(run.requests_path, records)
+        write_records(run.requests_path, records, compact=True)
         row = trial_row(key, concurrency, number, records, base_rows.get(concurrency))
         if key == "baseline":
             base_rows[concurrency] = row
