@@ -10,33 +10,7 @@ import time
 from pathlib import Path
 
 from specbench.harness import guardian
-from specbench.harness.liveness import pid_exists
-
-#: A server stand-in: a process tree (it starts a grandchild) that ignores nothing.
-TREE = textwrap.dedent(
-    """
-    import subprocess, sys, time
-    child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
-    print(child.pid, flush=True)
-    time.sleep(120)
-    """
-)
-
-
-def _wait_gone(pid: int, timeout_s: float = 10.0) -> bool:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if not pid_exists(pid) or (Path(f"/proc/{pid}/stat").exists() and _zombie(pid)):
-            return True
-        time.sleep(0.05)
-    return False
-
-
-def _zombie(pid: int) -> bool:
-    try:
-        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[-1].split()[0] == "Z"
-    except OSError:
-        return True
+from tests.support.processes import TREE, wait_gone
 
 
 def test_guardian_kills_the_whole_group_when_its_parent_is_sigkilled(tmp_path: Path) -> None:
@@ -64,8 +38,8 @@ def test_guardian_kills_the_whole_group_when_its_parent_is_sigkilled(tmp_path: P
     guard_pid, grandchild = (int(p) for p in pids.read_text().split())
     parent.kill()
     parent.wait()
-    assert _wait_gone(grandchild), "the server's grandchild outlived specbench"
-    assert _wait_gone(guard_pid)
+    assert wait_gone(grandchild), "the server's grandchild outlived specbench"
+    assert wait_gone(guard_pid)
 
 
 def test_guardian_passes_the_exit_code_through() -> None:
