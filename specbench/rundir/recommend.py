@@ -179,6 +179,24 @@ def _number(value: Any) -> float | None:
 
 
 # ---------------------------------------------------------------------------- table
+def completed_speculative_rows(trials: pd.DataFrame) -> pd.DataFrame:
+    """The completed rows of speculative configurations, config columns as integers.
+
+    Failed, pruned and baseline rows never rank a tree; empty when nothing qualifies.
+    """
+    if trials.empty or "state" not in trials:
+        none: pd.DataFrame = trials.iloc[0:0].copy()
+        return none
+    done: pd.DataFrame = trials[
+        (trials["state"].astype(str) == "complete")
+        & (trials["config_key"].astype(str) != BASELINE_KEY)
+        & trials["num_steps"].notna()
+    ].copy()
+    for name in ("num_steps", "topk", "num_draft_tokens", "concurrency"):
+        done[name] = done[name].astype(int)
+    return done
+
+
 def candidate_table(trials: pd.DataFrame) -> pd.DataFrame:
     """Completed speculative rows, merged per (canonical tree, concurrency).
 
@@ -190,17 +208,9 @@ def candidate_table(trials: pd.DataFrame) -> pd.DataFrame:
     columns = ["config_key", "num_steps", "topk", "num_draft_tokens", "concurrency"]
     values = ["tau", "speedup", "speedup_ci_low", "speedup_ci_high"]
     empty: pd.DataFrame = pd.DataFrame(columns=[*columns, *values, "aliases"])
-    if trials.empty or "state" not in trials:
-        return empty
-    done = trials[
-        (trials["state"].astype(str) == "complete")
-        & (trials["config_key"].astype(str) != BASELINE_KEY)
-        & trials["num_steps"].notna()
-    ].copy()
+    done = completed_speculative_rows(trials)
     if done.empty:
         return empty
-    for name in ("num_steps", "topk", "num_draft_tokens", "concurrency"):
-        done[name] = done[name].astype(int)
     for name in values:
         done[name] = pd.to_numeric(done[name], errors="coerce") if name in done else math.nan
     canon = [

@@ -26,6 +26,7 @@ from specbench.rundir.recommend import (
     KIND_SPECULATE_BELOW,
     NOISE_MARGIN,
     IntervalSource,
+    completed_speculative_rows,
 )
 from specbench.rundir.recommend import interpolate_break_even as _interpolate
 from specbench.spec_config import BASELINE_KEY, SpecConfig
@@ -109,17 +110,9 @@ def config_table(trials: pd.DataFrame) -> pd.DataFrame:
     """
     columns = ["config_key", "num_steps", "topk", "num_draft_tokens", "concurrency"]
     empty: pd.DataFrame = pd.DataFrame(columns=[*columns, "tau", "speedup", "trials"])
-    if trials.empty:
-        return empty
-    done = trials[
-        (trials["state"].astype(str) == "complete")
-        & (trials["config_key"].astype(str) != BASELINE_KEY)
-        & trials["num_steps"].notna()
-    ].copy()
+    done = completed_speculative_rows(trials)
     if done.empty:
         return empty
-    for name in ("num_steps", "topk", "num_draft_tokens", "concurrency"):
-        done[name] = done[name].astype(int)
     done["tau"] = pd.to_numeric(done["tau"], errors="coerce")
     done["speedup"] = pd.to_numeric(done["speedup"], errors="coerce")
     grouped = done.groupby(columns, as_index=False).agg(
