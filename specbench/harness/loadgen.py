@@ -35,7 +35,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import math
 import time
 import uuid
@@ -47,18 +46,16 @@ import aiohttp
 
 from specbench.errors import ServerError
 from specbench.harness.backend import LoadFailedError, LoadSpec, ProgressCallback, StallCallback
-from specbench.harness.connect_timing import ConnectTimer, connect_trace_config
+from specbench.harness.connect_timing import connect_trace_config
 from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.openai_client import OUTPUT_HEAD_CHARS, openai_request, served_model
 from specbench.harness.prompts import Prompt
 from specbench.harness.sglang import SGLANG
+from specbench.harness.sse_request import new_record, stream_events
 from specbench.harness.stream_checks import NO_DONE, as_count, meta_problem
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
 
-#: Seconds to establish a connection; a live server accepts immediately, so anything
-#: longer means it is gone or wedged.
-CONNECT_TIMEOUT_S = 10.0
 #: Read buffer of the HTTP client. SGLang's streamed chunks are cumulative (the whole
 #: text and every output id so far), so one SSE line of a long answer outgrows
 #: aiohttp's 64 KiB default (it fails with "Chunk too big" past 128 KiB, about 10k
@@ -67,9 +64,6 @@ READ_BUFSIZE = 10 * 1024**2
 #: A request in flight for longer than this counts as stalled in the progress display
 #: (or half the request timeout, when that is shorter).
 STALL_AFTER_S = 30.0
-
-_DATA = b"data:"
-_DONE = b"[DONE]"
 
 
 def request_id(prompt: Prompt) -> str:
@@ -138,86 +132,15 @@ async def _one_request(
     max_new_tokens: int,
 ) -> RequestRecord:
     """Send one streaming request and time it; failures become ``record.error``."""
-    record = RequestRecord(
-        prompt_id=prompt.id,
-        domain=prompt.domain,
-        prompt_tokens=0,
-        completion_tokens=0,
-        spec_verify_ct=None,
-        ttft_ms=None,
-        e2e_ms=None,
-        concurrency=load.concurrency,
-        started_at=time.time(),
-    )
+    record = new_record(prompt, load)
     state = _StreamState(meta={})
-    itl: list[float] = record.itl_ms
-    timeout = aiohttp.ClientTimeout(total=load.request_timeout_s, connect=CONNECT_TIMEOUT_S)
-    connect = ConnectTimer()
     t0 = time.perf_counter()
-    try:
-        async with http.post(
-            url,
-            json=generate_payload(prompt, max_new_tokens),
-            timeout=timeout,
-            trace_request_ctx=connect,
-        ) as resp:
-            record.connect_ms = connect.connect_ms
-            if resp.status != 200:
-                body = printable((await resp.content.read(4096)).strip(), 200)
-                record.error = f"HTTP {resp.status}: {body}" if body else f"HTTP {resp.status}"
-                return record
-            async for raw in resp.content:
-                if not raw.startswith(_DATA):
-                    continue
-                data = raw[len(_DATA) :].strip()
-                if data == _DONE:
-                    state.done = True
-                    break
-                now = time.perf_counter()
-                chunk = json.loads(data)
-                message = _error_message(chunk)
-                if message is not None:
-                    record.error = f"server error: {printable(message)}"
-                    break
-                if not isinstance(chunk, dict):
-                    raise ValueError(f"a stream chunk is a JSON {type(chunk).__name__}")
-                meta = chunk.get("meta_info") or {}
-                if not isinstance(meta, dict):
-                    raise ValueError("meta_info is not an object")
-                problem = meta_problem(meta)
-                if problem is not None:
-                    record.error = problem
-                    break
-                state.meta = meta
-                tokens = as_count(meta.get("completion_tokens", state.completion_tokens))
-                if tokens is None:
-                    raise ValueError("meta_info.completion_tokens is not a count")
-                if isinstance(chunk.get("text"), str):
-                    state.text = chunk["text"]
-                new = tokens - state.completion_tokens
-                if new <= 0:
-                    continue
-                now = _chunk_time(state, meta, now)
-                if state.first_token_at is None:
-                    state.first_token_at = now
-                    # The first chunk's extra tokens arrived with the first one: zero gaps.
-                    itl.extend([0.0] * (new - 1))
-                else:
-                    assert state.last_token_at is not None
-                    itl.extend(split_gap((now - state.last_token_at) * 1000.0, new))
-                state.last_token_at = now
-                state.completion_tokens = tokens
-    except asyncio.TimeoutError:
-        record.error = f"timed out after {load.request_timeout_s:g} s"
-    except aiohttp.ClientConnectorError as exc:
-        raise ServerGoneError(str(exc)) from exc
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        record.error = f"connection lost mid-response: {type(exc).__name__}"
-    except aiohttp.ClientError as exc:
-        record.error = f"{type(exc).__name__}: {printable(str(exc))}"
-    except (ValueError, TypeError, RecursionError, aiohttp.http_exceptions.BadHttpMessage) as exc:
-        # malformed JSON or meta_info, or a line past even READ_BUFSIZE
-        record.error = f"malformed response: {printable(str(exc))}"
+
+    def on_event(chunk: Any, now: float) -> str | None:
+        return _absorb_chunk(state, chunk, now, record.itl_ms)
+
+    payload = generate_payload(prompt, max_new_tokens)
+    state.done = await stream_events(http, url, payload, load, record, on_event)
     end = time.perf_counter()
     if state.sim:
         t0 = state.sim_admitted
@@ -232,6 +155,44 @@ async def _one_request(
     if record.error is None and state.first_token_at is None:
         record.error = "the stream ended without any token"
     return record
+
+
+def _absorb_chunk(state: _StreamState, chunk: Any, now: float, itl: list[float]) -> str | None:
+    """Take one native chunk into ``state``; an error that ends the request, or None.
+
+    Raises ValueError for a chunk whose fields are not what SGLang sends.
+    """
+    message = _error_message(chunk)
+    if message is not None:
+        return f"server error: {printable(message)}"
+    if not isinstance(chunk, dict):
+        raise ValueError(f"a stream chunk is a JSON {type(chunk).__name__}")
+    meta = chunk.get("meta_info") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("meta_info is not an object")
+    problem = meta_problem(meta)
+    if problem is not None:
+        return problem
+    state.meta = meta
+    tokens = as_count(meta.get("completion_tokens", state.completion_tokens))
+    if tokens is None:
+        raise ValueError("meta_info.completion_tokens is not a count")
+    if isinstance(chunk.get("text"), str):
+        state.text = chunk["text"]
+    new = tokens - state.completion_tokens
+    if new <= 0:
+        return None
+    now = _chunk_time(state, meta, now)
+    if state.first_token_at is None:
+        state.first_token_at = now
+        # The first chunk's extra tokens arrived with the first one: zero gaps.
+        itl.extend([0.0] * (new - 1))
+    else:
+        assert state.last_token_at is not None
+        itl.extend(split_gap((now - state.last_token_at) * 1000.0, new))
+    state.last_token_at = now
+    state.completion_tokens = tokens
+    return None
 
 
 def _sim_seconds(meta: dict[str, Any], name: str) -> float | None:
@@ -345,12 +306,12 @@ async def run_closed_loop_async(
                 ) from None
 
         async def one(prompt: Prompt, tokens: int) -> RequestRecord:
-            if engine.api == "openai":
-                try:
+            try:
+                if engine.api == "openai":
                     return await openai_request(http, endpoint, model, prompt, load, engine, tokens)
-                except aiohttp.ClientConnectorError as exc:
-                    raise ServerGoneError(str(exc)) from exc
-            return await _one_request(http, url, prompt, load, engine, tokens)
+                return await _one_request(http, url, prompt, load, engine, tokens)
+            except aiohttp.ClientConnectorError as exc:
+                raise ServerGoneError(str(exc)) from exc
 
         async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
             tokens = load.max_new_tokens if report else load.warmup_tokens

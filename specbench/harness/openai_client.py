@@ -16,9 +16,7 @@ the native client: a chunk of n tokens after a gap g gives n entries of g / n.
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
-import json
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -27,9 +25,9 @@ from typing import Any
 import aiohttp
 
 from specbench.harness.backend import LoadSpec
-from specbench.harness.connect_timing import ConnectTimer
 from specbench.harness.engine import EngineAdapter
 from specbench.harness.prompts import Prompt
+from specbench.harness.sse_request import CONNECT_TIMEOUT_S, new_record, stream_events
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
 
@@ -38,10 +36,6 @@ CHAT_PATH = "/v1/chat/completions"
 MODELS_PATH = "/v1/models"
 #: Characters of the output kept in each record for showing a divergence.
 OUTPUT_HEAD_CHARS = 200
-CONNECT_TIMEOUT_S = 10.0
-
-_DATA = b"data:"
-_DONE = b"[DONE]"
 
 
 def uses_chat(prompt: Prompt, load: LoadSpec) -> bool:
@@ -156,55 +150,23 @@ async def openai_request(
     """Send one streamed request and time it; failures become ``record.error``.
 
     A stream that ends before ``data: [DONE]`` failed (a killed vLLM server closes its
-    streams cleanly, without the usage chunk), so EOF without [DONE] is an error.
+    streams cleanly, without the usage chunk), so EOF without [DONE] is an error. A
+    refused connection raises aiohttp.ClientConnectorError: the server is gone.
     """
-    record = RequestRecord(
-        prompt_id=prompt.id,
-        domain=prompt.domain,
-        prompt_tokens=0,
-        completion_tokens=0,
-        spec_verify_ct=None,
-        ttft_ms=None,
-        e2e_ms=None,
-        concurrency=load.concurrency,
-        started_at=time.time(),
-    )
+    record = new_record(prompt, load)
     chat = uses_chat(prompt, load)
     url = endpoint + (CHAT_PATH if chat else COMPLETIONS_PATH)
     stream = _Stream()
-    timeout = aiohttp.ClientTimeout(total=load.request_timeout_s, connect=CONNECT_TIMEOUT_S)
-    connect = ConnectTimer()
+
+    def on_event(chunk: Any, now: float) -> str | None:
+        reading = read_chunk(chunk)
+        if reading.error is None:
+            _absorb(stream, reading, now, record.itl_ms)
+        return reading.error
+
     t0 = time.perf_counter()
     payload = openai_payload(prompt, max_new_tokens, model, chat)
-    try:
-        async with http.post(url, json=payload, timeout=timeout, trace_request_ctx=connect) as resp:
-            record.connect_ms = connect.connect_ms
-            if resp.status != 200:
-                body = printable((await resp.content.read(4096)).strip(), 200)
-                record.error = f"HTTP {resp.status}: {body}" if body else f"HTTP {resp.status}"
-                return record
-            async for raw in resp.content:
-                if not raw.startswith(_DATA):
-                    continue
-                data = raw[len(_DATA) :].strip()
-                if data == _DONE:
-                    stream.done = True
-                    break
-                reading = read_chunk(json.loads(data))
-                if reading.error is not None:
-                    record.error = reading.error
-                    break
-                _absorb(stream, reading, time.perf_counter(), record.itl_ms)
-    except asyncio.TimeoutError:
-        record.error = f"timed out after {load.request_timeout_s:g} s"
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientPayloadError) as exc:
-        record.error = f"connection lost mid-response: {type(exc).__name__}"
-    except aiohttp.ClientConnectorError:
-        raise
-    except aiohttp.ClientError as exc:
-        record.error = f"{type(exc).__name__}: {printable(str(exc))}"
-    except (ValueError, TypeError) as exc:
-        record.error = f"malformed response: {printable(str(exc))}"
+    stream.done = await stream_events(http, url, payload, load, record, on_event)
     end = time.perf_counter()
     if record.error is None and not stream.done:
         record.error = "connection lost mid-response: the stream ended before [DONE]"

@@ -21,14 +21,11 @@ from typing import Any
 import optuna
 
 from specbench import __version__
-from specbench.errors import BadInputError, ServerError
+from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
-from specbench.harness.engine import EngineAdapter
-from specbench.harness.engines import ENGINES, get_engine
+from specbench.harness.engines import ENGINES
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
-from specbench.harness.server_backend import ServerBackend
 from specbench.harness.server_pidfile import SERVERS_DIR
-from specbench.harness.sim_backend import SimBackend
 from specbench.model import (
     DEFAULT_SIM_PROFILE,
     HardwareProfile,
@@ -41,6 +38,12 @@ from specbench.outpaths import check_output_dir
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import write_records
 from specbench.spec_config import SpecConfig
+from specbench.sweeps.backends import (
+    SweepBackends,
+    build_backends,
+    check_fixed_configs,
+    hardware_spec_for,
+)
 from specbench.sweeps.launch_plan import launch_estimate, sglang_auto_config
 from specbench.sweeps.options import (
     DEFAULT_TRIALS,
@@ -122,16 +125,6 @@ class SweepContext:
         return self.manifest.study_name
 
 
-@dataclass
-class _Backends:
-    backend: Backend
-    baseline: Backend | None = None
-    #: The configuration an attached server runs (the only one it can measure).
-    endpoint_config: SpecConfig | None = None
-    #: The version an attached server reports in its server info.
-    server_version: str | None = None
-
-
 def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     """Load, describe, open and enqueue; nothing is measured yet."""
     optuna.logging.set_verbosity(optuna.logging.ERROR)
@@ -147,9 +140,9 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         options = dataclasses.replace(options, prune=launching)
     if backend_name in ENGINES and ENGINES[backend_name].chain_only:
         space = chain_space(space, ENGINES[backend_name].name)
-    _check_fixed_configs(options, backend_name)
+    check_fixed_configs(options, backend_name)
     notes: list[str] = []
-    hardware_spec = _hardware_spec(options, backend_name, notes)
+    hardware_spec = hardware_spec_for(options, backend_name, notes)
     # An unset --tp means the target's own deployment (SGLang's --tp-size default for it),
     # not the TP the hardware profile was written for.
     tp = options.tp or target.default_tp
@@ -160,7 +153,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         if prior_spec == hardware_spec and profile is not None
         else load_hardware(prior_spec, tp=tp)
     )
-    backends = _backends(options, backend_name, target, profile)
+    backends = build_backends(options, backend_name, target, profile)
     strategy = "fixed" if options.endpoint is not None else options.strategy
     manifest = _manifest(options, target, backends.backend, profile, hardware_spec, fingerprint)
     manifest.strategy = strategy
@@ -222,84 +215,6 @@ def _workload(
         all_prompts, label = builtin_prompts(), "builtin"
     prompts = select_prompts(all_prompts, options.num_prompts)
     return prompts, workload_fingerprint(target, prompts, options.max_new_tokens, label)
-
-
-def _hardware_spec(options: SweepOptions, backend_name: str, notes: list[str]) -> str | None:
-    if backend_name != "sim" or options.hardware is not None:
-        return options.hardware
-    if options.backend == "auto" and options.backend_instance is None:
-        notes.append(
-            f"no GPU with SGLang here: using the SIMULATED backend on hardware profile "
-            f"{DEFAULT_SIM_PROFILE!r} (choose another with --hardware)"
-        )
-    return DEFAULT_SIM_PROFILE
-
-
-def _backends(
-    options: SweepOptions,
-    backend_name: str,
-    target: TargetPreset,
-    profile: HardwareProfile | None,
-) -> _Backends:
-    if options.backend_instance is not None:
-        return _Backends(options.backend_instance)
-    if backend_name == "sim":
-        assert profile is not None  # a sim run always has a hardware profile
-        truth = PerformanceModel(target, profile, seed=options.seed)
-        if options.sim_perturbation > 0:
-            truth = truth.perturbed(options.seed, strength=options.sim_perturbation)
-        return _Backends(SimBackend(truth, seed=options.seed))
-    common: dict[str, Any] = {
-        "tp": options.tp,
-        "server_args": list(options.server_args),
-        "ready_timeout_s": options.ready_timeout_s,
-    }
-    engine = get_engine(backend_name)
-    common["engine"] = engine
-    if options.endpoint is None:
-        backend = ServerBackend(
-            target,
-            launch_cmd=options.launch_cmd,
-            host=options.host,
-            max_batch=max(options.concurrencies),
-            config_check=not options.no_config_check,
-            **common,
-        )
-        return _Backends(backend)
-    info = _server_info(engine, options.endpoint, "--endpoint")
-    config = engine.config_from_server_info(info)
-    if config is None:
-        raise BadInputError(
-            f"the server at {options.endpoint} runs without speculation; pass it as "
-            "--baseline-endpoint and attach --endpoint to a server started with speculation"
-        )
-    backend = ServerBackend(target, endpoint=options.endpoint, **common)
-    # serve-sim says so in its server info: label the run SIMULATED from the start.
-    backend.simulated = info.get("specbench_simulated") is True
-    baseline = None
-    if options.baseline_endpoint is not None:
-        _server_info(engine, options.baseline_endpoint, "--baseline-endpoint")
-        baseline = ServerBackend(target, endpoint=options.baseline_endpoint, **common)
-    version = info.get("version")
-    return _Backends(backend, baseline, config, str(version) if version else None)
-
-
-def _check_fixed_configs(options: SweepOptions, backend_name: str) -> None:
-    """--config values the engine cannot run are refused before anything launches."""
-    if backend_name not in ENGINES:
-        return
-    engine = ENGINES[backend_name]
-    for config in options.configs:
-        reason = engine.check_config(config)
-        if reason is not None:
-            raise BadInputError(f"--config {config.key}: {reason}")
-
-
-def _server_info(engine: EngineAdapter, endpoint: str, flag: str) -> dict[str, Any]:
-    try:
-        return engine.fetch_info(endpoint.rstrip("/"))
-    except ServerError as exc:
-        raise BadInputError(f"{flag}: {exc}") from None
 
 
 def _manifest(
@@ -484,7 +399,7 @@ def _check_study(
         )
 
 
-def _banner(ctx: SweepContext, backends: _Backends) -> str:
+def _banner(ctx: SweepContext, backends: SweepBackends) -> str:
     """What this run measures, said the way the user will check it: an attached server
     by its address, version and the configuration it really runs."""
     sim = "[bold yellow]SIMULATED[/] " if ctx.simulated else ""
