@@ -153,7 +153,7 @@ def train_lm(
         opt.step()
         loss_value = float(loss.detach())
         if step % 50 == 0 or step == steps - 1:
-            print(f"  {label} step {step:4d} loss {loss_value:.3f}", flush=True)
+            print(f"  {label} step {step:4d} loss {loss_value:.3f}", file=sys.stderr, flush=True)
     model.eval()
     return loss_value
 
@@ -348,7 +348,11 @@ def train_eagle3(
                     for lg, lb in zip(step_logits, labels, strict=True)
                 ]
             accs = " ".join(f"{a:.2f}" for a in acc)
-            print(f"  eagle3 step {step:4d} loss {loss_value:.3f} acc/step {accs}", flush=True)
+            print(
+                f"  eagle3 step {step:4d} loss {loss_value:.3f} acc/step {accs}",
+                file=sys.stderr,
+                flush=True,
+            )
     return head, loss_value
 
 

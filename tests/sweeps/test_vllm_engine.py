@@ -145,7 +145,13 @@ def test_sweep_over_k_ends_in_a_measured_report(chain_sweep: dict[str, Any]) -> 
         if trial["config_key"] != "baseline":
             assert 1.0 < trial["tau"] <= int(trial["num_steps"]) + 1
             assert trial["speedup"] is not None
-    assert results["best"] is not None and "vllm serve" in results["best"]["launch_command"]
+    # Whether speculation pays on a loaded 2-core CPU is the measurement's answer, not the
+    # test's: either way the verdict names a vLLM launch line, and a winner its spec config.
+    verdict = results["verdict"]
+    assert verdict["launch"].startswith("vllm serve ")
+    assert ("--speculative-config" in verdict["launch"]) == (verdict["kind"] != "off")
+    if results["best"] is not None:
+        assert "--speculative-config" in results["best"]["launch_command"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["simulated"] is False  # a MEASURED report
     report = (out / "report.html").read_text()
