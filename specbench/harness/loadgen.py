@@ -38,7 +38,7 @@ import hashlib
 import math
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -273,6 +273,65 @@ async def _watch_stalls(
             last = count
 
 
+RequestSender = Callable[[Prompt, int], Awaitable[RequestRecord]]
+
+
+@dataclass
+class _ClosedLoop:
+    """``concurrency`` workers sharing one prompt queue against one server."""
+
+    http: aiohttp.ClientSession
+    endpoint: str
+    load: LoadSpec
+    send: RequestSender
+    progress: ProgressCallback | None
+    on_stall: StallCallback | None
+
+    async def run(self, prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
+        """Every prompt once, in completion order (as the in-process SimBackend returns
+        them); ``report`` marks the measured pass (progress, full token budget)."""
+        tokens = self.load.max_new_tokens if report else self.load.warmup_tokens
+        queue = iter(enumerate(prompts))
+        total = len(prompts)
+        done: list[tuple[int, RequestRecord]] = []
+        in_flight: dict[int, float] = {}
+
+        async def worker() -> None:
+            for index, prompt in queue:  # shared iterator: each prompt goes to one worker
+                in_flight[index] = time.monotonic()
+                try:
+                    record = await self.send(prompt, tokens)
+                finally:
+                    in_flight.pop(index, None)
+                lost = record.error is not None and record.error.startswith("connection lost")
+                if lost and not await _server_reachable(self.http, self.endpoint):
+                    raise ServerGoneError(str(record.error))
+                done.append((index, record))
+                if report and self.progress is not None:
+                    self.progress(len(done), total)
+
+        tasks = [asyncio.ensure_future(worker()) for _ in range(min(self.load.concurrency, total))]
+        workers = list(tasks)
+        stall_s = stall_after_s(self.load)
+        if self.on_stall is not None:
+            tasks.append(asyncio.ensure_future(_watch_stalls(in_flight, stall_s, self.on_stall)))
+        try:
+            await asyncio.gather(*workers)
+        except ServerGoneError as exc:
+            raise LoadFailedError(
+                f"the server at {self.endpoint} stopped accepting connections during the run "
+                f"({len(done)} of {total} requests done): {printable(str(exc))}",
+                records=[record for _, record in done] if report else [],
+            ) from None
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            if self.on_stall is not None:
+                self.on_stall(0, stall_s)
+        return [record for _, record in done]
+
+
 async def run_closed_loop_async(
     endpoint: str,
     load: LoadSpec,
@@ -305,7 +364,7 @@ async def run_closed_loop_async(
                     f"cannot read the served model of {endpoint}: {printable(str(exc))}"
                 ) from None
 
-        async def one(prompt: Prompt, tokens: int) -> RequestRecord:
+        async def send(prompt: Prompt, tokens: int) -> RequestRecord:
             try:
                 if engine.api == "openai":
                     return await openai_request(http, endpoint, model, prompt, load, engine, tokens)
@@ -313,59 +372,15 @@ async def run_closed_loop_async(
             except aiohttp.ClientConnectorError as exc:
                 raise ServerGoneError(str(exc)) from exc
 
-        async def run_all(prompts: Sequence[Prompt], report: bool) -> list[RequestRecord]:
-            tokens = load.max_new_tokens if report else load.warmup_tokens
-            queue = iter(enumerate(prompts))
-            total = len(prompts)
-            done: list[tuple[int, RequestRecord]] = []
-            in_flight: dict[int, float] = {}
-
-            async def worker() -> None:
-                for index, prompt in queue:  # shared iterator: each prompt goes to one worker
-                    in_flight[index] = time.monotonic()
-                    try:
-                        record = await one(prompt, tokens)
-                    finally:
-                        in_flight.pop(index, None)
-                    lost = record.error is not None and record.error.startswith("connection lost")
-                    if lost and not await _server_reachable(http, endpoint):
-                        raise ServerGoneError(str(record.error))
-                    done.append((index, record))
-                    if report and progress is not None:
-                        progress(len(done), total)
-
-            workers = [asyncio.ensure_future(worker()) for _ in range(min(load.concurrency, total))]
-            watcher = None
-            if on_stall is not None:
-                watcher = asyncio.ensure_future(
-                    _watch_stalls(in_flight, stall_after_s(load), on_stall)
-                )
-            try:
-                await asyncio.gather(*workers)
-            except ServerGoneError as exc:
-                raise LoadFailedError(
-                    f"the server at {endpoint} stopped accepting connections during the run "
-                    f"({len(done)} of {total} requests done): {printable(str(exc))}",
-                    records=[record for _, record in done] if report else [],
-                ) from None
-            finally:
-                tasks = [*workers, *([watcher] if watcher is not None else [])]
-                for task in tasks:
-                    task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
-                if on_stall is not None:
-                    on_stall(0, stall_after_s(load))
-            # Completion order, as the in-process SimBackend returns them.
-            return [record for _, record in done]
-
+        loop = _ClosedLoop(http, endpoint, load, send, progress, on_stall)
         # Every stream's connection is opened and used here, at full concurrency, so
         # that connection setup and a backlog of accepts stay out of the timed requests.
-        await run_all(load.warmup_prompts(), report=False)
+        await loop.run(load.warmup_prompts(), report=False)
         if on_measure_start is not None:
             on_measure_start()
         if progress is not None:
             progress(0, load.total_requests)
-        return await run_all(load.request_prompts(), report=True)
+        return await loop.run(load.request_prompts(), report=True)
 
 
 def run_closed_loop(

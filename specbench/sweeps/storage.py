@@ -11,6 +11,8 @@ from __future__ import annotations
 import contextlib
 import importlib.util
 import json
+import random
+import time
 import warnings
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -115,13 +117,35 @@ def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
     if spec.startswith(("postgresql", "postgres")):
         # Fail within seconds on a closed port or a dead host instead of hanging a sweep.
         engine_kwargs["connect_args"] = {"connect_timeout": 5}
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return RDBStorage(spec, engine_kwargs=engine_kwargs)
-    except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise BadInputError(f"cannot open study storage {shown}: {first}") from None
+    attempt = 1
+    while True:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                return RDBStorage(spec, engine_kwargs=engine_kwargs)
+        except Exception as exc:
+            if attempt < SCHEMA_RACE_ATTEMPTS and _lost_schema_race(exc):
+                time.sleep(random.uniform(0.2, 1.0) * attempt)
+                attempt += 1
+                continue
+            first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            raise BadInputError(f"cannot open study storage {shown}: {first}") from None
+
+
+#: Tries to open an RDB storage whose schema another worker is creating at that moment.
+SCHEMA_RACE_ATTEMPTS = 5
+
+
+def _lost_schema_race(exc: Exception) -> bool:
+    """Whether ``exc`` is another worker creating Optuna's tables at the same moment.
+
+    Optuna creates its schema on first open without a lock, so two sweep workers that
+    start together on a fresh database collide in CREATE TABLE (PostgreSQL: a unique
+    violation on pg_type, or "already exists"; optuna/optuna#1092). Once the winner's
+    transaction commits, opening again finds the tables and succeeds.
+    """
+    text = str(exc)
+    return "pg_type_typname_nsp_index" in text or "already exists" in text
 
 
 def check_journal(path: Path) -> None:

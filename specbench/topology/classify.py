@@ -116,6 +116,22 @@ def _measurement_evidence(rows: Sequence[AllReduceRow]) -> list[str]:
     return lines
 
 
+def _custom_all_reduce(ws: int, pairs: Sequence[PairInfo]) -> tuple[bool, str]:
+    """Whether SGLang's custom all-reduce runs over these pairs, and why (its own rule:
+    world size 2/4/6/8, P2P on every pair, NVLink on every pair beyond two GPUs)."""
+    p2p_pairs = sum(1 for p in pairs if p.p2p_works)
+    all_nvlink = all(p.nvlink for p in pairs)
+    if ws not in CUSTOM_AR_WORLD_SIZES:
+        return False, f"world size {ws} is not one of 2, 4, 6, 8"
+    if p2p_pairs != len(pairs):
+        return False, f"GPU P2P does not work on {len(pairs) - p2p_pairs} of {len(pairs)} pairs"
+    if ws != 2 and not all_nvlink:
+        return False, f"world size {ws} > 2 needs NVLink between every pair"
+    if all_nvlink:
+        return True, f"world size {ws}, every pair NVLink, P2P works"
+    return True, "world size 2 with working P2P (PCIe allowed at 2 GPUs)"
+
+
 def classify(
     inventory: Inventory,
     allreduce_rows: Sequence[AllReduceRow] = (),
@@ -184,21 +200,7 @@ def classify(
                 "No pair qualifies for NCCL P2P: every all-reduce is staged through host memory."
             )
 
-    all_p2p = len(p2p_pairs) == len(pairs)
-    all_nvlink = len(nvlink_pairs) == len(pairs)
-    if ws not in CUSTOM_AR_WORLD_SIZES:
-        verdict = (False, f"world size {ws} is not one of 2, 4, 6, 8")
-    elif not all_p2p:
-        verdict = (
-            False,
-            f"GPU P2P does not work on {len(pairs) - len(p2p_pairs)} of {len(pairs)} pairs",
-        )
-    elif ws != 2 and not all_nvlink:
-        verdict = (False, f"world size {ws} > 2 needs NVLink between every pair")
-    elif all_nvlink:
-        verdict = (True, f"world size {ws}, every pair NVLink, P2P works")
-    else:
-        verdict = (True, "world size 2 with working P2P (PCIe allowed at 2 GPUs)")
+    verdict = _custom_all_reduce(ws, pairs)
     reason = verdict[1] + ("" if verdict[0] else f"; SGLang falls back to NCCL over {transport}")
     return Classification(
         cls,

@@ -49,3 +49,49 @@ def test_default_is_a_journal_in_the_run_directory(tmp_path: Path) -> None:
 def test_unknown_database_is_one_line(tmp_path: Path) -> None:
     with pytest.raises(BadInputError, match="cannot open study storage nosuchdb://x"):
         open_storage("nosuchdb://x", tmp_path / "j")
+
+
+class _RacingStorage:
+    """Stands in for RDBStorage: fails like a worker that lost Optuna's CREATE TABLE
+    race ``failures`` times (or with another error), then opens."""
+
+    calls = 0
+
+    def __init__(self, failures: int, message: str) -> None:
+        self.failures, self.message = failures, message
+
+    def __call__(self, url: str, engine_kwargs: dict[str, Any]) -> str:
+        type(self).calls += 1
+        if type(self).calls <= self.failures:
+            raise RuntimeError(self.message)
+        return "opened"
+
+
+RACE = (
+    "(psycopg.errors.UniqueViolation) duplicate key value violates unique constraint "
+    '"pg_type_typname_nsp_index"'
+)
+
+
+def test_a_lost_schema_race_is_retried(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr("specbench.sweeps.storage.time.sleep", lambda _s: None)
+    _RacingStorage.calls = 0
+    monkeypatch.setattr("specbench.sweeps.storage.RDBStorage", _RacingStorage(2, RACE))
+    assert open_storage("sqlite:///x.db", tmp_path / "j") == "opened"
+    assert _RacingStorage.calls == 3
+
+
+def test_other_storage_errors_and_a_lasting_race_fail_in_one_line(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr("specbench.sweeps.storage.time.sleep", lambda _s: None)
+    _RacingStorage.calls = 0
+    monkeypatch.setattr("specbench.sweeps.storage.RDBStorage", _RacingStorage(9, "no route"))
+    with pytest.raises(BadInputError, match="no route"):
+        open_storage("sqlite:///x.db", tmp_path / "j")
+    assert _RacingStorage.calls == 1
+    _RacingStorage.calls = 0
+    monkeypatch.setattr("specbench.sweeps.storage.RDBStorage", _RacingStorage(9, RACE))
+    with pytest.raises(BadInputError, match="pg_type_typname_nsp_index"):
+        open_storage("sqlite:///x.db", tmp_path / "j")
+    assert _RacingStorage.calls == 5
