@@ -375,11 +375,21 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
         speedups = [_speedup(per_c.get(c)) for c in concurrencies]
         table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
         config = SpecConfig(int(row["num_steps"]), int(row["topk"]), int(row["num_draft_tokens"]))
-        flags.append(f"#{rank} {key}: " + " ".join(engine.config_flags(config)))
+        numbers = (
+            f"num_speculative_tokens {config.num_steps}"
+            if engine.chain_only
+            else " ".join(engine.config_flags(config))
+        )
+        flags.append(f"#{rank} {key}: {numbers}")
     print_table(console, table, "--json")
     if flags:
+        what = (
+            "the chain length in --speculative-config; whole launch lines below"
+            if engine.chain_only
+            else "flags"
+        )
         console.print(
-            f"{engine.name} flags (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
+            f"{engine.name} {what} (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
             highlight=False,
         )
         for line in flags:

@@ -103,6 +103,7 @@ class _StreamState:
     #: SGLang's chunks carry the whole text so far; the last one is the output.
     text: str = ""
     first_token_at: float | None = None
+    first_chunk_tokens: int = 0
     last_token_at: float | None = None
     done: bool = False
     #: Timed on the server's virtual clock (decided by the first chunk with tokens).
@@ -185,6 +186,7 @@ def _absorb_chunk(state: _StreamState, chunk: Any, now: float, itl: list[float])
     now = _chunk_time(state, meta, now)
     if state.first_token_at is None:
         state.first_token_at = now
+        state.first_chunk_tokens = new
         # The first chunk's extra tokens arrived with the first one: zero gaps.
         itl.extend([0.0] * (new - 1))
     else:
@@ -238,6 +240,8 @@ def _fill(
     record.server_e2e_ms = stats.server_e2e_ms
     if state.first_token_at is not None:
         record.ttft_ms = (state.first_token_at - t0) * 1000.0
+    if state.first_chunk_tokens > 1:
+        record.first_chunk_tokens = state.first_chunk_tokens
     if record.error is None:
         record.e2e_ms = (end - t0) * 1000.0
 

@@ -105,6 +105,7 @@ class _Stream:
     text: list[str] = field(default_factory=list)
     final: dict[str, Any] = field(default_factory=dict)
     first_at: float | None = None
+    first_tokens: int = 0
     last_at: float | None = None
     done: bool = False
 
@@ -118,6 +119,7 @@ def _absorb(stream: _Stream, reading: ChunkReading, now: float, itl: list[float]
         return
     if stream.first_at is None:
         stream.first_at = now
+        stream.first_tokens = new
         itl.extend([0.0] * (new - 1))  # tokens that came with the first arrive at once
     else:
         assert stream.last_at is not None
@@ -191,6 +193,8 @@ def _fill(
     record.output_head = text[:OUTPUT_HEAD_CHARS]
     if stream.first_at is not None:
         record.ttft_ms = (stream.first_at - t0) * 1000.0
+    if stream.first_tokens > 1:
+        record.first_chunk_tokens = stream.first_tokens
     if record.error is None and stream.first_at is None:
         record.error = "the stream ended without any token"
     if record.error is None:

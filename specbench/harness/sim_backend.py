@@ -80,6 +80,7 @@ class _Active:
     prompt_tokens: int
     start_s: float
     first_token_s: float | None = None
+    first_chunk_tokens: int | None = None
     last_token_s: float = 0.0
     tokens: int = 0
     verify_ct: int = 0
@@ -132,6 +133,7 @@ def run_closed_loop_sim(
                 concurrency=concurrency,
                 simulated=True,
                 started_at=st.start_s,
+                first_chunk_tokens=st.first_chunk_tokens,
             )
         )
         if progress is not None:
@@ -151,6 +153,7 @@ def run_closed_loop_sim(
                 st.first_token_s = now
                 if n > 1:  # extra tokens in the first chunk arrive with the first one
                     st.itl_ms.extend([0.0] * (n - 1))
+                    st.first_chunk_tokens = n
             else:
                 gap = (now - st.last_token_s) * 1000.0 / n
                 st.itl_ms.extend([gap] * n)

@@ -175,7 +175,7 @@ def build_report_data(run: RunData) -> ReportData:
         launch_line=partial(engine.launch_line, deployment),
         plain_launch=engine.baseline_launch_line(deployment),
         intervals=RequestBootstrap(run.requests, seed=manifest.seed),
-        defaults=named_defaults(run.target),
+        defaults=named_defaults(run.target, sglang=not engine.chain_only),
         simulated=manifest.simulated,
         hardware_class=hw_class or None,
     )

@@ -42,12 +42,16 @@ class PresetLike(Protocol):
     def auto_config(self) -> SpecConfig: ...
 
 
-def named_defaults(target: PresetLike | None) -> dict[str, SpecConfig]:
-    """What a user would launch without specbench: the model card's flags, or no
-    ``--speculative-num-*`` flags at all (SGLang then chooses by architecture)."""
+def named_defaults(target: PresetLike | None, *, sglang: bool = True) -> dict[str, SpecConfig]:
+    """What a user would launch without specbench: the model card's flags, or, on SGLang
+    (``sglang``), no ``--speculative-num-*`` flags at all (SGLang then chooses by
+    architecture). vLLM has no automatic choice: its chain length is always given."""
     if target is None:
         return {}
-    return {"model card": target.card_config, "SGLang automatic choice": target.auto_config}
+    named = {"model card": target.card_config}
+    if sglang:
+        named["SGLang automatic choice"] = target.auto_config
+    return named
 
 
 def compare_defaults(

@@ -59,6 +59,10 @@ class RequestRecord:
     #: compares them between the baseline and every speculative configuration.
     output_sha256: str | None = None
     output_head: str | None = None
+    #: Tokens the first chunk with tokens carried, when more than one: a server that
+    #: coalesces its stream (vLLM's API server when starved of CPU) releases several, or
+    #: all, at once. They arrived at TTFT, so the decode speed counts only the rest.
+    first_chunk_tokens: int | None = None
 
     @property
     def ok(self) -> bool:
@@ -76,19 +80,22 @@ class RequestRecord:
 
     @property
     def output_tokens_per_s(self) -> float | None:
-        """Decode speed of this stream: tokens after the first over the time after TTFT."""
+        """Decode speed of this stream: tokens after the first chunk over the time after
+        TTFT. None when nothing arrived after it (the whole answer came in one chunk):
+        no decode speed was observed, and a near-zero window would give a huge one."""
         if self.error is not None or self.e2e_ms is None or self.ttft_ms is None:
             return None
         decode_ms = self.e2e_ms - self.ttft_ms
-        if self.completion_tokens <= 1 or decode_ms <= 0:
+        after_first = self.completion_tokens - (self.first_chunk_tokens or 1)
+        if after_first <= 0 or decode_ms <= 0:
             return None
-        return (self.completion_tokens - 1) / (decode_ms / 1000.0)
+        return after_first / (decode_ms / 1000.0)
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow per field (asdict deep-copies every ITL list: most of a sweep's write time).
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["itl_ms"] = list(self.itl_ms)
-        for name, _ in ITL_SUMMARY_FIELDS:
+        for name in (*(name for name, _ in ITL_SUMMARY_FIELDS), "first_chunk_tokens"):
             if data[name] is None:
                 del data[name]  # absent, not null: files written before them stay identical
         return data
@@ -138,6 +145,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "config_key": (str,),
     "concurrency": (int,),
     "simulated": (bool,),
+    "first_chunk_tokens": (int,),
     "started_at": (int, float),
     "connect_ms": (int, float),
     "server_e2e_ms": (int, float),

@@ -141,7 +141,7 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         launch_line=lambda config: engine.launch_line(deployment, config),
         plain_launch=engine.baseline_launch_line(deployment),
         intervals=_request_intervals(ctx),
-        defaults=named_defaults(ctx.target),
+        defaults=named_defaults(ctx.target, sglang=not engine.chain_only),
         simulated=ctx.simulated,
         hardware_class=str(ctx.hardware.get("interconnect_class") or "") or None,
     )

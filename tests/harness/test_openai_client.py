@@ -42,8 +42,24 @@ def _with_token_ids(stream: str) -> list[bytes]:
     return out
 
 
-def _app(stream_file: str, *, cut_after: int | None = None) -> web.Application:
+def _coalesced(lines: list[bytes]) -> list[bytes]:
+    """The same answer as a CPU-starved vLLM API server sends it: every token in one
+    chunk, then the usage chunk."""
+    chunks = [json.loads(line[len("data: ") :]) for line in lines if line.startswith(b"data: {")]
+    content = [c for c in chunks if c["choices"]]
+    merged = content[-1]
+    merged["choices"][0]["text"] = "".join(c["choices"][0]["text"] for c in content)
+    merged["choices"][0]["token_ids"] = list(range(24))
+    usage = [c for c in chunks if not c["choices"]]
+    return [f"data: {json.dumps(c)}\n\n".encode() for c in [merged, *usage]] + [b"data: [DONE]\n\n"]
+
+
+def _app(
+    stream_file: str, *, cut_after: int | None = None, coalesce: bool = False
+) -> web.Application:
     lines = _with_token_ids((DATA / stream_file).read_text())
+    if coalesce:
+        lines = _coalesced(lines)
     models = (DATA / "eagle3-k3.models.json").read_text().splitlines()[-1]
     seen: list[dict[str, object]] = []
 
@@ -114,6 +130,18 @@ def test_records_carry_tokens_stats_itl_and_output(serve) -> None:  # type: igno
     bodies = app[SEEN]
     assert {("messages" in b) for b in bodies} == {True, False}
     assert all(b["model"] == "tiny-llama" and b["ignore_eos"] is True for b in bodies)
+
+
+def test_a_coalesced_stream_has_no_decode_speed(serve) -> None:  # type: ignore[no-untyped-def]
+    """All 24 tokens in one chunk: TTFT is the whole wait and no decode speed was seen
+    (not 23 tokens over the microseconds between that chunk and [DONE])."""
+    url = serve(_app("eagle3-k3.completions.stream.txt", coalesce=True))
+    load = LoadSpec(concurrency=1, prompts=PROMPTS[:1], max_new_tokens=24, warmup_requests=0)
+    (record,) = run_closed_loop(url, load, engine=VLLM)
+    assert record.ok and record.completion_tokens == 24 and record.first_chunk_tokens == 24
+    assert record.itl_ms == [0.0] * 23
+    assert record.output_tokens_per_s is None
+    assert summarize([record]).tau == pytest.approx(4.0)
 
 
 def test_stream_cut_before_done_is_a_failed_request(serve) -> None:  # type: ignore[no-untyped-def]

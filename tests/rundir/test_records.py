@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
@@ -26,12 +27,18 @@ def test_records_round_trip_and_derived_metrics(tmp_path: Path) -> None:
     baseline = RequestRecord("p2", "chat", 10, 5, None, 1.0, 2.0)
     failed = RequestRecord("p3", "math", 10, 0, None, None, None, error="timeout")
     assert baseline.tau is None and failed.tau is None and failed.output_tokens_per_s is None
+    # 21 tokens came with the first chunk: only the other 80 were decoded after TTFT.
+    bunched = dataclasses.replace(record, first_chunk_tokens=21)
+    assert bunched.output_tokens_per_s == pytest.approx(80.0)
+    all_at_once = dataclasses.replace(record, first_chunk_tokens=101)
+    assert all_at_once.output_tokens_per_s is None
+    assert "first_chunk_tokens" not in record.to_dict()
     path = tmp_path / "requests.jsonl"
     write_records(path, [record])
-    write_records(path, [baseline, failed])
-    assert read_records(path) == [record, baseline, failed]
+    write_records(path, [baseline, failed, bunched])
+    assert read_records(path) == [record, baseline, failed, bunched]
     path.write_text(path.read_text() + '{"prompt_id": "torn"\n')
-    with pytest.raises(FileFormatError, match="line 5 is not JSON"):
+    with pytest.raises(FileFormatError, match="line 6 is not JSON"):
         read_records(path)
 
 

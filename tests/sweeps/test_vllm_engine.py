@@ -152,6 +152,8 @@ def test_sweep_over_k_ends_in_a_measured_report(chain_sweep: dict[str, Any]) -> 
     assert ("--speculative-config" in verdict["launch"]) == (verdict["kind"] != "off")
     if results["best"] is not None:
         assert "--speculative-config" in results["best"]["launch_command"]
+    # vLLM has no automatic choice: only the model card's k is compared.
+    assert [d["name"] for d in results["defaults"]] == ["model card"]
     manifest = json.loads((out / "manifest.json").read_text())
     assert manifest["simulated"] is False  # a MEASURED report
     report = (out / "report.html").read_text()
