@@ -13,7 +13,9 @@ Definitions (kept in one place so the sweep, the report and the gate agree):
   between a stream's requests, the ramp-up and the tail, and connection setup are left
   out, so the figure is the engine's and not the client's.
 * ``per_stream_tokens_per_s`` = mean of RequestRecord.output_tokens_per_s: how fast one
-  user sees tokens once the first has arrived.
+  user sees tokens once the first has arrived. Requests whose stream was released at
+  once (no decode observed, see RequestRecord.output_tokens_per_s) are left out; NaN when
+  every request was.
 * ``speedup`` = output_tokens_per_s / the baseline's at the same prompts and concurrency;
   ``speedup_ci_low/high`` its 95% bootstrap interval from the per-request samples of
   both sides (paired by prompt), NaN when the baseline's samples are not given.

@@ -17,6 +17,10 @@ from specbench.errors import FileFormatError
 from specbench.rundir.chunk_summary import ITL_SUMMARY_FIELDS, compact_record
 from specbench.schema import SCHEMA_VERSION, check_schema_version, dumps
 
+#: GPU engines decode one stream at hundreds to a few thousand tokens/s; a stream whose
+#: tokens arrive faster than this was buffered and released at once, not decoded.
+MAX_STREAM_TOKENS_PER_S = 10_000.0
+
 
 @dataclass
 class RequestRecord:
@@ -81,15 +85,18 @@ class RequestRecord:
     @property
     def output_tokens_per_s(self) -> float | None:
         """Decode speed of this stream: tokens after the first chunk over the time after
-        TTFT. None when nothing arrived after it (the whole answer came in one chunk):
-        no decode speed was observed, and a near-zero window would give a huge one."""
+        TTFT. None when no decode was observed: nothing arrived after the first chunk,
+        or the rest arrived faster than any engine decodes one stream (the server or the
+        client buffered the stream and released it at once; seen on a CPU-starved vLLM
+        API server at 21,000 tok/s), where a near-zero window would give a huge speed."""
         if self.error is not None or self.e2e_ms is None or self.ttft_ms is None:
             return None
         decode_ms = self.e2e_ms - self.ttft_ms
         after_first = self.completion_tokens - (self.first_chunk_tokens or 1)
         if after_first <= 0 or decode_ms <= 0:
             return None
-        return after_first / (decode_ms / 1000.0)
+        speed = after_first / (decode_ms / 1000.0)
+        return speed if speed <= MAX_STREAM_TOKENS_PER_S else None
 
     def to_dict(self) -> dict[str, Any]:
         # Shallow per field (asdict deep-copies every ITL list: most of a sweep's write time).

@@ -33,6 +33,9 @@ def test_records_round_trip_and_derived_metrics(tmp_path: Path) -> None:
     all_at_once = dataclasses.replace(record, first_chunk_tokens=101)
     assert all_at_once.output_tokens_per_s is None
     assert "first_chunk_tokens" not in record.to_dict()
+    # 100 tokens 5 ms after the first: released at once, not decoded at 20,000 tok/s.
+    burst = dataclasses.replace(record, e2e_ms=55.0)
+    assert burst.output_tokens_per_s is None
     path = tmp_path / "requests.jsonl"
     write_records(path, [record])
     write_records(path, [baseline, failed, bunched])
