@@ -195,11 +195,7 @@ def parse_acceptance(
     return tuple(out)
 
 
-def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
-    a = get_table(path, data, "arch")
-    d = get_table(path, data, "draft")
-    o = get_table(path, data, "overheads")
-    acc = get_table(path, data, "acceptance")
+def _parse_arch(path: Path, a: Mapping[str, Any]) -> TargetArch:
     arch = TargetArch(
         layers=get_int(path, a, "layers", "arch."),
         hidden=get_int(path, a, "hidden", "arch."),
@@ -223,10 +219,14 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         raise FileFormatError(
             path, "a dense model needs dense_intermediate", field="arch.dense_intermediate"
         )
+    return arch
+
+
+def _parse_draft(path: Path, d: Mapping[str, Any]) -> DraftArch:
     aux = d.get("aux_layers", [])
     if not isinstance(aux, list) or not all(isinstance(x, int) for x in aux):
         raise FileFormatError(path, "must be a list of layer indices", field="draft.aux_layers")
-    draft = DraftArch(
+    return DraftArch(
         layers=get_int(path, d, "layers", "draft."),
         hidden=get_int(path, d, "hidden", "draft."),
         heads=get_int(path, d, "heads", "draft."),
@@ -237,14 +237,13 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         aux_layers=tuple(aux),
         weight_bytes=get_num(path, d, "weight_bytes", "draft.", default=2.0),
     )
-    overheads = Overheads(
-        layer_us=get_num(path, o, "layer_us", "overheads."),
-        context_tokens=get_int(path, o, "context_tokens", "overheads."),
-    )
-    ep_raw = data.get("default_ep")
-    default_ep = None if ep_raw in (None, 0) else get_int(path, data, "default_ep")
-    default_tp = get_int(path, data, "default_tp")
-    options: list[tuple[int, int | None]] = [(default_tp, default_ep)]
+
+
+def _parallel_options(
+    path: Path, data: Mapping[str, Any], default: tuple[int, int | None]
+) -> tuple[tuple[int, int | None], ...]:
+    """The (tp, ep) deployments the preset names, its default first, without repeats."""
+    options: list[tuple[int, int | None]] = [default]
     raw_opts = data.get("parallel_options", [])
     if not isinstance(raw_opts, list):
         raise FileFormatError(path, "must be a list of [tp, ep] pairs", field="parallel_options")
@@ -261,6 +260,18 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         pair = (opt[0], opt[1] or None)
         if pair not in options:
             options.append(pair)
+    return tuple(options)
+
+
+def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
+    o = get_table(path, data, "overheads")
+    overheads = Overheads(
+        layer_us=get_num(path, o, "layer_us", "overheads."),
+        context_tokens=get_int(path, o, "context_tokens", "overheads."),
+    )
+    ep_raw = data.get("default_ep")
+    default_ep = None if ep_raw in (None, 0) else get_int(path, data, "default_ep")
+    default_tp = get_int(path, data, "default_tp")
     return TargetPreset(
         name=get_str(path, data, "name"),
         description=get_str(path, data, "description"),
@@ -273,10 +284,10 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         auto_config=_config(path, data, "auto_config"),
         extra_server_args=get_str_list(path, data, "extra_server_args"),
         sources=get_str_list(path, data, "sources"),
-        arch=arch,
-        draft=draft,
+        arch=_parse_arch(path, get_table(path, data, "arch")),
+        draft=_parse_draft(path, get_table(path, data, "draft")),
         overheads=overheads,
-        acceptance=parse_acceptance(path, acc),
-        parallel_options=tuple(options),
+        acceptance=parse_acceptance(path, get_table(path, data, "acceptance")),
+        parallel_options=_parallel_options(path, data, (default_tp, default_ep)),
         architecture=get_str(path, data, "architecture") if "architecture" in data else None,
     )
