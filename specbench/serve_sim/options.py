@@ -45,6 +45,20 @@ def _target_for_model_path(model_path: str) -> TargetPreset | None:
     return None
 
 
+def _preset_for(target: str | None, model_path: str | None) -> TargetPreset:
+    """The preset named by --target, else the one whose model SGLang's --model-path names."""
+    if target is not None:
+        return load_target(target)
+    if model_path:
+        found = _target_for_model_path(model_path)
+        if found is None:
+            raise BadInputError(
+                f"no target preset serves --model-path {model_path!r}; pass --target"
+            )
+        return found
+    raise BadInputError("--target is required (e.g. --target minimax-m2.7)")
+
+
 def resolve_options(
     *,
     target: str | None,
@@ -77,18 +91,7 @@ def resolve_options(
         raise BadInputError("--no-speculation contradicts --num-steps/--topk/--num-draft-tokens")
     sg = SGLANG.parse_launch_args(sglang_args) if sglang_args is not None else None
 
-    if target is not None:
-        preset = load_target(target)
-    elif sg is not None and sg.model_path:
-        found = _target_for_model_path(sg.model_path)
-        if found is None:
-            raise BadInputError(
-                f"no target preset serves --model-path {sg.model_path!r}; pass --target"
-            )
-        preset = found
-    else:
-        raise BadInputError("--target is required (e.g. --target minimax-m2.7)")
-
+    preset = _preset_for(target, sg.model_path if sg is not None else None)
     config: SpecConfig | None
     if sg is not None:
         if direct is not None or no_speculation:

@@ -192,6 +192,12 @@ def test_resolve_options_follows_sglang_rules(target) -> None:  # type: ignore[n
         )
     with pytest.raises(BadInputError, match="--target is required"):
         resolve_options(target=None, hardware=None)
+    by_path = resolve_options(
+        target=None, hardware=None, sglang_args=["--model-path", target.model_path]
+    )
+    assert by_path.target.name == target.name
+    with pytest.raises(BadInputError, match="no target preset serves --model-path 'x/y'"):
+        resolve_options(target=None, hardware=None, sglang_args=["--model-path", "x/y"])
     with pytest.raises(BadInputError, match="time-scale"):
         resolve_options(target="minimax-m2.7", hardware=None, time_scale=0)
 
