@@ -97,7 +97,9 @@ def _sweep(out: Path, tag: str, *args: str) -> dict[str, Any]:
         "--dataset", str(ROOT / "tools" / "tiny_prompts.jsonl"),
         "--max-new-tokens", str(MAX_NEW_TOKENS), "--num-prompts", str(NUM_PROMPTS),
         "--concurrency", "1,4",
-        "--ready-timeout", str(READY_TIMEOUT_S), "--out", str(out), "--json", *args,
+        "--ready-timeout", str(READY_TIMEOUT_S), "--out", str(out), "--json",
+        # Every (k, concurrency) is asserted on: no pruning of a k whose c=1 lost.
+        "--no-prune", *args,
     ]  # fmt: skip
     shm_before = _shm()
     started = time.monotonic()
