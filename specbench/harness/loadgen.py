@@ -39,7 +39,7 @@ import math
 import time
 import uuid
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import aiohttp
@@ -51,7 +51,7 @@ from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.openai_client import OUTPUT_HEAD_CHARS, openai_request, served_model
 from specbench.harness.prompts import Prompt
 from specbench.harness.sglang import SGLANG
-from specbench.harness.sse_request import new_record, stream_events
+from specbench.harness.sse_request import TokenArrivals, new_record, stream_events
 from specbench.harness.stream_checks import NO_DONE, as_count, meta_problem
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
@@ -88,23 +88,13 @@ def generate_payload(prompt: Prompt, max_new_tokens: int) -> dict[str, Any]:
     }
 
 
-def split_gap(gap_ms: float, new_tokens: int) -> list[float]:
-    """ITL entries for a chunk that brought ``new_tokens`` tokens after ``gap_ms``."""
-    if new_tokens <= 0:
-        return []
-    per_token = gap_ms / new_tokens
-    return [per_token] * new_tokens
-
-
 @dataclass
 class _StreamState:
     meta: dict[str, Any]
     completion_tokens: int = 0
     #: SGLang's chunks carry the whole text so far; the last one is the output.
     text: str = ""
-    first_token_at: float | None = None
-    first_chunk_tokens: int = 0
-    last_token_at: float | None = None
+    arrivals: TokenArrivals = field(default_factory=TokenArrivals)
     done: bool = False
     #: Timed on the server's virtual clock (decided by the first chunk with tokens).
     sim: bool | None = None
@@ -145,7 +135,7 @@ async def _one_request(
     end = time.perf_counter()
     if state.sim:
         t0 = state.sim_admitted
-        end = state.last_token_at if state.last_token_at is not None else t0
+        end = state.arrivals.last_at if state.arrivals.last_at is not None else t0
         record.started_at = t0
     stats = engine.request_stats(state.meta)
     if record.error is None:
@@ -153,7 +143,7 @@ async def _one_request(
     if record.error is None and not state.done:
         record.error = NO_DONE
     _fill(record, state, stats, t0, end)
-    if record.error is None and state.first_token_at is None:
+    if record.error is None and state.arrivals.first_at is None:
         record.error = "the stream ended without any token"
     return record
 
@@ -183,16 +173,7 @@ def _absorb_chunk(state: _StreamState, chunk: Any, now: float, itl: list[float])
     new = tokens - state.completion_tokens
     if new <= 0:
         return None
-    now = _chunk_time(state, meta, now)
-    if state.first_token_at is None:
-        state.first_token_at = now
-        state.first_chunk_tokens = new
-        # The first chunk's extra tokens arrived with the first one: zero gaps.
-        itl.extend([0.0] * (new - 1))
-    else:
-        assert state.last_token_at is not None
-        itl.extend(split_gap((now - state.last_token_at) * 1000.0, new))
-    state.last_token_at = now
+    state.arrivals.add(new, _chunk_time(state, meta, now), itl)
     state.completion_tokens = tokens
     return None
 
@@ -238,10 +219,7 @@ def _fill(
     if stats.simulated:
         record.simulated = True
     record.server_e2e_ms = stats.server_e2e_ms
-    if state.first_token_at is not None:
-        record.ttft_ms = (state.first_token_at - t0) * 1000.0
-    if state.first_chunk_tokens > 1:
-        record.first_chunk_tokens = state.first_chunk_tokens
+    state.arrivals.fill(record, t0)
     if record.error is None:
         record.e2e_ms = (end - t0) * 1000.0
 
@@ -415,6 +393,5 @@ __all__ = [
     "request_id",
     "run_closed_loop",
     "run_closed_loop_async",
-    "split_gap",
     "stall_after_s",
 ]

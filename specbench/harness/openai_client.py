@@ -27,7 +27,12 @@ import aiohttp
 from specbench.harness.backend import LoadSpec
 from specbench.harness.engine import EngineAdapter
 from specbench.harness.prompts import Prompt
-from specbench.harness.sse_request import CONNECT_TIMEOUT_S, new_record, stream_events
+from specbench.harness.sse_request import (
+    CONNECT_TIMEOUT_S,
+    TokenArrivals,
+    new_record,
+    stream_events,
+)
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
 
@@ -104,9 +109,7 @@ class _Stream:
     tokens: int = 0
     text: list[str] = field(default_factory=list)
     final: dict[str, Any] = field(default_factory=dict)
-    first_at: float | None = None
-    first_tokens: int = 0
-    last_at: float | None = None
+    arrivals: TokenArrivals = field(default_factory=TokenArrivals)
     done: bool = False
 
 
@@ -114,19 +117,8 @@ def _absorb(stream: _Stream, reading: ChunkReading, now: float, itl: list[float]
     if reading.final:
         stream.final = reading.final
     stream.text.append(reading.text)
-    new = reading.tokens
-    if new <= 0:
-        return
-    if stream.first_at is None:
-        stream.first_at = now
-        stream.first_tokens = new
-        itl.extend([0.0] * (new - 1))  # tokens that came with the first arrive at once
-    else:
-        assert stream.last_at is not None
-        gap = (now - stream.last_at) * 1000.0
-        itl.extend([gap / new] * new)
-    stream.last_at = now
-    stream.tokens += new
+    stream.arrivals.add(reading.tokens, now, itl)
+    stream.tokens += reading.tokens
 
 
 async def served_model(http: aiohttp.ClientSession, endpoint: str) -> str:
@@ -191,11 +183,8 @@ def _fill(
     text = "".join(stream.text)
     record.output_sha256 = hashlib.sha256(text.encode("utf-8")).hexdigest()
     record.output_head = text[:OUTPUT_HEAD_CHARS]
-    if stream.first_at is not None:
-        record.ttft_ms = (stream.first_at - t0) * 1000.0
-    if stream.first_tokens > 1:
-        record.first_chunk_tokens = stream.first_tokens
-    if record.error is None and stream.first_at is None:
+    stream.arrivals.fill(record, t0)
+    if record.error is None and stream.arrivals.first_at is None:
         record.error = "the stream ended without any token"
     if record.error is None:
         record.e2e_ms = (end - t0) * 1000.0

@@ -14,6 +14,7 @@ import asyncio
 import json
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -35,6 +36,50 @@ _DONE = b"[DONE]"
 #: arrived; returns an error that ends the request, or None to read on. It may raise
 #: ValueError or TypeError for a malformed event.
 EventHandler = Callable[[Any, float], "str | None"]
+
+
+def split_gap(gap_ms: float, new_tokens: int) -> list[float]:
+    """ITL entries for a chunk that brought ``new_tokens`` tokens after ``gap_ms``."""
+    if new_tokens <= 0:
+        return []
+    per_token = gap_ms / new_tokens
+    return [per_token] * new_tokens
+
+
+@dataclass
+class TokenArrivals:
+    """When a stream's tokens reached the client, kept the same way for every dialect.
+
+    Tokens that come with the first chunk arrive at once (zero gaps); a later chunk of
+    n tokens after a gap g gives n ITL entries of g / n, so ITL percentiles follow the
+    speed tokens arrive at, not the server's stream interval.
+    """
+
+    first_at: float | None = None
+    last_at: float | None = None
+    #: How many tokens the first chunk with tokens carried.
+    first_chunk_tokens: int = 0
+
+    def add(self, new: int, now: float, itl_ms: list[float]) -> None:
+        """``new`` tokens arrived at ``now`` (seconds, any monotonic clock)."""
+        if new <= 0:
+            return
+        if self.first_at is None:
+            self.first_at = now
+            self.first_chunk_tokens = new
+            itl_ms.extend([0.0] * (new - 1))
+        else:
+            assert self.last_at is not None
+            itl_ms.extend(split_gap((now - self.last_at) * 1000.0, new))
+        self.last_at = now
+
+    def fill(self, record: RequestRecord, t0: float) -> None:
+        """TTFT from ``t0`` (the request's start on the same clock) and the first chunk's
+        size when it brought more than one token."""
+        if self.first_at is not None:
+            record.ttft_ms = (self.first_at - t0) * 1000.0
+        if self.first_chunk_tokens > 1:
+            record.first_chunk_tokens = self.first_chunk_tokens
 
 
 def new_record(prompt: Prompt, load: LoadSpec) -> RequestRecord:
@@ -100,4 +145,11 @@ async def stream_events(
     return False
 
 
-__all__ = ["CONNECT_TIMEOUT_S", "EventHandler", "new_record", "stream_events"]
+__all__ = [
+    "CONNECT_TIMEOUT_S",
+    "EventHandler",
+    "TokenArrivals",
+    "new_record",
+    "split_gap",
+    "stream_events",
+]

@@ -15,11 +15,11 @@ import pytest
 
 from specbench.errors import BadInputError, InvalidConfigError, ServerError
 from specbench.harness.engine import Deployment
-from specbench.harness.loadgen import split_gap
 from specbench.harness.net import check_port_free, free_port, port_in_use
 from specbench.harness.process import ManagedProcess, live_process_groups, stop_all
 from specbench.harness.server_backend import ServerBackend, compose_launch, split_server_args
 from specbench.harness.sglang import SGLANG
+from specbench.harness.sse_request import split_gap
 from specbench.serve_sim.options import resolve_options
 from specbench.serve_sim.scheduler import guess_domain
 from specbench.spec_config import SpecConfig
