@@ -33,20 +33,34 @@ TOKENS = (1, 2, 4, 8, 16, 32, 48, 64, 96, 128, 192, 256, 384, 512, 1024, 2048, 4
 ROOF_P = 3.0  # the model's smooth max (specbench/model/cost.py _ROOF_P)
 
 
-def _time_graph(torch: Any, m: int, weights: list[Any], replays: int) -> float:
-    """Seconds per replay of one forward's weight GEMMs over `m` tokens."""
-    x = torch.randn(m, HIDDEN, device="cuda", dtype=torch.bfloat16)
-    inter = {HIDDEN: x}
-    outs = {n: torch.empty(m, n, device="cuda", dtype=torch.bfloat16) for _, n in SHAPES}
-    inter.update(outs)
-    down_in = torch.randn(m, 14336, device="cuda", dtype=torch.bfloat16)
+def _forward_fn(torch: Any, m: int, weights: list[Any], fp8: bool) -> Any:
+    """One forward's weight GEMMs over `m` tokens, as a closure to capture in a graph.
+
+    fp8 uses torch._scaled_mm with per-tensor scales (what FP8 checkpoints such as
+    MiniMax-M2's run through); it needs M padded to a multiple of 16, as engines pad.
+    """
+    rows = -(-m // 16) * 16 if fp8 else m
+    dtype = torch.float8_e4m3fn if fp8 else torch.bfloat16
+    x = torch.randn(rows, HIDDEN, device="cuda").to(dtype)
+    down_in = torch.randn(rows, 14336, device="cuda").to(dtype)
+    one = torch.tensor(1.0, device="cuda")
+    outs = {n: torch.empty(rows, n, device="cuda", dtype=torch.bfloat16) for _, n in SHAPES}
 
     def forward() -> None:
         for layer in range(LAYERS):
             for (k, n), w in zip(SHAPES, weights[layer * 4 : layer * 4 + 4], strict=True):
                 src = down_in if k == 14336 else x
-                torch.matmul(src, w, out=outs[n])
+                if fp8:
+                    torch._scaled_mm(src, w, one, one, out_dtype=torch.bfloat16)
+                else:
+                    torch.matmul(src, w, out=outs[n])
 
+    return forward
+
+
+def _time_graph(torch: Any, m: int, weights: list[Any], replays: int, fp8: bool) -> float:
+    """Seconds per replay of one forward's weight GEMMs over `m` tokens."""
+    forward = _forward_fn(torch, m, weights, fp8)
     stream = torch.cuda.Stream()
     stream.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(stream):
@@ -71,7 +85,7 @@ def _time_graph(torch: Any, m: int, weights: list[Any], replays: int) -> float:
 
 
 def _fit_roofline(
-    rows: list[dict[str, float]], hbm_gbps: float, peak_tflops: float
+    rows: list[dict[str, float]], hbm_gbps: float, peak_tflops: float, weight_bytes: float
 ) -> dict[str, float]:
     """Least squares on log time of the model's roofline over (hbm_eff, compute_eff, pad)."""
     import numpy as np
@@ -83,7 +97,7 @@ def _fit_roofline(
 
     def model(x: np.ndarray) -> np.ndarray:
         hbm_eff, comp_eff, pad = x
-        mem = params * 2.0 / (hbm_gbps * 1e9 * hbm_eff)
+        mem = params * weight_bytes / (hbm_gbps * 1e9 * hbm_eff)
         comp = 2.0 * params * (m + pad) / (peak_tflops * 1e12 * comp_eff)
         out: np.ndarray = (mem**ROOF_P + comp**ROOF_P) ** (1.0 / ROOF_P)
         return out
@@ -108,6 +122,7 @@ def main() -> int:
     parser.add_argument("--profile", default="h200-nvlink", help="shipped hardware profile")
     parser.add_argument("--replays", type=int, default=30)
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
+    parser.add_argument("--dtype", choices=("bf16", "fp8"), default="bf16", help="weight dtype")
     args = parser.parse_args()
     import torch
 
@@ -118,34 +133,42 @@ def main() -> int:
 
     gpu = load_hardware(args.profile).gpu
     torch.manual_seed(0)
+    fp8 = args.dtype == "fp8"
+    # _scaled_mm takes its second operand column-major: store [n, k] and pass the view.
     weights = [
-        torch.randn(k, n, device="cuda", dtype=torch.bfloat16) * 0.02
+        (torch.randn(n, k, device="cuda") * 0.02).to(torch.float8_e4m3fn).t()
+        if fp8
+        else torch.randn(k, n, device="cuda", dtype=torch.bfloat16) * 0.02
         for _ in range(LAYERS)
         for k, n in SHAPES
     ]
+    weight_bytes = 1.0 if fp8 else 2.0
     params = LAYERS * sum(k * n for k, n in SHAPES)
     rows: list[dict[str, float]] = []
     for m in TOKENS:
-        sec = _time_graph(torch, m, weights, args.replays)
+        sec = _time_graph(torch, m, weights, args.replays, fp8)
         rows.append(
             {
                 "tokens": m,
                 "seconds": sec,
                 "weight_params": params,
-                "weight_gbps": params * 2 / sec / 1e9,
+                "weight_gbps": params * weight_bytes / sec / 1e9,
                 "tflops": 2.0 * params * m / sec / 1e12,
             }
         )
     base = rows[0]["seconds"]
     print(f"device: {torch.cuda.get_device_name(0)}; torch {torch.__version__}")
-    print(f"{params / 1e9:.2f} B weight params (bf16), {args.replays} graph replays per M, median")
+    print(
+        f"{params / 1e9:.2f} B weight params ({args.dtype}), {args.replays} graph replays per M, median"
+    )
     print(f"{'M':>5} {'ms':>8} {'x M=1':>7} {'GB/s':>7} {'TFLOP/s':>8}")
     for r in rows:
         print(
             f"{int(r['tokens']):>5} {r['seconds'] * 1e3:>8.3f} {r['seconds'] / base:>7.2f}"
             f" {r['weight_gbps']:>7.0f} {r['tflops']:>8.1f}"
         )
-    fit = _fit_roofline(rows, gpu.hbm_gbps, gpu.peak_tflops_bf16)
+    peak = gpu.peak_tflops_fp8 if fp8 else gpu.peak_tflops_bf16
+    fit = _fit_roofline(rows, gpu.hbm_gbps, peak, weight_bytes)
     print(
         f"roofline fit: hbm_efficiency {fit['hbm_efficiency']:.3f}, compute_efficiency"
         f" {fit['compute_efficiency']:.3f}, gemm_pad_tokens {fit['gemm_pad_tokens']:.0f}"
@@ -156,7 +179,12 @@ def main() -> int:
         f" {gpu.compute_efficiency}, gemm_pad_tokens {gpu.gemm_pad_tokens}"
     )
     if args.json is not None:
-        payload = {"device": torch.cuda.get_device_name(0), "rows": rows, "fit": fit}
+        payload = {
+            "device": torch.cuda.get_device_name(0),
+            "dtype": args.dtype,
+            "rows": rows,
+            "fit": fit,
+        }
         args.json.write_text(json.dumps(payload, indent=1) + "\n")
     return 0
 
