@@ -10,6 +10,7 @@ registered in ``specbench.harness.engines``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import shlex
 from abc import ABC, abstractmethod
@@ -61,6 +62,9 @@ class Deployment:
     max_batch: int | None = None
     #: Tensor parallelism of the draft model, where the engine lets it differ (vLLM).
     draft_tp: int | None = None
+    #: The engine release the line is for, where its flag names differ by release
+    #: (SGLang 0.5.23's per-phase CUDA-graph flags); None: the newest spelling.
+    engine_version: str | None = None
 
     @classmethod
     def of(
@@ -71,6 +75,7 @@ class Deployment:
         model_path: str | None = None,
         draft_model_path: str | None = None,
         max_batch: int | None = None,
+        engine_version: str | None = None,
     ) -> Deployment:
         """The deployment of ``target`` at ``tp`` (None: the target's own TP).
 
@@ -85,6 +90,7 @@ class Deployment:
                 draft_model_path=draft_model_path or UNKNOWN_DRAFT,
                 tp=tp if tp is not None else 1,
                 max_batch=max_batch,
+                engine_version=engine_version,
             )
         served_tp = tp if tp is not None else target.default_tp
         # Presets of locally built models name their folder by environment variable
@@ -102,6 +108,7 @@ class Deployment:
             extra_args=tuple(str(a) for a in target.extra_server_args),
             max_batch=max_batch,
             draft_tp=getattr(target, "draft_tp", None),
+            engine_version=engine_version,
         )
 
 
@@ -163,6 +170,19 @@ class EngineAdapter(ABC):
     flush_path: str = "/flush_cache"
     #: Shared-memory files the server creates (a glob); orphans are removed after a stop.
     shm_pattern: str | None = None
+    #: The engine's distribution name, where its flags are spelled per release.
+    distribution: str | None = None
+
+    def local_version(self) -> str | None:
+        """The engine release installed beside specbench (what ``python -m`` with this
+        interpreter starts), or None: not installed, or spelled the same in every
+        release specbench knows."""
+        if self.distribution is None:
+            return None
+        try:
+            return importlib.metadata.version(self.distribution)
+        except importlib.metadata.PackageNotFoundError:
+            return None
 
     @abstractmethod
     def config_flags(self, config: SpecConfig) -> list[str]:

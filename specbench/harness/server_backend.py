@@ -338,7 +338,12 @@ class ServerBackend(Backend):
     @contextlib.contextmanager
     def _launch(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
         port = self._port()
-        deployment = Deployment.of(self.target, tp=self.tp, max_batch=self.max_batch)
+        # The flags are spelled for the release this interpreter starts; a --launch-cmd
+        # may start another one, and then the newest spelling is assumed.
+        version = self.engine.local_version() if not self.launch_cmd else None
+        deployment = Deployment.of(
+            self.target, tp=self.tp, max_batch=self.max_batch, engine_version=version
+        )
         launch_args = self.engine.launch_args(
             deployment, config, host=self.host, port=port, server_args=self.server_args
         )

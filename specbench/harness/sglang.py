@@ -1,6 +1,7 @@
 """The SGLang engine adapter: its flags, its launch-argument parser, its rules, its stats.
 
-Flag names follow sgl-project/sglang python/sglang/srt/server_args.py; the per-request
+Flag names follow sgl-project/sglang python/sglang/srt/server_args.py (and, from 0.5.23,
+its arg_groups/fields/), spelled per release by :mod:`sglang_flags`; the per-request
 counters follow its tokenizer_manager.py (``meta_info``); the server info follows its
 ``/server_info`` (older ``/get_server_info``) route.
 """
@@ -13,6 +14,7 @@ from typing import Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
+from specbench.harness.sglang_flags import SglangFlagSpelling, spelling_for
 from specbench.harness.sglang_server_state import (
     ExpectedServer,
     equal_launch_terms,
@@ -30,6 +32,13 @@ class _ArgParser(argparse.ArgumentParser):
         raise BadInputError(f"--sglang-args: {message}")
 
 
+def _add_graph_flags(parser: argparse.ArgumentParser, spelling: SglangFlagSpelling) -> None:
+    """The release's CUDA-graph batch flag and its same-prefix siblings (kept apart)."""
+    parser.add_argument(spelling.cuda_graph_max_bs, dest="cuda_graph_max_bs", type=int)
+    for index, sibling in enumerate(spelling.cuda_graph_siblings):
+        parser.add_argument(sibling, dest=f"_sibling_{index}")
+
+
 class SglangAdapter(EngineAdapter):
     """``python -m sglang.launch_server`` and its native API."""
 
@@ -37,6 +46,7 @@ class SglangAdapter(EngineAdapter):
     server_module = "sglang.launch_server"
     ready_path = "/health_generate"
     server_info_paths = ("/server_info", "/get_server_info")
+    distribution = "sglang"
 
     def config_flags(self, config: SpecConfig) -> list[str]:
         return [
@@ -79,14 +89,23 @@ class SglangAdapter(EngineAdapter):
         if config is not None:
             args += self.speculative_flags(deployment, config)
         if deployment.max_batch is not None:
-            args += equal_launch_terms(deployment.max_batch)
+            args += equal_launch_terms(
+                deployment.max_batch, spelling_for(deployment.engine_version)
+            )
         args += list(deployment.extra_args)
         args += list(server_args)
         return args
 
-    def parse_launch_args(self, args: Sequence[str]) -> LaunchArgs:
-        """Read launch_server arguments; others (memory, attention backend...) are ignored."""
-        parser = _ArgParser(prog="sglang-args", add_help=False, allow_abbrev=False)
+    def parse_launch_args(self, args: Sequence[str], version: str | None = None) -> LaunchArgs:
+        """Read launch_server arguments of SGLang ``version`` (None: the newest); others
+        (memory, attention backend...) are ignored.
+
+        Like SGLang's own parser, a prefix of a flag is accepted where it names one flag
+        and refused where it names several, so the older ``--cuda-graph-max-bs`` fails
+        here exactly as it fails on 0.5.23 (ambiguous option).
+        """
+        spelling = spelling_for(version)
+        parser = _ArgParser(prog="sglang-args", add_help=False, allow_abbrev=True)
         parser.add_argument("--model-path", "--model", dest="model_path")
         parser.add_argument("--host")
         parser.add_argument("--port", type=int)
@@ -99,9 +118,10 @@ class SglangAdapter(EngineAdapter):
         parser.add_argument("--speculative-eagle-topk", dest="topk", type=int)
         parser.add_argument("--speculative-num-draft-tokens", dest="num_draft_tokens", type=int)
         parser.add_argument("--max-running-requests", dest="max_running_requests", type=int)
-        parser.add_argument("--cuda-graph-max-bs", dest="cuda_graph_max_bs", type=int)
+        _add_graph_flags(parser, spelling)
         known, ignored = parser.parse_known_args(list(args))
-        return LaunchArgs(**vars(known), ignored=ignored)
+        values = {k: v for k, v in vars(known).items() if not k.startswith("_")}
+        return LaunchArgs(**values, ignored=ignored)
 
     def check_config(self, config: SpecConfig) -> str | None:
         return invalid_reason(config.num_steps, config.topk, config.num_draft_tokens)

@@ -8,8 +8,9 @@ tests share one reading of it:
 * :func:`equal_launch_terms`: the batch limits both the baseline and the speculative
   server get. When speculating SGLang caps ``max_running_requests`` (48) and sizes its
   CUDA graphs differently; its own scripts/playground/bench_speculative.py passes
-  ``--max-running-requests B --cuda-graph-max-bs B`` to every server it launches, so
-  both sides run on equal terms. B is the highest concurrency of the sweep.
+  ``--max-running-requests B`` and the graph batch limit B to every server it
+  launches, so both sides run on equal terms. B is the highest concurrency of the
+  sweep; the graph flag is spelled per release (:mod:`sglang_flags`).
 * :func:`trim_server_info`: the small part of the info worth keeping per trial.
 * :func:`launched_config_problems`: every way the running server differs from the one
   asked for (algorithm, draft path, tree shape, batch limits), or lacks the fields to
@@ -23,11 +24,16 @@ tests share one reading of it:
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from specbench.harness.sglang_flags import (
+    NEWEST,
+    SglangFlagSpelling,
+    parse_version,
+    reported_graph_limit,
+)
 from specbench.spec_config import SpecConfig
 
 #: Arguments kept from ``/server_info``: the ones that change what a speculative
@@ -40,6 +46,7 @@ KEPT_SERVER_ARGS: tuple[str, ...] = (
     "dp_size",
     "max_running_requests",
     "cuda_graph_max_bs",
+    "cuda_graph_max_bs_decode",
     "disable_cuda_graph",
     "disable_custom_all_reduce",
     "attention_backend",
@@ -79,12 +86,13 @@ _AUTO_CONFIGS: tuple[tuple[tuple[int, ...], frozenset[str], SpecConfig], ...] = 
 _OLDER_AUTO = SpecConfig(5, 4, 8)
 
 
-def equal_launch_terms(max_concurrency: int) -> list[str]:
-    """Batch limits for every server of a sweep, baseline and speculative alike."""
+def equal_launch_terms(max_concurrency: int, spelling: SglangFlagSpelling = NEWEST) -> list[str]:
+    """Batch limits for every server of a sweep, baseline and speculative alike, in the
+    flag names of the release ``spelling`` describes."""
     if max_concurrency < 1:
         raise ValueError(f"max_concurrency must be >= 1 (got {max_concurrency})")
     size = str(max_concurrency)
-    return ["--max-running-requests", size, "--cuda-graph-max-bs", size]
+    return ["--max-running-requests", size, spelling.cuda_graph_max_bs, size]
 
 
 def server_avg_accept_length(info: Mapping[str, Any]) -> float | None:
@@ -158,12 +166,16 @@ def launched_config_problems(info: Mapping[str, Any], expected: ExpectedServer) 
             problems.append(f"the baseline server speculates ({info.get('speculative_algorithm')})")
     else:
         problems.extend(_spec_problems(info, expected))
-    for name, want in (
-        ("max_running_requests", expected.max_running_requests),
-        ("cuda_graph_max_bs", expected.cuda_graph_max_bs),
-    ):
-        if want is not None and info.get(name) != want:
-            problems.append(_differs(name, want, info.get(name)))
+    want = expected.max_running_requests
+    if want is not None and info.get("max_running_requests") != want:
+        problems.append(_differs("max_running_requests", want, info.get("max_running_requests")))
+    want = expected.cuda_graph_max_bs
+    if want is not None:
+        reported = reported_graph_limit(info)
+        if reported is None:
+            problems.append("the server info reports no CUDA-graph batch limit")
+        elif reported[1] != want:
+            problems.append(_differs(reported[0], want, reported[1]))
     return problems
 
 
@@ -217,16 +229,6 @@ def resolve_tau(
     if not 1.0 - 1e-9 <= tau <= upper + 1e-9:
         problems.append(f"tau {tau:.2f} is outside 1 <= tau <= num_steps + 1 = {upper}")
     return TauResolution(tau, source, server_tau, problems)
-
-
-def parse_version(text: object) -> tuple[int, ...] | None:
-    """``"0.5.23"``, ``"0.5.23.post1"``, ``"v0.5.6rc2"`` -> (0, 5, 23) / (0, 5, 6)."""
-    if not isinstance(text, str):
-        return None
-    match = re.match(r"v?(\d+)\.(\d+)(?:\.(\d+))?", text.strip())
-    if match is None:
-        return None
-    return tuple(int(part) for part in match.groups(default="0"))
 
 
 def auto_config_for(architecture: str | None, version: object) -> SpecConfig:

@@ -308,7 +308,10 @@ class SimServer:
             "speculative_num_draft_tokens": cfg.num_draft_tokens if cfg else None,
             "internal_states": [internal],
             "max_running_requests": self.options.max_running_requests,
-            "cuda_graph_max_bs": self.options.cuda_graph_max_bs,
+            # SGLang 0.5.23's fields (ServerArgs.resolved_dict): the per-phase limit and
+            # the folded per-phase config; serve-sim parses that release's flags.
+            "cuda_graph_max_bs_decode": self.options.cuda_graph_max_bs,
+            "cuda_graph_config": {"decode": {"max_bs": self.options.cuda_graph_max_bs}},
             "version": f"specbench-serve-sim {__version__}",
             "specbench_simulated": True,
             "specbench_target": target.name,

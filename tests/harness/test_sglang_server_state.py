@@ -7,6 +7,7 @@ from typing import Any
 
 import pytest
 
+from specbench.harness.sglang_flags import spelling_for
 from specbench.harness.sglang_server_state import (
     TAU_PER_REQUEST,
     TAU_SERVER_AVERAGE,
@@ -35,7 +36,8 @@ def _info(**overrides: Any) -> dict[str, Any]:
         "speculative_eagle_topk": 4,
         "speculative_num_draft_tokens": 8,
         "max_running_requests": 32,
-        "cuda_graph_max_bs": 32,
+        "cuda_graph_max_bs_decode": 32,
+        "cuda_graph_config": {"decode": {"max_bs": 32}, "prefill": {"max_bs": None}},
         "tokenizer_path": "m",
         "internal_states": [{"avg_spec_accept_length": 2.6, "last_gen_throughput": 1.0}],
     }
@@ -47,7 +49,13 @@ EXPECTED = ExpectedServer(CONFIG, "EAGLE3", "d", 32, 32)
 
 
 def test_equal_launch_terms_follow_bench_speculative() -> None:
-    assert equal_launch_terms(64) == ["--max-running-requests", "64", "--cuda-graph-max-bs", "64"]
+    assert equal_launch_terms(64) == [
+        "--max-running-requests",
+        "64",
+        "--cuda-graph-max-bs-decode",
+        "64",
+    ]
+    assert equal_launch_terms(2, spelling_for("0.5.9"))[2] == "--cuda-graph-max-bs"
     with pytest.raises(ValueError):
         equal_launch_terms(0)
 
@@ -71,7 +79,7 @@ def test_matching_server_has_no_problems() -> None:
         ({"speculative_draft_model_path": "other"}, "speculative_draft_model_path"),
         ({"speculative_eagle_topk": 1}, "speculative_eagle_topk"),
         ({"max_running_requests": 48}, "max_running_requests"),
-        ({"cuda_graph_max_bs": 8}, "cuda_graph_max_bs"),
+        ({"cuda_graph_config": {"decode": {"max_bs": 8}}}, "cuda_graph_config.decode.max_bs"),
     ],
 )
 def test_each_difference_is_named(override: dict[str, Any], field: str) -> None:
@@ -84,6 +92,19 @@ def test_missing_fields_are_problems_not_a_pass() -> None:
     del info["speculative_num_steps"]
     assert launched_config_problems(info, EXPECTED) == ["speculative_num_steps is missing"]
     assert "no speculative_algorithm" in launched_config_problems({"version": "x"}, EXPECTED)[0]
+
+
+def test_each_release_s_graph_limit_field_is_read() -> None:
+    newest = _info()
+    del newest["cuda_graph_config"]
+    assert launched_config_problems(newest, EXPECTED) == []
+    older = _info(version="0.4.6", cuda_graph_max_bs=32)
+    del older["cuda_graph_config"], older["cuda_graph_max_bs_decode"]
+    assert launched_config_problems(older, EXPECTED) == []
+    del older["cuda_graph_max_bs"]
+    assert launched_config_problems(older, EXPECTED) == [
+        "the server info reports no CUDA-graph batch limit"
+    ]
 
 
 def test_baseline_that_speculates_is_a_problem() -> None:

@@ -101,7 +101,7 @@ class FixedStepEngine:
             "model_path": "fixed-step",
             "tp_size": 1,
             "max_running_requests": args.max_running_requests,
-            "cuda_graph_max_bs": args.cuda_graph_max_bs,
+            "cuda_graph_max_bs_decode": args.cuda_graph_max_bs_decode,
             "speculative_algorithm": "EAGLE3" if self.speculative else None,
             "internal_states": [{"avg_spec_accept_length": avg if self.speculative else None}],
         }
@@ -174,7 +174,8 @@ def main() -> None:
     # serve 32 streams without the server's own step slipping.
     parser.add_argument("--stream-interval", type=int, default=1)
     parser.add_argument("--max-running-requests", type=int, default=None)
-    parser.add_argument("--cuda-graph-max-bs", type=int, default=None)
+    # SGLang 0.5.23's spelling (the one specbench sends when it knows no other release).
+    parser.add_argument("--cuda-graph-max-bs-decode", type=int, default=None)
     parser.add_argument("--draft-model-path", default="fixed-step-draft")
     asyncio.run(serve(parser.parse_args()))
 

@@ -53,7 +53,7 @@ def test_launched_servers_are_equal_checked_and_recorded(tmp_path: Path) -> None
     assert set(infos) == {"baseline", "trial-0000-3-4-8"}
     for info in infos.values():
         # Both servers launched with the sweep's highest concurrency as their batch limit.
-        assert (info["max_running_requests"], info["cuda_graph_max_bs"]) == (2, 2)
+        assert (info["max_running_requests"], info["cuda_graph_max_bs_decode"]) == (2, 2)
         assert info["version"].startswith("specbench-serve-sim")
     assert infos["trial-0000-3-4-8"]["speculative_draft_model_path"] == "Lorbus/MiniMax-M2.7-EAGLE3"
     assert run.read_manifest().extra["config_check"] == "on"

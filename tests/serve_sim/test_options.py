@@ -1,0 +1,28 @@
+"""serve-sim's options from SGLang launch arguments: it takes what SGLang takes, no more."""
+
+from __future__ import annotations
+
+import pytest
+
+from specbench.errors import BadInputError
+from specbench.harness.engine import Deployment
+from specbench.harness.sglang import SGLANG
+from specbench.model import load_target
+from specbench.serve_sim.options import resolve_options
+from specbench.spec_config import SpecConfig
+
+
+def test_the_launch_line_specbench_builds_sets_serve_sim_s_batch_limits() -> None:
+    deployment = Deployment.of(load_target("minimax-m2.7"), max_batch=8)
+    args = SGLANG.launch_args(deployment, SpecConfig(3, 4, 8), host="127.0.0.1", port=30001)
+    options = resolve_options(target=None, hardware=None, sglang_args=args)
+    assert (options.max_running_requests, options.cuda_graph_max_bs) == (8, 8)
+    assert options.config == SpecConfig(3, 4, 8)
+
+
+def test_a_flag_sglang_refuses_is_refused_not_hidden() -> None:
+    # SGLang 0.5.23: "ambiguous option: --cuda-graph-max-bs could match
+    # --cuda-graph-max-bs-decode, --cuda-graph-max-bs-prefill".
+    args = ["--model-path", load_target("minimax-m2.7").model_path, "--cuda-graph-max-bs", "8"]
+    with pytest.raises(BadInputError, match="ambiguous option: --cuda-graph-max-bs"):
+        resolve_options(target=None, hardware=None, sglang_args=args)
