@@ -131,8 +131,9 @@ class SharedOption:
 # --------------------------------------------------------------------- what is measured
 TARGET = SharedOption(
     "--target",
-    "Target model preset (see `specbench predict --list`) or a preset TOML file.",
-    metavar="NAME|TOML",
+    "Target model preset (see `specbench predict --list`), a preset TOML file, or a model "
+    "folder / its config.json.",
+    metavar="NAME|TOML|DIR",
     complete=shipped_names("targets"),
 )
 HARDWARE = SharedOption(

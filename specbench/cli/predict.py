@@ -23,8 +23,10 @@ from specbench.model import (
     load_target,
 )
 from specbench.model.draft_profile import list_draft_profiles, load_draft_profile
-from specbench.model.engines import list_engines, load_engine
+from specbench.model.engines import EngineProfile, list_engines, load_engine
+from specbench.model.hf_config import config_path
 from specbench.model.predict import build_prediction
+from specbench.model.targets import TargetPreset
 from specbench.model.workload import Workload
 from specbench.schema import dumps
 from specbench.spec_config import parse_configs
@@ -79,6 +81,13 @@ from specbench.spec_config import parse_configs
     help="Tensor-parallel size of the draft.",
 )
 @options.DRAFT_PROFILE(param="draft_profile_name", default_text="the target preset's draft")
+@click.option(
+    "--draft",
+    "draft_name",
+    metavar="DIR|CONFIG.JSON",
+    default=None,
+    help="The EAGLE3 draft's folder or config.json, for a --target read from config.json.",
+)
 @options.JSON(param="as_json")
 @click.option(
     "--list",
@@ -101,6 +110,7 @@ def predict(
     output_len: int | None,
     draft_tp: int | None,
     draft_profile_name: str | None,
+    draft_name: str | None,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -119,9 +129,13 @@ def predict(
         raise BadInputError(f"--top must be >= 1 (got {top})")
     concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
     configs = parse_configs(config_texts)
-    target = load_target(target_name)
+    target = load_target(target_name, draft_name)
+    engine = load_engine(engine_name)
+    if tp is None:
+        from_config = config_path(target_name) is not None
+        tp = _tp_for_weights(target, hardware_name, engine) if from_config else target.default_tp
     # `--tp 0` must reach the check (it is falsy, so `tp or default` would hide it).
-    hardware = load_hardware(hardware_name, target.default_tp if tp is None else tp)
+    hardware = load_hardware(hardware_name, tp)
     _, _preds, payload = build_prediction(
         target,
         hardware,
@@ -129,7 +143,7 @@ def predict(
         configs=configs,
         domain=None if domain == "mix" else domain,
         seed=seed,
-        engine=load_engine(engine_name),
+        engine=engine,
         workload=Workload(input_len, output_len, temperature),
         draft_tp=draft_tp,
         draft_profile=None
@@ -140,6 +154,35 @@ def predict(
         click.echo(dumps(payload))
         return
     _print_tables(payload, top)
+
+
+def _model_line(tgt: dict[str, Any], tp: int) -> str:
+    """Parameters and weight bytes per GPU, as computed from the target's shape."""
+    experts = (
+        f"MoE {tgt['experts']} experts, top-{tgt['experts_per_token']}"
+        if tgt["experts"]
+        else "dense"
+    )
+    mtp = f", {tgt['mtp_layers']} MTP layer(s)" if tgt["mtp_layers"] else ""
+    quant = f", {tgt['quantization']}" if tgt["quantization"] else ""
+    return (
+        f"model: {tgt['total_params'] / 1e9:.1f}B parameters, "
+        f"{tgt['active_params'] / 1e9:.2f}B active per token "
+        f"({tgt['active_params_with_embedding'] / 1e9:.2f}B with the input embedding); "
+        f"{experts}{mtp}{quant}; weights {tgt['weight_bytes_per_gpu'] / 2**30:.1f} GiB "
+        f"per GPU at TP {tp}"
+    )
+
+
+def _tp_for_weights(target: TargetPreset, hardware_name: str, engine: EngineProfile) -> int:
+    """For a model read from its config.json: the smallest TP of 1, 2, 4, 8 whose weights
+    take at most 90% of what the engine gives weights and KV cache (the rest for KV)."""
+    gpu = load_hardware(hardware_name).gpu
+    room = 0.9 * gpu.memory_gib * engine.memory_fraction * 2**30
+    for tp in (1, 2, 4, 8):
+        if target.arch.weight_bytes_per_gpu(tp) <= room:
+            return tp
+    return 8
 
 
 def _print_tables(payload: dict[str, Any], top: int) -> None:
@@ -157,6 +200,9 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
         f"hardware {hw['name']} ({hw['interconnect_class']}, {hw['gpu']}, TP {hw['tp']}), "
         f"domain {payload['domain']}, engine {payload['engine']['name']}"
     )
+    console.print(_model_line(tgt, int(hw["tp"])), markup=False)
+    for assumption in tgt["assumptions"]:
+        console.print(f"assumed: {assumption}", markup=False)
     rows = payload["rows"]
     for conc in payload["concurrencies"]:
         at = sorted(

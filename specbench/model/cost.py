@@ -139,9 +139,7 @@ class CostModel:
         return out
 
     def _kv_bytes_per_token(self) -> float:
-        a = self.target.arch
-        kv_heads_gpu = max(a.kv_heads / self._tp, 1.0)
-        return 2 * kv_heads_gpu * a.head_dim * a.kv_bytes * a.layers
+        return self.target.arch.kv_bytes_per_token(self._tp)
 
     def target_parts(
         self,
@@ -158,22 +156,27 @@ class CostModel:
         r = np.asarray(requests, dtype=float)
         lt = n if logit_tokens is None else np.asarray(logit_tokens, dtype=float)
         pad = self._pad
+        attn = a.attn_params_per_layer
+        mlp_bytes = np.full_like(n, a.dense_layer_count * a.dense_mlp_params * a.weight_bytes)
+        mlp_flops = a.dense_layer_count * 2.0 * a.dense_mlp_params * (n + pad)
         if a.num_experts:
             touched = self.experts_touched(n)
-            mlp_bytes = touched * a.expert_params
+            always = a.shared_expert_params + a.router_params  # every token, every MoE layer
+            mlp_bytes = mlp_bytes + a.moe_layer_count * (
+                touched * a.expert_params * a.routed_bytes + always * a.weight_bytes
+            )
             # Every touched expert's GEMM pads its own handful of tokens.
-            mlp_flops = 2.0 * a.expert_params * (n * a.experts_per_token + touched * pad)
-        else:
-            mlp_bytes = np.full_like(n, a.dense_mlp_params)
-            mlp_flops = 2.0 * a.dense_mlp_params * (n + pad)
+            mlp_flops = mlp_flops + a.moe_layer_count * 2.0 * (
+                a.expert_params * (n * a.experts_per_token + touched * pad) + always * (n + pad)
+            )
         weight_bytes = (
-            a.layers * (a.attn_params_per_layer + mlp_bytes) * a.weight_bytes
-            + a.vocab * a.hidden * a.lm_head_bytes
+            a.layers * attn * a.weight_bytes + mlp_bytes + a.vocab * a.hidden * a.lm_head_bytes
         ) / tp
         kv_bw = self.engine.tree_attention_efficiency if tree else 1.0
         kv_s = r * self.context_tokens * self._kv_bytes_per_token() / (self._hbm * kv_bw)
         flops = (
-            a.layers * (2.0 * a.attn_params_per_layer * (n + pad) + mlp_flops)
+            a.layers * 2.0 * attn * (n + pad)
+            + mlp_flops
             + 2.0 * a.vocab * a.hidden * (lt + pad)
             + 4.0 * n * self.context_tokens * a.heads * a.head_dim * a.layers
         ) / tp

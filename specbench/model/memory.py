@@ -64,9 +64,8 @@ def memory_fit(
     d = target.draft
     tp = hardware.tp
     dtp = tp if draft_tp is None else draft_tp
-    body = a.total_params - 2 * a.vocab * a.hidden
-    weights = (body * a.weight_bytes + 2 * a.vocab * a.hidden * a.lm_head_bytes) / tp
-    kv_token = 2 * max(a.kv_heads / tp, 1.0) * a.head_dim * a.kv_bytes * a.layers
+    weights = a.weight_bytes_per_gpu(tp)
+    kv_token = a.kv_bytes_per_token(tp)
     tokens = sequence_tokens + draft_tokens
     kv = batch * tokens * kv_token
     if draft_tokens:

@@ -24,6 +24,23 @@ BREAK_EVEN_SCAN: tuple[int, ...] = tuple(2**i for i in range(13))  # 1..4096
 SIMULATED_LABEL = "SIMULATED: predicted by the specbench performance model, not measured"
 
 
+def model_summary(target: TargetPreset, tp: int) -> dict[str, Any]:
+    """Parameter counts and weight bytes per GPU, from the target's shape (config.json for
+    a model folder), and whatever the target assumed rather than read."""
+    a = target.arch
+    return {
+        "total_params": a.total_params,
+        "active_params": a.active_params,
+        "active_params_with_embedding": a.active_params_per_token,
+        "mtp_layers": a.mtp_layers,
+        "experts": a.num_experts,
+        "experts_per_token": a.experts_per_token,
+        "quantization": target.quantization,
+        "weight_bytes_per_gpu": a.weight_bytes_per_gpu(tp),
+        "assumptions": list(target.assumptions),
+    }
+
+
 def scan_break_even(
     model: PerformanceModel, config: SpecConfig, *, domain: str | None = None
 ) -> tuple[float | None, str]:
@@ -125,6 +142,7 @@ def build_prediction(
             "draft_model_path": target.draft_model_path,
             "algorithm": target.algorithm,
             "card_config": config_key(target.card_config),
+            **model_summary(target, hardware.tp),
         },
         "hardware": hardware.summary(),
         "engine": engine.summary(),

@@ -24,80 +24,12 @@ from specbench.model._data import (
     shipped_names,
 )
 from specbench.model.acceptance import DomainAcceptance
+from specbench.model.arch import DraftArch, TargetArch
+from specbench.model.hf_config import config_path, read_draft_config, read_target_config
 from specbench.spec_config import SpecConfig, make_config
 
 #: Text domains the acceptance model distinguishes; ``None`` elsewhere means their mix.
 DOMAINS: tuple[str, ...] = ("chat", "code", "math")
-
-
-@dataclass(frozen=True)
-class TargetArch:
-    """Shape of the target model as far as decode cost is concerned."""
-
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    vocab: int
-    num_experts: int  # 0 for a dense model
-    experts_per_token: int
-    expert_intermediate: int
-    dense_intermediate: int
-    weight_bytes: float  # per parameter of attention/MLP weights (1 = FP8)
-    lm_head_bytes: float  # embedding and lm_head stay in BF16
-    kv_bytes: float
-
-    @property
-    def attn_params_per_layer(self) -> float:
-        q_o = 2 * self.hidden * self.heads * self.head_dim
-        kv = 2 * self.hidden * self.kv_heads * self.head_dim
-        return float(q_o + kv)
-
-    @property
-    def expert_params(self) -> float:
-        return float(3 * self.hidden * self.expert_intermediate)
-
-    @property
-    def dense_mlp_params(self) -> float:
-        return float(3 * self.hidden * self.dense_intermediate)
-
-    @property
-    def active_params_per_token(self) -> float:
-        mlp = (
-            self.experts_per_token * self.expert_params
-            if self.num_experts
-            else self.dense_mlp_params
-        )
-        return self.layers * (self.attn_params_per_layer + mlp) + self.vocab * self.hidden
-
-    @property
-    def total_params(self) -> float:
-        mlp = self.num_experts * self.expert_params if self.num_experts else self.dense_mlp_params
-        return self.layers * (self.attn_params_per_layer + mlp) + 2 * self.vocab * self.hidden
-
-
-@dataclass(frozen=True)
-class DraftArch:
-    """The EAGLE3 draft: one decoder layer fed by fused target hidden states."""
-
-    layers: int
-    hidden: int
-    heads: int
-    kv_heads: int
-    head_dim: int
-    intermediate: int
-    vocab: int
-    aux_layers: tuple[int, ...]
-    weight_bytes: float
-
-    def params_per_forward(self, with_fusion: bool) -> float:
-        # EAGLE3's first layer sees [embedding, fused hidden] (2 x hidden) as q/k/v input.
-        qkv = 2 * self.hidden * (self.heads + 2 * self.kv_heads) * self.head_dim
-        o = self.heads * self.head_dim * self.hidden
-        mlp = 3 * self.hidden * self.intermediate
-        fusion = len(self.aux_layers) * self.hidden * self.hidden if with_fusion else 0
-        return float(self.layers * (qkv + o + mlp) + fusion + self.vocab * self.hidden)
 
 
 @dataclass(frozen=True)
@@ -132,6 +64,11 @@ class TargetPreset:
     #: The model's ``architectures[0]`` (config.json): SGLang picks its automatic
     #: speculative configuration by it (and by its own version).
     architecture: str | None = None
+    #: What was assumed rather than read (a target from config.json without a draft
+    #: config, acceptance from another preset); `predict` prints each.
+    assumptions: tuple[str, ...] = ()
+    #: How the weights are stored ("bf16", "fp8", "mxfp4 experts"...), from config.json.
+    quantization: str | None = None
 
     def domain_acceptance(self, domain: str) -> DomainAcceptance:
         for name, params in self.acceptance:
@@ -144,8 +81,12 @@ def list_targets() -> list[str]:
     return shipped_names("targets")
 
 
-def load_target(name: str) -> TargetPreset:
-    """Load a shipped preset by name, or a preset TOML file by path."""
+def load_target(name: str, draft: str | None = None) -> TargetPreset:
+    """A shipped preset by name, a preset TOML file, or a model folder / config.json
+    (with `draft`, the EAGLE3 head's folder or config.json, when one is at hand)."""
+    config = config_path(name)
+    if config is not None:
+        return target_from_config(config, draft)
     candidate = Path(name)
     if candidate.suffix == ".toml" and candidate.exists():
         return _parse_target(candidate, read_toml(candidate))
@@ -264,6 +205,7 @@ def _parallel_options(
 
 
 def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
+    arch, quantization = _preset_arch(path, data)
     o = get_table(path, data, "overheads")
     overheads = Overheads(
         layer_us=get_num(path, o, "layer_us", "overheads."),
@@ -284,10 +226,105 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         auto_config=_config(path, data, "auto_config"),
         extra_server_args=get_str_list(path, data, "extra_server_args"),
         sources=get_str_list(path, data, "sources"),
-        arch=_parse_arch(path, get_table(path, data, "arch")),
-        draft=_parse_draft(path, get_table(path, data, "draft")),
+        arch=arch,
+        draft=_preset_draft(path, data, arch),
         overheads=overheads,
         acceptance=parse_acceptance(path, get_table(path, data, "acceptance")),
         parallel_options=_parallel_options(path, data, (default_tp, default_ep)),
         architecture=get_str(path, data, "architecture") if "architecture" in data else None,
+        quantization=quantization,
+    )
+
+
+def _shipped_config(path: Path, data: Mapping[str, Any], field: str) -> Path:
+    """A config.json a preset names: beside the preset, else among the shipped ones."""
+    name = get_str(path, data, field)
+    beside = path.parent / name
+    shipped = data_dir("configs") / name
+    found = beside if beside.is_file() else shipped
+    if not found.is_file():
+        raise FileFormatError(path, f"no config {name!r} beside the preset nor shipped", field)
+    return found
+
+
+def _preset_arch(path: Path, data: Mapping[str, Any]) -> tuple[TargetArch, str | None]:
+    """The preset's target shape: its `config` (a config.json, as shipped presets do) or
+    a hand-written `[arch]` table."""
+    if "config" in data:
+        model = read_target_config(_shipped_config(path, data, "config"))
+        return model.arch, model.quantization
+    return _parse_arch(path, get_table(path, data, "arch")), None
+
+
+def _preset_draft(path: Path, data: Mapping[str, Any], target: TargetArch) -> DraftArch:
+    if "draft_config" in data:
+        return read_draft_config(_shipped_config(path, data, "draft_config"), target.layers)
+    return _parse_draft(path, get_table(path, data, "draft"))
+
+
+def _assumed_draft(target: TargetArch, vocab: int) -> DraftArch:
+    """A one-layer EAGLE3 head of the target's width (SwiGLU at 8/3 x hidden when the
+    target has no dense MLP width), reading target layers (2, L // 2, L - 3) as vLLM does."""
+    width = target.dense_intermediate or (8 * target.hidden) // 3
+    layers = target.layers
+    return DraftArch(
+        layers=1,
+        hidden=target.hidden,
+        heads=target.heads,
+        kv_heads=target.kv_heads,
+        head_dim=target.head_dim,
+        intermediate=width,
+        vocab=vocab,
+        aux_layers=(2, layers // 2, layers - 3),
+        weight_bytes=2.0,
+    )
+
+
+def target_from_config(config: Path, draft: str | None = None) -> TargetPreset:
+    """A target read from its config.json; what it cannot say comes from the shipped
+    prior (data/priors/config-target.toml) and is listed in `assumptions`."""
+    model = read_target_config(config)
+    prior_path = data_dir("priors") / "config-target.toml"
+    prior = read_toml(prior_path)
+    assumptions = [
+        "acceptance of an ordinary community EAGLE3 draft (the minimax-m2.7 preset's)",
+    ]
+    draft_config = None if draft is None else config_path(draft)
+    if draft is not None and draft_config is None:
+        raise BadInputError(f"--draft {draft!r} is neither a model folder nor a config.json")
+    if draft_config is not None:
+        draft_arch = read_draft_config(draft_config, model.arch.layers)
+        draft_path = str(draft_config.parent)
+    else:
+        vocab = get_int(prior_path, get_table(prior_path, prior, "draft"), "vocab", "draft.")
+        draft_arch = _assumed_draft(model.arch, vocab)
+        draft_path = "(no draft config: a one-layer EAGLE3 head of the target's width)"
+        assumptions.append("draft: " + draft_path.strip("()").split(": ", 1)[1])
+    o = get_table(prior_path, prior, "overheads")
+    kind = "moe_layer_us" if model.arch.num_experts else "dense_layer_us"
+    assumptions.append(f"per-layer overhead {get_num(prior_path, o, kind, 'overheads.'):g} us")
+    return TargetPreset(
+        name=config.parent.name or config.stem,
+        description=f"{model.architecture or model.model_type} "
+        + get_str(prior_path, prior, "description"),
+        model_path=str(config.parent),
+        draft_model_path=draft_path,
+        algorithm=get_str(prior_path, prior, "algorithm"),
+        default_tp=1,
+        default_ep=None,
+        card_config=_config(prior_path, prior, "card_config"),
+        auto_config=_config(prior_path, prior, "auto_config"),
+        extra_server_args=(),
+        sources=(str(config), *get_str_list(prior_path, prior, "sources")),
+        arch=model.arch,
+        draft=draft_arch,
+        overheads=Overheads(
+            layer_us=get_num(prior_path, o, kind, "overheads."),
+            context_tokens=get_int(prior_path, o, "context_tokens", "overheads."),
+        ),
+        acceptance=parse_acceptance(prior_path, get_table(prior_path, prior, "acceptance")),
+        parallel_options=((1, None),),
+        architecture=model.architecture,
+        assumptions=tuple(assumptions),
+        quantization=model.quantization,
     )

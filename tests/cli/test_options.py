@@ -23,7 +23,7 @@ def test_a_shared_option_keeps_its_definition_and_appends_the_command_use() -> N
     (param,) = cmd.params
     assert isinstance(param, click.Option)
     assert param.opts == ["--target"]
-    assert param.metavar == "NAME|TOML"
+    assert param.metavar == "NAME|TOML|DIR"
     assert param.help is not None
     assert param.help.startswith(options.TARGET.help)
     assert param.help.endswith("The model to sweep.")
@@ -37,7 +37,7 @@ def test_defaults_are_shown_and_a_resolved_later_default_shows_its_text() -> Non
     out = " ".join(CliRunner().invoke(cmd, ["--help"]).output.split())
     assert "[default: minimax-m2.7]" in out
     assert "[default: (the preset's)]" in out
-    assert "NAME|TOML" in out
+    assert "NAME|TOML|DIR" in out
 
 
 def test_param_renames_the_python_argument_and_types_convert() -> None:
