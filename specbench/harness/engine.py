@@ -18,6 +18,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from specbench.harness.claims import (
+    ClientView,
+    latency_problem,
+    token_count_problem,
+    verify_steps_problem,
+)
 from specbench.harness.net import fetch_server_info
 from specbench.spec_config import SpecConfig
 
@@ -233,6 +239,29 @@ class EngineAdapter(ABC):
     @abstractmethod
     def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:
         """Acceptance and token counts from the last streamed chunk's metadata."""
+
+    def claim_problem(self, stats: RequestStats, view: ClientView) -> str | None:
+        """Why what the server said about one request cannot be true, given what the
+        client saw of it (None: every claim holds). The rule of engines whose finishing
+        count is the streamed count and whose verify steps produced every token
+        (SGLang); an engine that counts otherwise overrides it."""
+        problem = token_count_problem(view, stats.completion_tokens)
+        if problem is None:
+            tokens = stats.completion_tokens
+            problem = verify_steps_problem(
+                view, tokens if tokens is not None else view.streamed_tokens, stats.spec_verify_ct
+            )
+        if problem is None and stats.server_e2e_ms is not None:
+            problem = latency_problem(view, stats.server_e2e_ms)
+        return problem
+
+    def counters_problem(
+        self, counters: Mapping[str, Any], tokens: int, config: SpecConfig | None
+    ) -> str | None:
+        """Why the engine's server-wide counter delta over a load cannot be true, given
+        the ``tokens`` the client received in it (None: it can); engines without
+        counters never call it."""
+        return None
 
     def fetch_info(self, endpoint: str) -> dict[str, Any]:
         """What a running server says about itself (its server-info route)."""

@@ -46,6 +46,7 @@ import aiohttp
 
 from specbench.errors import ServerError
 from specbench.harness.backend import LoadFailedError, LoadSpec, ProgressCallback, StallCallback
+from specbench.harness.claims import ClaimContext, DeliveryJitter
 from specbench.harness.connect_timing import connect_trace_config
 from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.openai_client import OUTPUT_HEAD_CHARS, openai_request, served_model
@@ -55,6 +56,7 @@ from specbench.harness.sse_request import TokenArrivals, new_record, stream_even
 from specbench.harness.stream_checks import NO_DONE, as_count, meta_problem
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
+from specbench.spec_config import SpecConfig
 
 #: Read buffer of the HTTP client. SGLang's streamed chunks are cumulative (the whole
 #: text and every output id so far), so one SSE line of a long answer outgrows
@@ -121,8 +123,10 @@ async def _one_request(
     load: LoadSpec,
     engine: EngineAdapter,
     max_new_tokens: int,
+    claims: ClaimContext,
 ) -> RequestRecord:
-    """Send one streaming request and time it; failures become ``record.error``."""
+    """Send one streaming request and time it; failures become ``record.error``,
+    claims that do not hold (``claims``) included."""
     record = new_record(prompt, load)
     state = _StreamState(meta={})
     t0 = time.perf_counter()
@@ -145,6 +149,15 @@ async def _one_request(
     _fill(record, state, stats, t0, end)
     if record.error is None and state.arrivals.first_at is None:
         record.error = "the stream ended without any token"
+    claims.check(
+        engine,
+        record,
+        stats,
+        streamed_tokens=state.completion_tokens,
+        max_new_tokens=max_new_tokens,
+        first_at=state.arrivals.first_at,
+        last_at=state.arrivals.last_at,
+    )
     return record
 
 
@@ -222,6 +235,27 @@ def _fill(
     state.arrivals.fill(record, t0)
     if record.error is None:
         record.e2e_ms = (end - t0) * 1000.0
+
+
+#: Health-route requests timed before a load: the network part of the delivery jitter.
+ROUND_TRIP_PROBES = 3
+
+
+async def _measure_round_trips(
+    http: aiohttp.ClientSession, endpoint: str, jitter: DeliveryJitter
+) -> None:
+    """Time a few requests to the health route (the largest is the round trip kept);
+    a server that does not answer them leaves the event-loop lateness alone to count."""
+    for _ in range(ROUND_TRIP_PROBES):
+        asked = time.perf_counter()
+        try:
+            async with http.get(
+                endpoint + "/health", timeout=aiohttp.ClientTimeout(total=5.0)
+            ) as resp:
+                await resp.read()
+        except (aiohttp.ClientError, asyncio.TimeoutError):
+            return
+        jitter.add_round_trip((time.perf_counter() - asked) * 1000.0)
 
 
 async def _server_reachable(http: aiohttp.ClientSession, endpoint: str) -> bool:
@@ -322,8 +356,12 @@ async def run_closed_loop_async(
     engine: EngineAdapter = SGLANG,
     on_stall: StallCallback | None = None,
     on_measure_start: Callable[[], None] | None = None,
+    config: SpecConfig | None = None,
 ) -> list[RequestRecord]:
     """Warm up, then run ``load`` at its concurrency; one record per request, in completion order.
+
+    ``config`` is what the server was launched with: each request's claims are checked
+    against it and against what the client saw (specbench.harness.claims).
 
     ``on_measure_start`` runs between the warm-up and the measured requests (a session
     reads the engine's counters there, so the warm-up does not count).
@@ -346,23 +384,33 @@ async def run_closed_loop_async(
                     f"cannot read the served model of {endpoint}: {printable(str(exc))}"
                 ) from None
 
+        claims = ClaimContext(config)
+
         async def send(prompt: Prompt, tokens: int) -> RequestRecord:
             try:
                 if engine.api == "openai":
-                    return await openai_request(http, endpoint, model, prompt, load, engine, tokens)
-                return await _one_request(http, url, prompt, load, engine, tokens)
+                    return await openai_request(
+                        http, endpoint, model, prompt, load, engine, tokens, claims
+                    )
+                return await _one_request(http, url, prompt, load, engine, tokens, claims)
             except aiohttp.ClientConnectorError as exc:
                 raise ServerGoneError(str(exc)) from exc
 
-        loop = _ClosedLoop(http, endpoint, load, send, progress, on_stall)
-        # Every stream's connection is opened and used here, at full concurrency, so
-        # that connection setup and a backlog of accepts stay out of the timed requests.
-        await loop.run(load.warmup_prompts(), report=False)
-        if on_measure_start is not None:
-            on_measure_start()
-        if progress is not None:
-            progress(0, load.total_requests)
-        return await loop.run(load.request_prompts(), report=True)
+        await _measure_round_trips(http, endpoint, claims.jitter)
+        watcher = asyncio.ensure_future(claims.jitter.watch_loop())
+        try:
+            loop = _ClosedLoop(http, endpoint, load, send, progress, on_stall)
+            # Every stream's connection is opened and used here, at full concurrency, so
+            # that connection setup and a backlog of accepts stay out of the timed requests.
+            await loop.run(load.warmup_prompts(), report=False)
+            if on_measure_start is not None:
+                on_measure_start()
+            if progress is not None:
+                progress(0, load.total_requests)
+            return await loop.run(load.request_prompts(), report=True)
+        finally:
+            watcher.cancel()
+            await asyncio.gather(watcher, return_exceptions=True)
 
 
 def run_closed_loop(
@@ -373,6 +421,7 @@ def run_closed_loop(
     engine: EngineAdapter = SGLANG,
     on_stall: StallCallback | None = None,
     on_measure_start: Callable[[], None] | None = None,
+    config: SpecConfig | None = None,
 ) -> list[RequestRecord]:
     """Blocking wrapper of :func:`run_closed_loop_async` for the synchronous sweep."""
     return asyncio.run(
@@ -383,6 +432,7 @@ def run_closed_loop(
             engine=engine,
             on_stall=on_stall,
             on_measure_start=on_measure_start,
+            config=config,
         )
     )
 

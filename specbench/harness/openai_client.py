@@ -25,7 +25,8 @@ from typing import Any
 import aiohttp
 
 from specbench.harness.backend import LoadSpec
-from specbench.harness.engine import EngineAdapter
+from specbench.harness.claims import ClaimContext
+from specbench.harness.engine import EngineAdapter, RequestStats
 from specbench.harness.prompts import Prompt
 from specbench.harness.sse_request import (
     CONNECT_TIMEOUT_S,
@@ -73,6 +74,8 @@ class ChunkReading:
     text: str = ""
     final: dict[str, Any] = field(default_factory=dict)
     error: str | None = None
+    #: The tokens were counted from token ids (False: one per content chunk).
+    exact: bool = True
 
 
 def read_chunk(chunk: Any) -> ChunkReading:
@@ -101,6 +104,7 @@ def read_chunk(chunk: Any) -> ChunkReading:
     elif text is not None and (out.text or choice.get("finish_reason") is None):
         # No ids: one token per content chunk (a token may decode to "").
         out.tokens = 1 if not (isinstance(delta, Mapping) and "role" in delta) else 0
+        out.exact = False
     return out
 
 
@@ -111,12 +115,16 @@ class _Stream:
     final: dict[str, Any] = field(default_factory=dict)
     arrivals: TokenArrivals = field(default_factory=TokenArrivals)
     done: bool = False
+    #: False once a chunk with tokens came without token ids (counted one per chunk).
+    exact: bool = True
 
 
 def _absorb(stream: _Stream, reading: ChunkReading, now: float, itl: list[float]) -> None:
     if reading.final:
         stream.final = reading.final
     stream.text.append(reading.text)
+    if reading.tokens and not reading.exact:
+        stream.exact = False
     stream.arrivals.add(reading.tokens, now, itl)
     stream.tokens += reading.tokens
 
@@ -140,6 +148,7 @@ async def openai_request(
     load: LoadSpec,
     engine: EngineAdapter,
     max_new_tokens: int,
+    claims: ClaimContext | None = None,
 ) -> RequestRecord:
     """Send one streamed request and time it; failures become ``record.error``.
 
@@ -164,13 +173,23 @@ async def openai_request(
     end = time.perf_counter()
     if record.error is None and not stream.done:
         record.error = "connection lost mid-response: the stream ended before [DONE]"
-    _fill(record, stream, engine, t0, end)
+    stats = _fill(record, stream, engine, t0, end)
+    (claims or ClaimContext()).check(
+        engine,
+        record,
+        stats,
+        streamed_tokens=stream.tokens,
+        max_new_tokens=max_new_tokens,
+        first_at=stream.arrivals.first_at,
+        last_at=stream.arrivals.last_at,
+        streamed_is_exact=stream.exact,
+    )
     return record
 
 
 def _fill(
     record: RequestRecord, stream: _Stream, engine: EngineAdapter, t0: float, end: float
-) -> None:
+) -> RequestStats:
     stats = engine.request_stats(stream.final)
     record.completion_tokens = (
         stats.completion_tokens if stats.completion_tokens is not None else stream.tokens
@@ -190,6 +209,7 @@ def _fill(
         record.e2e_ms = (end - t0) * 1000.0
     if record.error is None and stats.completion_tokens is None:
         record.error = "the stream ended without a usage chunk (no token count)"
+    return stats
 
 
 __all__ = [

@@ -160,6 +160,7 @@ class HttpSession(Session):
                 engine=self.engine,
                 on_stall=stalls,
                 on_measure_start=snapshot,
+                config=self.config,
             )
             delta = None
             if before is not None:
@@ -179,7 +180,15 @@ class HttpSession(Session):
             raise
         self._label(records, load)
         if self.config is not None:
-            self.last_acceptance = load_acceptance(records, delta)
+            rejected = None
+            if delta is not None:
+                tokens = sum(r.completion_tokens for r in records if r.ok)
+                rejected = self.engine.counters_problem(delta, tokens, self.config)
+            self.last_acceptance = load_acceptance(records, None if rejected else delta)
+            if rejected:
+                # A counter delta that cannot be true is no tau source; it is kept
+                # beside the reason so the run directory shows what was refused.
+                self.last_acceptance["counters_refused"] = {"counters": delta, "reason": rejected}
         return records
 
     def _label(self, records: list[RequestRecord], load: LoadSpec) -> None:

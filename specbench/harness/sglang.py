@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.claims import ClientView
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
 from specbench.harness.sglang_flags import SglangFlagSpelling, spelling_for
 from specbench.harness.sglang_server_state import (
@@ -20,7 +21,7 @@ from specbench.harness.sglang_server_state import (
     equal_launch_terms,
     launched_config_problems,
 )
-from specbench.harness.stream_checks import as_count, as_rate
+from specbench.harness.stream_checks import as_count, as_rate, as_seconds
 from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, invalid_reason
 
@@ -153,6 +154,13 @@ class SglangAdapter(EngineAdapter):
         )
         return launched_config_problems(info, expected)
 
+    def claim_problem(self, stats: RequestStats, view: ClientView) -> str | None:
+        """SGLang's counts: ``completion_tokens`` is cumulative, so the finishing chunk's
+        equals the streamed count; every token comes from a verify step (prefill's
+        included in ``spec_verify_ct``), so tau = tokens / steps in [1, num_steps + 1];
+        ``e2e_latency`` is arrival to finish in the tokenizer manager."""
+        return super().claim_problem(stats, view)
+
     def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:
         """``meta_info`` of the last chunk: current SGLang sends the speculative counters
         only with the finishing chunk, older releases with every chunk. An abort arrives
@@ -170,7 +178,9 @@ class SglangAdapter(EngineAdapter):
         # finishing chunk. Counts that cannot exist (NaN, negative, fractional) read as
         # absent here; the load generator fails such a request before it gets this far
         # (stream_checks).
-        e2e_s = as_rate(meta.get("e2e_latency"))
+        # A latency that is a number but impossible (negative, NaN) is kept, so that the
+        # claim check fails the request instead of falling back to the client clock.
+        e2e_s = as_seconds(meta.get("e2e_latency"))
         raw_histogram = meta.get("spec_accept_histogram")
         histogram = (
             [as_count(v) for v in raw_histogram] if isinstance(raw_histogram, list) else None

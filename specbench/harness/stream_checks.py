@@ -48,6 +48,14 @@ def as_rate(value: Any) -> float | None:
     return number if math.isfinite(number) and number >= 0 else None
 
 
+def as_seconds(value: Any) -> float | None:
+    """A number as a float, whatever its value (NaN and negatives included: a latency
+    claim is checked against the client's clock, not dropped); None when not a number."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value)
+
+
 def meta_problem(meta: Mapping[str, Any]) -> str | None:
     """Why this ``meta_info`` cannot be true, or None when it can.
 
@@ -77,5 +85,6 @@ __all__ = [
     "RATE_FIELDS",
     "as_count",
     "as_rate",
+    "as_seconds",
     "meta_problem",
 ]

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
 import shlex
@@ -25,6 +26,7 @@ from dataclasses import dataclass
 from typing import Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.claims import ClientView, latency_problem, token_count_problem
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
 from specbench.harness.net import fetch_server_info, http_call
 from specbench.spec_config import SpecConfig, invalid_reason
@@ -148,10 +150,17 @@ def _mapping(value: Any) -> Mapping[str, Any]:
     return value if isinstance(value, Mapping) else {}
 
 
-def _number(value: Any) -> int | None:
-    if isinstance(value, (int, float)) and not isinstance(value, bool):
-        return int(value)
+def _finite(value: Any) -> float | None:
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return float(value)
     return None
+
+
+def _number(value: Any) -> int | None:
+    """A count as the server sent it (negatives kept for the claim check to refuse);
+    None when it is not a finite number."""
+    number = _finite(value)
+    return int(number) if number is not None else None
 
 
 class VllmAdapter(EngineAdapter):
@@ -336,6 +345,64 @@ class VllmAdapter(EngineAdapter):
     def spec_counters(self, endpoint: str) -> dict[str, Any] | None:
         counters = fetch_spec_counters(endpoint)
         return None if counters is None else counters.as_dict()
+
+    def claim_problem(self, stats: RequestStats, view: ClientView) -> str | None:
+        """vLLM's counts: ``usage.completion_tokens`` equals the token ids streamed.
+        ``num_spec_steps`` counts only the steps that had drafts (an n-gram drafter
+        that finds no match runs none: 0 steps for 24 tokens in tests/data/vllm), so
+        steps lie in [0, tokens] and each accepts at most k drafts: tau = 1 + accepted /
+        steps in [1, k + 1]; steps + accepted <= tokens + k (the last step may accept
+        past max_tokens). vLLM sends no per-request latency: the client clock, labelled."""
+        problem = token_count_problem(view, stats.completion_tokens)
+        tokens = stats.completion_tokens
+        tokens = tokens if tokens is not None else view.streamed_tokens
+        steps, accepted = stats.spec_verify_ct, stats.spec_accepted_tokens
+        k = view.config.num_steps if view.config is not None else None
+        if problem is None and steps is not None and not 0 <= steps <= tokens:
+            problem = f"claim failed: num_spec_steps {steps} for {tokens} tokens"
+        if problem is None and steps is not None and accepted is not None:
+            most = steps * k if k is not None else tokens
+            if not 0 <= accepted <= most or (k is not None and steps + accepted > tokens + k):
+                problem = (
+                    f"claim failed: num_accepted_draft_tokens {accepted} in {steps} steps "
+                    f"of k = {k} for {tokens} tokens (tau {1 + accepted / max(steps, 1):.3g})"
+                )
+        if problem is None and stats.server_e2e_ms is not None:
+            problem = latency_problem(view, stats.server_e2e_ms)
+        return problem
+
+    def counters_problem(
+        self, counters: Mapping[str, Any], tokens: int, config: SpecConfig | None
+    ) -> str | None:
+        """The ``/metrics`` delta of one load: non-negative finite counts, accepted <=
+        drafted <= k per draft, every position's accepted <= drafts, and no more drafts
+        than the tokens the client received (each draft precedes at least one token)."""
+        values: dict[str, Any] = {
+            "drafts": counters.get("drafts"),
+            "draft_tokens": counters.get("draft_tokens"),
+            "accepted": counters.get("accepted"),
+        }
+        for i, v in enumerate(counters.get("accepted_per_position") or []):
+            values[f"accepted_per_position[{i}]"] = v
+        for name, value in values.items():
+            number = _finite(value)
+            if number is None or number < 0:
+                return f"impossible /metrics delta: {name} = {value!r}"
+        drafts, drafted = float(values["drafts"]), float(values["draft_tokens"])
+        accepted = float(values["accepted"])
+        if accepted > drafted:
+            return f"impossible /metrics delta: {accepted:g} accepted of {drafted:g} drafted"
+        if config is not None and drafted > drafts * config.num_steps:
+            return (
+                f"impossible /metrics delta: {drafted:g} draft tokens in {drafts:g} drafts "
+                f"of k = {config.num_steps}"
+            )
+        if drafts > tokens:
+            return f"impossible /metrics delta: {drafts:g} drafts for {tokens} tokens received"
+        for i, v in enumerate(counters.get("accepted_per_position") or []):
+            if float(v) > drafts:
+                return f"impossible /metrics delta: position {i} accepted {v:g} of {drafts:g}"
+        return None
 
     def request_stats(self, meta: Mapping[str, Any]) -> RequestStats:
         """The usage chunk (``usage`` plus ``metrics.speculative_decoding``), as the

@@ -67,6 +67,9 @@ class RequestRecord:
     #: coalesces its stream (vLLM's API server when starved of CPU) releases several, or
     #: all, at once. They arrived at TTFT, so the decode speed counts only the rest.
     first_chunk_tokens: int | None = None
+    #: Why the latency is the client's clock and not the server's (the engine sent
+    #: none); None when the server's own latency was checked and used.
+    latency_fallback: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,7 +105,11 @@ class RequestRecord:
         # Shallow per field (asdict deep-copies every ITL list: most of a sweep's write time).
         data = {f.name: getattr(self, f.name) for f in fields(self)}
         data["itl_ms"] = list(self.itl_ms)
-        for name in (*(name for name, _ in ITL_SUMMARY_FIELDS), "first_chunk_tokens"):
+        for name in (
+            *(name for name, _ in ITL_SUMMARY_FIELDS),
+            "first_chunk_tokens",
+            "latency_fallback",
+        ):
             if data[name] is None:
                 del data[name]  # absent, not null: files written before them stay identical
         return data
@@ -153,6 +160,7 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "concurrency": (int,),
     "simulated": (bool,),
     "first_chunk_tokens": (int,),
+    "latency_fallback": (str,),
     "started_at": (int, float),
     "connect_ms": (int, float),
     "server_e2e_ms": (int, float),
@@ -180,6 +188,7 @@ _NULLABLE = frozenset(
         "spec_accepted_tokens",
         "output_sha256",
         "output_head",
+        "latency_fallback",
     }
 )
 

@@ -139,7 +139,7 @@ def test_a_request_sglang_aborted_is_an_error() -> None:
 def test_a_long_cumulative_chunk_is_read() -> None:
     """A 600 KB SSE line (60k tokens of cumulative text and ids) exceeded aiohttp's
     default read buffer (256 KiB limit in aiohttp 3.14, 64 KiB in older releases)."""
-    records = _run("long")
+    records = _run("long", max_new_tokens=60_000)
     assert all(r.ok and r.completion_tokens == 60_000 for r in records), records[0].error
 
 

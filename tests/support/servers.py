@@ -108,11 +108,27 @@ class FaultServer:
     tokens, then SGLang's abort finish_reason and a normal [DONE]), "long" (a final
     cumulative chunk of about 600 KB, as SGLang sends for a 60k-token answer), "not-object"
     (a chunk that is JSON but not an object), "final-spec" (spec_verify_ct only in a
-    final chunk that brings no new token, as current SGLang sends it).
+    final chunk that brings no new token, as current SGLang sends it), "claims" (streams
+    ``tokens`` tokens one per chunk, then a finishing chunk whose meta_info is SGLang's
+    with ``finish`` laid over it: a server whose claims can be anything; ``pause_s``
+    between the first token and the rest).
+    ``server_info`` is served at /server_info when given.
     """
 
-    def __init__(self, mode: str) -> None:
+    def __init__(
+        self,
+        mode: str,
+        *,
+        tokens: int = 32,
+        finish: dict[str, object] | None = None,
+        server_info: dict[str, object] | None = None,
+        pause_s: float = 0.0,
+    ) -> None:
         self.mode = mode
+        self.pause_s = pause_s
+        self.tokens = tokens
+        self.finish = finish or {}
+        self.server_info = server_info
         self.port = 0
         self._loop: asyncio.AbstractEventLoop | None = None
         self._thread: threading.Thread | None = None
@@ -138,6 +154,9 @@ class FaultServer:
         if self.mode in ("abort", "long", "not-object", "final-spec"):
             await resp.write(_special_stream(self.mode))
             return resp
+        if self.mode == "claims":
+            await self._claims_stream(resp)
+            return resp
         for i in range(1, 5):
             meta = f'{{"completion_tokens": {i}, "prompt_tokens": 3, "spec_verify_ct": {i}}}'
             await resp.write(b'data: {"text": "x", "meta_info": ' + meta.encode() + b"}\n\n")
@@ -148,14 +167,39 @@ class FaultServer:
         await resp.write(b"data: [DONE]\n\n")
         return resp
 
+    async def _claims_stream(self, resp: web.StreamResponse) -> None:
+        """SGLang's stream shape: cumulative text and count, the counters and
+        e2e_latency on the finishing chunk (tokenizer_manager.py), then [DONE]."""
+        started = time.monotonic()
+        for i in range(1, self.tokens + 1):
+            meta = {"prompt_tokens": 3, "completion_tokens": i, "finish_reason": None}
+            await resp.write(_sse({"text": "t" * i, "meta_info": meta}))
+            await asyncio.sleep(self.pause_s if i == 1 else 0.0)
+        final: dict[str, object] = {
+            "prompt_tokens": 3,
+            "completion_tokens": self.tokens,
+            "finish_reason": {"type": "length", "length": self.tokens},
+            "spec_verify_ct": max(1, self.tokens // 2),
+            "e2e_latency": time.monotonic() - started,
+        }
+        final.update(self.finish)
+        await resp.write(_sse({"text": "t" * self.tokens, "meta_info": final}))
+        await resp.write(b"data: [DONE]\n\n")
+
     async def _health(self, request: web.Request) -> web.Response:
         return web.Response(text="ok")
+
+    async def _server_info(self, request: web.Request) -> web.Response:
+        if self.server_info is None:
+            return web.Response(status=404)
+        return web.json_response(self.server_info)
 
     async def _main(self) -> None:
         app = web.Application()
         app.router.add_post("/generate", self._generate)
         app.router.add_get("/health", self._health)
         app.router.add_get("/health_generate", self._health)
+        app.router.add_get("/server_info", self._server_info)
         runner = web.AppRunner(app, shutdown_timeout=0.1)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
