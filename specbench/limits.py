@@ -48,6 +48,16 @@ MAX_REPEATS = 10
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 #: Tensor parallel size: the largest NVLink domains hold 72 GPUs.
 MAX_TP = 1024
+#: Offered request rate (requests/s): far above what one server answers (a few hundred
+#: short requests a second) and within what one client core can time (see
+#: benchmarks/send_accuracy.py).
+MAX_REQUEST_RATE = 10_000.0
+#: Lowest offered rate: one request every ~17 minutes is a trickle, not a load.
+MIN_REQUEST_RATE = 0.001
+#: Rates in one ``--load rate:`` list or measured by one ``--load sweep``.
+MAX_RATES = 64
+#: A latency objective: a day, in milliseconds.
+MAX_SLO_MS = 86_400_000.0
 
 BOUNDS: dict[str, Bound] = {
     "--concurrency": Bound(1, MAX_CONCURRENCY),
@@ -63,6 +73,10 @@ BOUNDS: dict[str, Bound] = {
     "--time-scale": Bound(1e-4, 1e4),
     "--startup-delay": Bound(0, MAX_TIMEOUT_S, "s"),
     "--sim-perturbation": Bound(0, 10),
+    "--load rate": Bound(MIN_REQUEST_RATE, MAX_REQUEST_RATE, "requests/s"),
+    "--max-concurrency": Bound(1, MAX_CONCURRENCY),
+    "--slo": Bound(0.001, MAX_SLO_MS, "ms"),
+    "--sweep-rates": Bound(2, MAX_RATES),
 }
 
 
@@ -100,10 +114,14 @@ __all__ = [
     "MAX_CONCURRENCY",
     "MAX_NEW_TOKENS",
     "MAX_NUM_PROMPTS",
+    "MAX_RATES",
     "MAX_REPEATS",
+    "MAX_REQUEST_RATE",
+    "MAX_SLO_MS",
     "MAX_TIMEOUT_S",
     "MAX_TP",
     "MAX_TRIALS",
+    "MIN_REQUEST_RATE",
     "Bound",
     "check_bound",
     "check_bounds",

@@ -17,7 +17,7 @@ samples and ``sum(itl_ms) == e2e_ms - ttft_ms``).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -31,7 +31,7 @@ from specbench.harness.backend import (
     StallCallback,
 )
 from specbench.harness.prompts import DEFAULT_DOMAIN, Prompt, estimate_tokens
-from specbench.harness.sim_engine import EngineModel, SimEngine
+from specbench.harness.sim_engine import EngineModel, SimEngine, StepResult
 from specbench.model import DOMAINS
 from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig, config_key
@@ -75,7 +75,9 @@ def acceptance_domain(domain: str) -> str:
 
 
 @dataclass
-class _Active:
+class SimRequest:
+    """One simulated request in flight, as the client would see it."""
+
     prompt: Prompt
     prompt_tokens: int
     start_s: float
@@ -85,6 +87,50 @@ class _Active:
     tokens: int = 0
     verify_ct: int = 0
     itl_ms: list[float] = field(default_factory=list)
+
+
+def sim_record(
+    st: SimRequest, now: float, error: str | None, key: str, spec: bool, *, concurrency: int
+) -> RequestRecord:
+    """The record of a finished (or aborted) simulated request at virtual time ``now``."""
+    ttft = None if st.first_token_s is None else (st.first_token_s - st.start_s) * 1000.0
+    verify_ct = st.verify_ct if spec else None
+    return RequestRecord(
+        prompt_id=st.prompt.id,
+        domain=st.prompt.domain,
+        prompt_tokens=st.prompt_tokens,
+        completion_tokens=st.tokens,
+        spec_verify_ct=verify_ct,
+        ttft_ms=ttft,
+        e2e_ms=(now - st.start_s) * 1000.0,
+        itl_ms=st.itl_ms,
+        spec_accept_length=(st.tokens / verify_ct) if verify_ct else None,
+        error=error,
+        config_key=key,
+        concurrency=concurrency,
+        simulated=True,
+        started_at=st.start_s,
+        first_chunk_tokens=st.first_chunk_tokens,
+    )
+
+
+def absorb_step(active: Mapping[str, SimRequest], result: StepResult, now: float) -> None:
+    """Take one scheduler step's tokens and verify counts into the requests in flight,
+    with the load generator's ITL convention (see the module docstring)."""
+    for rid, n in result.tokens.items():
+        st = active[rid]
+        if st.first_token_s is None:
+            st.first_token_s = now
+            if n > 1:  # extra tokens in the first chunk arrive with the first one
+                st.itl_ms.extend([0.0] * (n - 1))
+                st.first_chunk_tokens = n
+        else:
+            gap = (now - st.last_token_s) * 1000.0 / n
+            st.itl_ms.extend([gap] * n)
+        st.last_token_s = now
+        st.tokens += n
+    for rid, v in result.verify.items():
+        active[rid].verify_ct += v
 
 
 def run_closed_loop_sim(
@@ -108,33 +154,13 @@ def run_closed_loop_sim(
     queue: deque[tuple[str, Prompt]] = deque(
         (f"{id_prefix}-{i}-{p.id}", p) for i, p in enumerate(prompts)
     )
-    active: dict[str, _Active] = {}
+    active: dict[str, SimRequest] = {}
     records: list[RequestRecord] = []
     total = len(queue)
 
     def finish(rid: str, error: str | None) -> None:
-        st = active.pop(rid)
-        now = engine.now_s
-        ttft = None if st.first_token_s is None else (st.first_token_s - st.start_s) * 1000.0
-        verify_ct = st.verify_ct if spec else None
         records.append(
-            RequestRecord(
-                prompt_id=st.prompt.id,
-                domain=st.prompt.domain,
-                prompt_tokens=st.prompt_tokens,
-                completion_tokens=st.tokens,
-                spec_verify_ct=verify_ct,
-                ttft_ms=ttft,
-                e2e_ms=(now - st.start_s) * 1000.0,
-                itl_ms=st.itl_ms,
-                spec_accept_length=(st.tokens / verify_ct) if verify_ct else None,
-                error=error,
-                config_key=key,
-                concurrency=concurrency,
-                simulated=True,
-                started_at=st.start_s,
-                first_chunk_tokens=st.first_chunk_tokens,
-            )
+            sim_record(active.pop(rid), engine.now_s, error, key, spec, concurrency=concurrency)
         )
         if progress is not None:
             progress(len(records), total)
@@ -144,23 +170,10 @@ def run_closed_loop_sim(
             rid, prompt = queue.popleft()
             tokens = estimate_tokens(prompt.text)
             engine.admit(rid, tokens, max_new_tokens, acceptance_domain(prompt.domain))
-            active[rid] = _Active(prompt, tokens, start_s=engine.now_s)
+            active[rid] = SimRequest(prompt, tokens, start_s=engine.now_s)
         result = engine.step()
         now = engine.now_s
-        for rid, n in result.tokens.items():
-            st = active[rid]
-            if st.first_token_s is None:
-                st.first_token_s = now
-                if n > 1:  # extra tokens in the first chunk arrive with the first one
-                    st.itl_ms.extend([0.0] * (n - 1))
-                    st.first_chunk_tokens = n
-            else:
-                gap = (now - st.last_token_s) * 1000.0 / n
-                st.itl_ms.extend([gap] * n)
-            st.last_token_s = now
-            st.tokens += n
-        for rid, v in result.verify.items():
-            active[rid].verify_ct += v
+        absorb_step(active, result, now)
         for rid in result.finished:
             finish(rid, None)
         for rid in [r for r, st in active.items() if now - st.start_s > timeout_s]:
@@ -264,4 +277,13 @@ class SimBackend(Backend):
             session._log("stopped")
 
 
-__all__ = ["SimBackend", "SimModel", "SimSession", "acceptance_domain", "run_closed_loop_sim"]
+__all__ = [
+    "SimBackend",
+    "SimModel",
+    "SimRequest",
+    "SimSession",
+    "absorb_step",
+    "acceptance_domain",
+    "run_closed_loop_sim",
+    "sim_record",
+]

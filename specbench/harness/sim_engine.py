@@ -143,6 +143,13 @@ class SimEngine:
             raise KeyError(request_id)
         return req.emitted
 
+    def idle_until(self, at_s: float) -> None:
+        """Let the clock run to ``at_s`` with nothing to do (an open-loop load waiting
+        for its next arrival); never backwards, and only while idle."""
+        if self.has_work:
+            raise ValueError("idle_until() while requests are admitted")
+        self._now_s = max(self._now_s, at_s)
+
     # -- scheduling ----------------------------------------------------------
     def admit(self, request_id: str, prompt_tokens: int, max_new_tokens: int, domain: str) -> None:
         """Queue a request; it is prefilled on the next step()."""
