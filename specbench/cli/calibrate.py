@@ -10,24 +10,22 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import numpy as np
 
 from specbench.cli import options
 from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.errors import BadInputError
-from specbench.model import load_target
-from specbench.model.calibrate import ChainCounts, fit_acceptance
-from specbench.model.draft_profile import write_draft_profile
-from specbench.model.targets import DOMAINS
-from specbench.rundir.acceptance import pooled_chain_counts
-from specbench.rundir.layout import RunDirectory
+
+if TYPE_CHECKING:
+    from specbench.rundir.layout import RunDirectory
 
 
 def _domain(run: RunDirectory) -> str | None:
     """The run's single text domain, or None (the model's mix) when it has several."""
+    from specbench.model.targets import DOMAINS
+
     domains = {r.domain for r in run.iter_requests()} if run.requests_path.exists() else set()
     if len(domains) == 1 and (only := domains.pop()) in DOMAINS:
         return only
@@ -36,6 +34,16 @@ def _domain(run: RunDirectory) -> str | None:
 
 def calibrate_run(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None) -> dict[str, Any]:
     """Fit on ``fit_keys`` (default: every chain the run measured); the summary printed."""
+    # numpy, scipy and pandas load here, not at import: `specbench calibrate -h` stays fast.
+    import numpy as np
+
+    from specbench.model import load_target
+    from specbench.model.calibrate import ChainCounts, fit_acceptance
+    from specbench.model.draft_profile import write_draft_profile
+    from specbench.model.targets import DOMAINS
+    from specbench.rundir.acceptance import pooled_chain_counts
+    from specbench.rundir.layout import RunDirectory
+
     run = RunDirectory(run_dir)
     if not run.exists():
         raise BadInputError(f"{run.path}: not a run directory (no manifest.json)")

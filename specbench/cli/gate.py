@@ -9,16 +9,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-from rich.console import Console
 
 from specbench.cli import options
 from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
-from specbench.cli.terminal import startup_status
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
-from specbench.gate.compare import run_gate
-from specbench.gate.inputs import save_baseline
-from specbench.gate.output import print_result, write_junit, write_markdown
 from specbench.gate.results import DEFAULT_ALPHA, GateOptions, parse_threshold
 from specbench.spec_config import parse_configs
 
@@ -115,6 +110,14 @@ def gate(
     specbench gate --baseline ci/specbench-baseline.json --candidate runs/ci
     specbench gate --save-baseline ci/specbench-baseline.json runs/ci
     """
+    # pandas, scipy and rich load here, not at import: `specbench gate -h` stays fast.
+    from rich.console import Console
+
+    from specbench.cli.terminal import startup_status
+    from specbench.gate.compare import run_gate
+    from specbench.gate.inputs import save_baseline
+    from specbench.gate.output import print_result, write_junit, write_markdown
+
     keys = tuple(c.key for c in parse_configs(configs))
     if save_to is not None:
         source = run_dir or candidate

@@ -13,6 +13,11 @@ import shlex
 from collections.abc import Sequence
 from pathlib import Path
 
+#: The R^2 threshold of a poor all-reduce fit as printed (specbench.topology.fit's
+#: POOR_FIT_R2; tests/cli/test_next_steps.py holds them equal). Not imported from there:
+#: the topology package loads numpy, and this module is on the ``-h`` path.
+POOR_FIT_R2_TEXT = "0.95"
+
 #: Options whose value names the run directory (removed before ``--out`` is re-added).
 _OUT_FLAGS = ("--out",)
 
@@ -81,9 +86,42 @@ def run_next_steps(
     return lines
 
 
+def probe_next_steps(
+    *, interconnect_class: str, poor_fits: Sequence[str], out: Path | None
+) -> list[str]:
+    """The closing lines of a probe: a flag per poor fit, then the command that uses it.
+
+    ``poor_fits`` are the flagged series described (``gloo cpu 2 ranks: R^2 0.81, ...``);
+    ``out`` is the JSON written, if any (predict and sweep take it as ``--hardware``).
+    """
+    lines = [
+        f"poor fit: {fit} (R^2 below {POOR_FIT_R2_TEXT}): latency + bytes/bandwidth does "
+        "not describe these timings (a busy host, or a protocol switch between sizes); "
+        "probe again on an idle host, without --quick, before predicting from it"
+        for fit in poor_fits
+    ]
+    saved = str(out) if out is not None else "probe.json"
+    use = shell_join(["specbench", "predict", "--hardware", saved])
+    if interconnect_class == "cpu-only":
+        lines.append(
+            "next: no GPU here, so these are gloo-on-CPU timings, not a GPU interconnect; "
+            "run `specbench probe --out probe.json` on the GPU host, or rehearse a sweep "
+            "here with `specbench sweep --backend sim`"
+        )
+    elif out is None:
+        lines.append(
+            f"next: save it with `specbench probe --out {saved}`, then `{use}` "
+            "(sweep takes the same --hardware)"
+        )
+    else:
+        lines.append(f"next: `{use}` (sweep takes the same --hardware)")
+    return lines
+
+
 __all__ = [
     "file_url",
     "gate_command",
+    "probe_next_steps",
     "resume_command",
     "run_next_steps",
     "save_baseline_command",

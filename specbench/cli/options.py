@@ -29,12 +29,17 @@ from click.shell_completion import CompletionItem
 F = TypeVar("F", bound=Callable[..., Any])
 
 #: Defaults the help shows. They are repeated here (and held equal to the library's by
-#: tests/cli/test_cli_options.py) because importing specbench.model to read them would
-#: cost a second on every ``--help`` and every shell completion.
+#: tests/cli/test_options.py) because importing specbench.model, specbench.sweeps or
+#: specbench.harness to read them would cost a second or two on every ``COMMAND -h``
+#: and every shell completion.
 DEFAULT_TARGET = "minimax-m2.7"
 DEFAULT_HARDWARE = "h200-nvlink"
 DEFAULT_NUM_PROMPTS = 16
 DEFAULT_MAX_NEW_TOKENS = 256
+DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
+DEFAULT_REQUEST_TIMEOUT_S = 600.0
+DEFAULT_READY_TIMEOUT_S = 1800.0
+DEFAULT_REPEATS = 1
 
 #: Printed at the end of every command's ``--help`` (the same codes as specbench.errors).
 EXIT_CODES = "Exit codes: 0 ok, 1 regression or failed run, 2 bad input, 130 interrupted."
@@ -239,9 +244,13 @@ __all__ = [
     "CONCURRENCY",
     "CONFIG",
     "CONTEXT_SETTINGS",
+    "DEFAULT_CONCURRENCIES",
     "DEFAULT_HARDWARE",
     "DEFAULT_MAX_NEW_TOKENS",
     "DEFAULT_NUM_PROMPTS",
+    "DEFAULT_READY_TIMEOUT_S",
+    "DEFAULT_REPEATS",
+    "DEFAULT_REQUEST_TIMEOUT_S",
     "DEFAULT_TARGET",
     "DRAFT_PROFILE",
     "EXIT_CODES",

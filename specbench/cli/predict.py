@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -16,20 +16,12 @@ from specbench.cli.options import (
 )
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
-from specbench.model import (
-    list_profiles,
-    list_targets,
-    load_hardware,
-    load_target,
-)
-from specbench.model.draft_profile import list_draft_profiles, load_draft_profile
-from specbench.model.engines import EngineProfile, list_engines, load_engine
-from specbench.model.hf_config import config_path
-from specbench.model.predict import build_prediction
-from specbench.model.targets import TargetPreset
-from specbench.model.workload import Workload
 from specbench.schema import dumps
 from specbench.spec_config import parse_configs
+
+if TYPE_CHECKING:
+    from specbench.model.engines import EngineProfile
+    from specbench.model.targets import TargetPreset
 
 
 @click.command(name="predict", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -119,6 +111,14 @@ def predict(
     Every number is SIMULATED by the performance model, not measured; `specbench sweep`
     measures them.
     """
+    # The model (numpy, scipy) loads here, not at import: `specbench predict -h` stays fast.
+    from specbench.model import list_profiles, list_targets, load_hardware, load_target
+    from specbench.model.draft_profile import list_draft_profiles, load_draft_profile
+    from specbench.model.engines import list_engines, load_engine
+    from specbench.model.hf_config import config_path
+    from specbench.model.predict import build_prediction
+    from specbench.model.workload import Workload
+
     if list_only:
         click.echo("targets:  " + ", ".join(list_targets()))
         click.echo("hardware: " + ", ".join(list_profiles()))
@@ -177,6 +177,8 @@ def _model_line(tgt: dict[str, Any], tp: int) -> str:
 def _tp_for_weights(target: TargetPreset, hardware_name: str, engine: EngineProfile) -> int:
     """For a model read from its config.json: the smallest TP of 1, 2, 4, 8 whose weights
     take at most 90% of what the engine gives weights and KV cache (the rest for KV)."""
+    from specbench.model import load_hardware
+
     gpu = load_hardware(hardware_name).gpu
     room = 0.9 * gpu.memory_gib * engine.memory_fraction * 2**30
     for tp in (1, 2, 4, 8):

@@ -8,24 +8,12 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import click
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from specbench.cli import options
+from specbench.cli.next_steps import probe_next_steps
 from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.errors import BadInputError
 from specbench.schema import dumps, write_json
-from specbench.topology import (
-    ProbeOptions,
-    RecordedNvml,
-    parse_backends,
-    parse_sizes,
-    record_source,
-    run_probe,
-)
-from specbench.topology.nvml import PynvmlSource
-from specbench.topology.probe import check_writable
-from specbench.topology.render import render
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -84,6 +72,15 @@ def _options(fn: F) -> F:
 
 @contextmanager
 def _progress_bar(enabled: bool) -> Iterator[Callable[[str, int], Callable[[], None]] | None]:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
     console = Console(stderr=True)
     if not enabled or not console.is_terminal:
         # A redirected stderr (CI logs) gets no bar: rich would only print its last frame.
@@ -117,6 +114,20 @@ def _run(
     no_measure: bool,
     nvml_from: Path | None,
 ) -> None:
+    # torch, numpy and rich load here, not at import: `specbench probe -h` stays fast.
+    from rich.console import Console
+
+    from specbench.topology import (
+        ProbeOptions,
+        RecordedNvml,
+        parse_backends,
+        parse_sizes,
+        run_probe,
+    )
+    from specbench.topology.fit import poor_fits
+    from specbench.topology.probe import check_writable
+    from specbench.topology.render import render
+
     options = ProbeOptions(
         world_size=world_size,
         sizes=parse_sizes(sizes) if sizes is not None else None,
@@ -143,6 +154,14 @@ def _run(
             raise BadInputError(f"--out {out}: {exc.strerror or exc}") from None
         if not as_json:
             click.echo(f"wrote {out}")
+    # The last lines say what the numbers are good for and when not to trust them;
+    # with --json they go to stderr so that stdout stays one JSON document.
+    for line in probe_next_steps(
+        interconnect_class=str(result.classification.interconnect_class),
+        poor_fits=[fit.describe() for fit in poor_fits(result.fits)],
+        out=out,
+    ):
+        click.echo(line, err=as_json)
 
 
 @click.group(invoke_without_command=True, context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -172,6 +191,10 @@ def run(ctx: click.Context, /, **kwargs: Any) -> None:
 @click.argument("out", type=click.Path(dir_okay=False, path_type=Path))
 def record(out: Path) -> None:
     """Save this host's NVML topology to OUT, a JSON test fixture."""
+    from specbench.topology import record_source
+    from specbench.topology.nvml import PynvmlSource
+    from specbench.topology.probe import check_writable
+
     check_writable(out)
     source = PynvmlSource()
     try:

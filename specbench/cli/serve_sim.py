@@ -15,8 +15,6 @@ import click
 from specbench.cli import options
 from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, DEFAULT_TARGET, EXIT_CODES
 from specbench.limits import check_bounds
-from specbench.serve_sim.app import serve
-from specbench.serve_sim.options import resolve_options
 
 SGLANG_ARGS_MARKER = "--sglang-args"
 _META_KEY = "specbench.sglang_args"
@@ -96,4 +94,8 @@ def serve_sim(**kwargs: Any) -> None:
     sglang_args = ctx.meta.get(_META_KEY)
     if kwargs["target"] is None and sglang_args is None:
         kwargs["target"] = DEFAULT_TARGET
+    # The model and the server's libraries load here: `specbench serve-sim -h` stays fast.
+    from specbench.serve_sim.app import serve
+    from specbench.serve_sim.options import resolve_options
+
     serve(resolve_options(sglang_args=sglang_args, **kwargs))

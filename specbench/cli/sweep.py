@@ -16,37 +16,64 @@ from types import FrameType
 from typing import Any
 
 import click
-from rich.console import Console
-from rich.table import Table
 
 from specbench.cli import options
-from specbench.cli.next_steps import run_next_steps
-from specbench.cli.options import CONTEXT_SETTINGS, DEFAULT_HARDWARE, EXIT_CODES
-from specbench.cli.sweep_measure_options import measure_options
-from specbench.cli.terminal import print_table
-from specbench.cli.values import parse_concurrency_list, parse_endpoint
-from specbench.errors import BadInputError
-from specbench.harness.engines import engine_of_backend
-from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
-from specbench.limits import check_bounds
-from specbench.report.html import render_report
-from specbench.rundir.lossless import describe_losslessness
-from specbench.rundir.summary import summary_lines
-from specbench.schema import dumps
-from specbench.spec_config import BASELINE_KEY, SpecConfig, parse_configs
-from specbench.sweeps.options import (
+from specbench.cli.option_sections import SectionedCommand
+from specbench.cli.options import (
+    CONTEXT_SETTINGS,
     DEFAULT_CONCURRENCIES,
+    DEFAULT_HARDWARE,
     DEFAULT_MAX_NEW_TOKENS,
     DEFAULT_NUM_PROMPTS,
+    DEFAULT_READY_TIMEOUT_S,
     DEFAULT_REQUEST_TIMEOUT_S,
     DEFAULT_TARGET,
-    SweepOptions,
+    EXIT_CODES,
 )
-from specbench.sweeps.progress import RichProgress
-from specbench.sweeps.runner import SweepOutcome, run_sweep
+from specbench.cli.sweep_measure_options import measure_options
+from specbench.cli.values import parse_concurrency_list, parse_endpoint
+from specbench.errors import BadInputError
+from specbench.limits import check_bounds
+from specbench.spec_config import SpecConfig, parse_configs
 
-#: Rows of the final table.
-TOP_ROWS = 5
+#: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
+#: every option to one of them).
+SECTIONS = (
+    ("What is measured", ("target", "hardware", "prior_hardware", "tp", "backend")),
+    ("Workload", ("dataset", "max_new_tokens", "num_prompts", "apply_chat_template")),
+    ("Load", ("concurrencies", "request_timeout_s", "repeats", "prune")),
+    (
+        "Search",
+        (
+            "strategy",
+            "sampler",
+            "configs",
+            "space",
+            "trials",
+            "budget_minutes",
+            "seed",
+            "sim_perturbation",
+            "retry_failed",
+        ),
+    ),
+    (
+        "Engine (launched or attached servers)",
+        (
+            "endpoint",
+            "baseline_endpoint",
+            "launch_cmd",
+            "server_args",
+            "host",
+            "ready_timeout_s",
+            "launch_time_estimate_s",
+            "no_config_check",
+        ),
+    ),
+    (
+        "Output and storage",
+        ("out", "storage", "study_name", "keep_chunks", "no_report", "as_json"),
+    ),
+)
 
 
 def _concurrencies(ctx: click.Context, param: click.Parameter, text: str) -> tuple[int, ...]:
@@ -93,7 +120,13 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
         raise BadInputError(f"cannot parse --server-args {text!r}: {exc}") from None
 
 
-@click.command("sweep", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
+@click.command(
+    "sweep",
+    cls=SectionedCommand,
+    sections=SECTIONS,
+    context_settings=CONTEXT_SETTINGS,
+    epilog=EXIT_CODES,
+)
 @options.TARGET(default=DEFAULT_TARGET)
 @click.option(
     "--backend",
@@ -296,6 +329,17 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
         raise BadInputError(
             f"--endpoint measures only the attached server's configuration; drop --strategy {strategy}"
         )
+    # The libraries load here, not at import: `specbench sweep -h` stays fast.
+    from rich.console import Console
+
+    from specbench.cli.next_steps import run_next_steps
+    from specbench.cli.sweep_summary import failed_configurations, print_summary
+    from specbench.report.html import render_report
+    from specbench.schema import dumps
+    from specbench.sweeps.options import SweepOptions
+    from specbench.sweeps.progress import RichProgress
+    from specbench.sweeps.runner import run_sweep
+
     sweep_options = SweepOptions(
         **values,
         strategy=strategy or ("fixed" if values["endpoint"] is not None else "optuna"),
@@ -320,100 +364,9 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
         argv=sweep_options.command,
         run_dir=outcome.run_dir.path,
         report=outcome.report_path,
-        failed=_failed_configurations(outcome),
+        failed=failed_configurations(outcome),
     ):
         console.print(line, highlight=False, soft_wrap=True)
 
 
-def _failed_configurations(outcome: SweepOutcome) -> int:
-    frame = outcome.trials
-    failed = frame[(frame["state"] == "failed") & (frame["config_key"] != BASELINE_KEY)]
-    return int(failed["config_key"].nunique())
-
-
-def _fmt(value: Any, digits: int = 2) -> str:
-    if value is None or isinstance(value, bool):
-        return "-"
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return "-"
-    if number != number:
-        return "-"
-    return f"{number:.{digits}f}"
-
-
-def _speedup(value: Any) -> str:
-    """``1.84x``, or ``-`` where no speedup exists (no baseline, not measured)."""
-    text = _fmt(value, 2)
-    return text if text == "-" else f"{text}x"
-
-
-def print_summary(console: Console, outcome: SweepOutcome) -> None:
-    """The top configurations with tau, speedup per concurrency and the flags to paste."""
-    results = outcome.results
-    concurrencies = [int(c) for c in results["concurrencies"]]
-    primary = concurrencies[0]
-    frame = outcome.trials
-    done = frame[(frame["state"] == "complete") & (frame["config_key"] != BASELINE_KEY)]
-    sim = "SIMULATED " if outcome.simulated else ""
-    table = Table(title=f"{sim}top configurations (ranked by speedup at concurrency {primary})")
-    table.add_column("#", justify="right")
-    table.add_column("config", no_wrap=True)
-    table.add_column("source", no_wrap=True)
-    table.add_column(f"tau@{primary}", justify="right", no_wrap=True)
-    for c in concurrencies:
-        table.add_column(f"x@{c}", justify="right", no_wrap=True)
-    primary_rows = done[done["concurrency"] == primary].sort_values(
-        "speedup", ascending=False, na_position="last"
-    )
-    engine = engine_of_backend(outcome.backend)
-    flags: list[str] = []
-    for rank, (_, row) in enumerate(primary_rows.head(TOP_ROWS).iterrows(), start=1):
-        key = str(row["config_key"])
-        per_c = done[done["config_key"] == key].set_index("concurrency")["speedup"]
-        speedups = [_speedup(per_c.get(c)) for c in concurrencies]
-        table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
-        config = SpecConfig(int(row["num_steps"]), int(row["topk"]), int(row["num_draft_tokens"]))
-        numbers = (
-            f"num_speculative_tokens {config.num_steps}"
-            if engine.chain_only
-            else " ".join(engine.config_flags(config))
-        )
-        flags.append(f"#{rank} {key}: {numbers}")
-    print_table(console, table, "--json")
-    if flags:
-        what = (
-            "the chain length in --speculative-config; whole launch lines below"
-            if engine.chain_only
-            else "flags"
-        )
-        console.print(
-            f"{engine.name} {what} (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
-            highlight=False,
-        )
-        for line in flags:
-            console.print(f"  {line}", highlight=False, soft_wrap=True)
-    # The verdict, per-load picks and launch lines exactly as results.json records them.
-    for line in summary_lines(results):
-        console.print(line, highlight=False, soft_wrap=True)
-    lossless = results.get("losslessness")
-    if isinstance(lossless, dict) and lossless.get("checked"):
-        console.print(describe_losslessness(lossless), highlight=False, soft_wrap=True)
-    failed = _failed_configurations(outcome)
-    if failed:
-        console.print(
-            f"{failed} configuration(s) failed; see {outcome.run_dir.path / 'results.json'} "
-            f"and {outcome.run_dir.path / 'logs'}",
-            highlight=False,
-        )
-    measured = results.get("study", {}).get("measured", "?")
-    noun = "configuration" if measured == 1 else "configurations"
-    console.print(
-        f"{measured} {noun} measured ({outcome.measured_now} in this run) -> "
-        f"{outcome.run_dir.path}",
-        highlight=False,
-    )
-
-
-__all__ = ["print_summary", "sweep"]
+__all__ = ["SECTIONS", "sweep"]

@@ -12,8 +12,8 @@ from typing import Any, TypeVar
 import click
 
 from specbench.cli import options
+from specbench.cli.options import DEFAULT_REPEATS
 from specbench.sweeps.budget import DEFAULT_LAUNCH_TIME_S
-from specbench.sweeps.options import DEFAULT_REPEATS
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -10,6 +10,7 @@ import pytest
 from specbench.cli.next_steps import (
     file_url,
     gate_command,
+    probe_next_steps,
     resume_command,
     run_next_steps,
     save_baseline_command,
@@ -76,3 +77,15 @@ def test_next_steps_offer_resume_only_when_something_is_left(tmp_path: Path) -> 
     assert failed[-1].endswith(f"specbench sweep --out {tmp_path}")
     stopped = run_next_steps(argv=argv, run_dir=tmp_path, report=None, interrupted=True)
     assert stopped[-1].startswith("interrupted;")
+
+
+def test_probe_flags_each_poor_fit_and_ends_with_a_next_step() -> None:
+    lines = probe_next_steps(
+        interconnect_class="cpu-only", poor_fits=["gloo cpu 2 ranks: R^2 0.81"], out=None
+    )
+    assert lines[0].startswith("poor fit: gloo cpu 2 ranks: R^2 0.81")
+    assert lines[-1].startswith("next: ") and "--backend sim" in lines[-1]
+    saved = probe_next_steps(interconnect_class="nvlink", poor_fits=[], out=Path("p.json"))
+    assert saved == [
+        "next: `specbench predict --hardware p.json` (sweep takes the same --hardware)"
+    ]

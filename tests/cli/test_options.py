@@ -78,6 +78,19 @@ def test_the_defaults_shown_in_help_are_the_libraries_defaults() -> None:
     assert options.DEFAULT_NUM_PROMPTS == sweep_options.DEFAULT_NUM_PROMPTS
     assert options.DEFAULT_MAX_NEW_TOKENS == sweep_options.DEFAULT_MAX_NEW_TOKENS
     assert options.DEFAULT_HARDWARE == DEFAULT_SIM_PROFILE
+    assert options.DEFAULT_CONCURRENCIES == sweep_options.DEFAULT_CONCURRENCIES
+    assert options.DEFAULT_REQUEST_TIMEOUT_S == sweep_options.DEFAULT_REQUEST_TIMEOUT_S
+    assert options.DEFAULT_REPEATS == sweep_options.DEFAULT_REPEATS
+
+    from specbench.cli.next_steps import POOR_FIT_R2_TEXT
+    from specbench.cli.report import FORMATS
+    from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
+    from specbench.report import html
+    from specbench.topology.fit import POOR_FIT_R2
+
+    assert options.DEFAULT_READY_TIMEOUT_S == DEFAULT_READY_TIMEOUT_S
+    assert html.FORMATS == FORMATS
+    assert float(POOR_FIT_R2_TEXT) == POOR_FIT_R2
 
 
 def test_shell_completion_offers_the_shipped_names_then_files() -> None:

@@ -75,3 +75,12 @@ def test_fit_needs_two_sizes_of_one_series() -> None:
 def test_json_round_trip() -> None:
     fit = fit_alpha_beta(rows_for(6.0, 150.0))
     assert AlphaBetaFit.from_json(fit.to_json()) == fit
+
+
+def test_a_fit_below_the_r2_threshold_is_poor() -> None:
+    from specbench.topology.fit import POOR_FIT_R2, poor_fits
+
+    good = fit_alpha_beta(rows_for(6.0, 150.0))
+    bad = AlphaBetaFit("gloo", "cpu", 2, 1.0, 1.0, POOR_FIT_R2 - 0.01, 0.3, 4)
+    assert poor_fits([good, bad]) == [bad]
+    assert bad.describe().startswith("gloo cpu 2 ranks: R^2 0.94")
