@@ -90,6 +90,23 @@ def http_call(method: str, url: str, timeout_s: float) -> tuple[int, bytes]:
         ) from None
 
 
+#: Characters kept of one server-info string (model paths stay whole).
+INFO_TEXT_LIMIT = 1000
+
+
+def printable_fields(value: Any) -> Any:
+    """``value`` with every string in it passed through ``printable``: a server's
+    description (``version``, ``served_model_name``...) reaches the terminal, the
+    log's console echo and the report, and must not carry escape sequences there."""
+    if isinstance(value, str):
+        return printable(value, INFO_TEXT_LIMIT)
+    if isinstance(value, dict):
+        return {printable(str(k), INFO_TEXT_LIMIT): printable_fields(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [printable_fields(v) for v in value]
+    return value
+
+
 def fetch_server_info(
     endpoint: str, paths: Sequence[str], timeout_s: float = 30.0
 ) -> dict[str, Any]:
@@ -111,7 +128,7 @@ def fetch_server_info(
                 ) from None
             if not isinstance(info, dict):
                 raise ServerError(f"{endpoint}{path} did not return a JSON object")
-            return info
+            return dict(printable_fields(info))
         last = f"{path} -> HTTP {status}"
     raise ServerError(f"the server at {endpoint} has no server-info endpoint ({last})")
 

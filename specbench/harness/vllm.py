@@ -28,7 +28,7 @@ from typing import Any, NoReturn
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.claims import ClientView, latency_problem, token_count_problem
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
-from specbench.harness.net import fetch_server_info, http_call
+from specbench.harness.net import fetch_server_info, http_call, printable_fields
 from specbench.spec_config import SpecConfig, invalid_reason
 
 #: The preset's algorithm name -> vLLM's ``method`` (speculative.py ``SpeculativeMethod``).
@@ -327,7 +327,9 @@ class VllmAdapter(EngineAdapter):
         version = _get_json(endpoint + "/version").get("version")
         try:
             info = fetch_server_info(endpoint, self.server_info_paths)
-            return {**info, "info_source": "server_info", "version": version}
+            return dict(
+                printable_fields({**info, "info_source": "server_info", "version": version})
+            )
         except ServerError as exc:
             if "no server-info endpoint" not in str(exc):
                 raise
@@ -340,7 +342,7 @@ class VllmAdapter(EngineAdapter):
         if isinstance(models, list) and models and isinstance(models[0], dict):
             info["model"] = models[0].get("root")
             info["served_model_name"] = models[0].get("id")
-        return info
+        return dict(printable_fields(info))
 
     def spec_counters(self, endpoint: str) -> dict[str, Any] | None:
         counters = fetch_spec_counters(endpoint)

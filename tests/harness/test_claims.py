@@ -140,3 +140,15 @@ def test_vllm_per_request_claims(
 def test_vllm_metrics_counter_claims(counters: dict[str, object], expected: str | None) -> None:
     problem = VLLM.counters_problem(counters, 100, SpecConfig(3, 1, 4))
     assert (problem is None) if expected is None else (expected in str(problem)), problem
+
+
+def test_server_info_text_reaches_specbench_only_printable() -> None:
+    from specbench.harness.sglang import SGLANG
+
+    hostile = {"version": "0.5\x1b[31mred\x1b]0;title\x07\x1b[2J", "served_model_name": "m\x1b[2J"}
+    with FaultServer("ok", server_info=hostile) as server:
+        info = SGLANG.fetch_info(server.endpoint)
+    assert "\x1b" not in info["version"] and "\x07" not in info["version"]
+    assert (
+        info["version"].startswith("0.5\\x1b[31mred") and info["served_model_name"] == "m\\x1b[2J"
+    )
