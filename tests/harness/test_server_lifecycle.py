@@ -51,18 +51,33 @@ def _wait_for(path: Path, text: str, timeout_s: float = 10.0) -> None:
         time.sleep(0.02)
 
 
-def test_interrupt_during_graceful_stop_kills_the_group(tmp_path: Path) -> None:
+def test_interrupt_during_graceful_stop_kills_the_group(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """A second Ctrl-C while stop() waits out the grace period must not leave the group."""
     log = tmp_path / "s.log"
     proc = ManagedProcess([sys.executable, "-c", STUBBORN], log_path=log, grace_s=60).start()
     _wait_for(log, STUBBORN_READY)
-    timer = threading.Timer(0.3, _thread.interrupt_main)
-    timer.start()
-    try:
-        with pytest.raises(KeyboardInterrupt):
-            proc.stop()
-    finally:
-        timer.cancel()
+    # Event-driven, not a timer: the interrupt is sent once stop() has sent SIGTERM, so it
+    # lands inside the 60 s grace wait however busy the machine is.
+    sigterm_sent = threading.Event()
+    signal_group = proc._signal_group
+
+    def signal_and_tell(sig: signal.Signals) -> None:
+        signal_group(sig)
+        if sig == signal.SIGTERM:
+            sigterm_sent.set()
+
+    def interrupt_once_terminated() -> None:
+        if sigterm_sent.wait(timeout=60):
+            _thread.interrupt_main()
+
+    monkeypatch.setattr(proc, "_signal_group", signal_and_tell)
+    interrupter = threading.Thread(target=interrupt_once_terminated, daemon=True)
+    interrupter.start()
+    with pytest.raises(KeyboardInterrupt):
+        proc.stop()
+    interrupter.join(timeout=60)
     assert_group_gone(proc.pgid)
     assert proc.pgid not in live_process_groups()
 
