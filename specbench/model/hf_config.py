@@ -31,6 +31,8 @@ _EXPERTS_AT_INTERMEDIATE = frozenset(
 _ONE_SHARED_EXPERT = frozenset({"llama4", "llama4_text"})
 #: torch dtypes by bytes per element.
 _DTYPE_BYTES = {"bfloat16": 2.0, "float16": 2.0, "float32": 4.0, "float8_e4m3fn": 1.0}
+#: How unquantized weights are named by their bytes (float16 is priced as bfloat16).
+_DTYPE_LABELS = {2.0: "bf16", 4.0: "fp32", 1.0: "fp8"}
 #: MXFP4 (OCP microscaling): 4-bit elements plus one 8-bit scale per 32 (gpt-oss).
 _MXFP4_BYTES = (32 * 4 + 8) / 8 / 32
 
@@ -126,7 +128,7 @@ def _quantization(
     """(label, bytes per layer weight, bytes per routed-expert weight or None: the same)."""
     q = data.get("quantization_config")
     if q is None:
-        return ("bf16" if dtype_bytes == 2.0 else f"{dtype_bytes:g}-byte"), dtype_bytes, None
+        return _DTYPE_LABELS.get(dtype_bytes, f"{dtype_bytes:g}-byte"), dtype_bytes, None
     if not isinstance(q, Mapping):
         raise FileFormatError(path, "must be a table", "quantization_config")
     method = q.get("quant_method")

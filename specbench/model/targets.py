@@ -205,7 +205,9 @@ def _parallel_options(
 
 
 def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
-    arch, quantization = _preset_arch(path, data)
+    arch, quantization, architecture = _preset_arch(path, data)
+    if "architecture" in data:
+        architecture = get_str(path, data, "architecture")
     o = get_table(path, data, "overheads")
     overheads = Overheads(
         layer_us=get_num(path, o, "layer_us", "overheads."),
@@ -231,7 +233,7 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         overheads=overheads,
         acceptance=parse_acceptance(path, get_table(path, data, "acceptance")),
         parallel_options=_parallel_options(path, data, (default_tp, default_ep)),
-        architecture=get_str(path, data, "architecture") if "architecture" in data else None,
+        architecture=architecture,
         quantization=quantization,
     )
 
@@ -247,13 +249,13 @@ def _shipped_config(path: Path, data: Mapping[str, Any], field: str) -> Path:
     return found
 
 
-def _preset_arch(path: Path, data: Mapping[str, Any]) -> tuple[TargetArch, str | None]:
-    """The preset's target shape: its `config` (a config.json, as shipped presets do) or
-    a hand-written `[arch]` table."""
+def _preset_arch(path: Path, data: Mapping[str, Any]) -> tuple[TargetArch, str | None, str | None]:
+    """(shape, quantization, architecture) of the preset's target: from its `config` (a
+    config.json, as the shipped presets do) or a hand-written `[arch]` table."""
     if "config" in data:
         model = read_target_config(_shipped_config(path, data, "config"))
-        return model.arch, model.quantization
-    return _parse_arch(path, get_table(path, data, "arch")), None
+        return model.arch, model.quantization, model.architecture
+    return _parse_arch(path, get_table(path, data, "arch")), None, None
 
 
 def _preset_draft(path: Path, data: Mapping[str, Any], target: TargetArch) -> DraftArch:

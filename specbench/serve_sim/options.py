@@ -7,6 +7,7 @@ builder the launcher uses, so serve-sim can stand in for SGLang behind ``--launc
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 from specbench.errors import BadInputError
 from specbench.harness.sglang import SGLANG
@@ -51,6 +52,9 @@ def _preset_for(target: str | None, model_path: str | None) -> TargetPreset:
         return load_target(target)
     if model_path:
         found = _target_for_model_path(model_path)
+        if found is None and (Path(model_path) / "config.json").is_file():
+            # A local model folder no preset names: the model's own config.json says its shape.
+            return load_target(model_path)
         if found is None:
             raise BadInputError(
                 f"no target preset serves --model-path {model_path!r}; pass --target"

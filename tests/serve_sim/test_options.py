@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from specbench.errors import BadInputError
@@ -26,3 +28,10 @@ def test_a_flag_sglang_refuses_is_refused_not_hidden() -> None:
     args = ["--model-path", load_target("minimax-m2.7").model_path, "--cuda-graph-max-bs", "8"]
     with pytest.raises(BadInputError, match="ambiguous option: --cuda-graph-max-bs"):
         resolve_options(target=None, hardware=None, sglang_args=args)
+
+
+def test_a_local_model_folder_no_preset_names_is_read_from_its_config() -> None:
+    folder = Path(__file__).resolve().parents[1] / "data" / "model_configs" / "Qwen3-30B-A3B"
+    options = resolve_options(target=None, hardware=None, sglang_args=["--model-path", str(folder)])
+    assert options.target.name == "Qwen3-30B-A3B"
+    assert options.target.arch.num_experts == 128
