@@ -70,6 +70,16 @@ def pid_exists(pid: int) -> bool:
     return True
 
 
+def is_running(pid: int) -> bool:
+    """Whether ``pid`` exists and is not a zombie.
+
+    A killed process stays a zombie until its parent reaps it, and where the init of a
+    container or VM does not reap re-parented orphans that is forever: its pid, start
+    time and group id stay in /proc while it runs nothing.
+    """
+    return pid_exists(pid) and process_state(pid) not in ("Z", "X")
+
+
 @dataclass(frozen=True)
 class ProcessIdentity:
     """One process on one machine: host, pid and (where known) its start time."""
@@ -114,7 +124,7 @@ class ProcessIdentity:
         """
         if not self.local:
             return None
-        if not pid_exists(self.pid):
+        if not is_running(self.pid):
             return False
         if self.start is None:
             return True
@@ -146,6 +156,7 @@ __all__ = [
     "boot_id",
     "cmdline",
     "is_current",
+    "is_running",
     "pid_exists",
     "process_state",
     "start_ticks",

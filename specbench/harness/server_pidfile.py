@@ -22,7 +22,13 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from specbench.harness.liveness import ProcessIdentity, boot_id, cmdline, pid_exists, start_ticks
+from specbench.harness.liveness import (
+    ProcessIdentity,
+    boot_id,
+    cmdline,
+    is_running,
+    start_ticks,
+)
 
 #: Directory of pidfiles inside a run directory.
 SERVERS_DIR = "servers"
@@ -67,7 +73,7 @@ class ServerRecord:
         """Whether the recorded group still runs here, and is certainly the recorded one.
 
         Either the leader itself runs unchanged (same boot, start time and command
-        line), or the leader is gone but its group still has members: Linux does not
+        line), or the leader is gone (or an unreaped zombie) but its group still has members: Linux does not
         hand out a number still in use as a process group id, so those members are the
         recorded server's children (an SGLang scheduler outliving its HTTP server).
         """
@@ -75,7 +81,7 @@ class ServerRecord:
             return False  # another host
         if self.boot_id is not None and boot_id() not in (None, self.boot_id):
             return False
-        if pid_exists(self.pid):
+        if is_running(self.pid):
             now = start_ticks(self.pid)
             same = now is not None and (self.start is None or now == self.start)
             return same and cmdline(self.pid) == self.argv

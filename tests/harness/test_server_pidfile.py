@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
-from specbench.harness.liveness import ProcessIdentity, cmdline, start_ticks
+from specbench.harness.liveness import ProcessIdentity, cmdline, process_state, start_ticks
 from specbench.harness.server_pidfile import (
     SERVERS_DIR,
+    group_has_members,
     pidfile_path,
     reap_stale_servers,
     record_server,
@@ -57,3 +60,42 @@ def test_a_live_workers_server_and_a_recycled_pid_are_left_alone(tmp_path: Path)
     finally:
         os.killpg(server.pid, signal.SIGKILL)
         server.wait()
+
+
+_LEADER = """
+import subprocess, sys
+subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+print("ready", flush=True)
+sys.stdin.readline()
+"""
+
+
+def test_a_group_whose_leader_is_an_unreaped_zombie_is_reaped(tmp_path: Path) -> None:
+    """A guardian killed with specbench stays a zombie where init does not reap orphans;
+    its pid still exists with an empty command line, and its server child still runs."""
+    leader = subprocess.Popen(
+        [sys.executable, "-c", _LEADER],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        assert leader.stdout is not None and leader.stdout.readline().strip() == "ready"
+        argv = cmdline(leader.pid)
+        assert argv is not None
+        dead = subprocess.Popen([sys.executable, "-c", "pass"])
+        dead.wait()
+        owner = ProcessIdentity(ProcessIdentity.current().host, dead.pid, 1).token()
+        record_server(pidfile_path(tmp_path, owner), leader.pid, argv, owner)
+        assert leader.stdin is not None
+        leader.stdin.close()  # the leader exits; nobody waits for it yet
+        deadline = time.monotonic() + 30.0
+        while process_state(leader.pid) != "Z" and time.monotonic() < deadline:
+            time.sleep(0.02)  # polls the state asserted next
+        assert process_state(leader.pid) == "Z"
+        assert group_has_members(leader.pid)  # the server child outlives its leader
+        notes = reap_stale_servers(tmp_path, grace_s=5.0)
+        assert any(str(leader.pid) in note for note in notes), notes
+        assert not group_has_members(leader.pid)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(leader.pid, signal.SIGKILL)
+        leader.wait()
