@@ -1,0 +1,149 @@
+"""Every SGLang line specbench builds, put through SGLang 0.5.23's own parser.
+
+``SPECBENCH_SGLANG_PYTHON`` is the interpreter of the venv .ci/sglang.sh builds (the PyPI
+wheel, --no-deps, with the CPU torch); tests/support/sglang_parse.py runs there and calls
+``sglang.srt.server_args.prepare_server_args`` on each line. Without it the test skips,
+unless ``SPECBENCH_REQUIRE_SGLANG=1`` (CI), which makes a missing parser a failure.
+
+The values SGLang parsed are compared with what specbench meant (the deployment and the
+configuration the line was built from), not with specbench's own reading of the line: a
+flag SGLang spells or reads differently fails here even where serve-sim accepts it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from specbench.harness.engine import Deployment
+from specbench.harness.sglang import SGLANG
+from specbench.model import load_target
+from specbench.spec_config import SpecConfig
+
+SGLANG_PYTHON = os.environ.get("SPECBENCH_SGLANG_PYTHON")
+REQUIRED = os.environ.get("SPECBENCH_REQUIRE_SGLANG") == "1"
+AVAILABLE = bool(SGLANG_PYTHON and Path(SGLANG_PYTHON).exists())
+PARSE_SCRIPT = Path(__file__).resolve().parents[1] / "support" / "sglang_parse.py"
+
+pytestmark = pytest.mark.skipif(
+    not AVAILABLE and not REQUIRED,
+    reason="SPECBENCH_SGLANG_PYTHON not set (see .ci/sglang.sh)",
+)
+
+#: The sweep's highest concurrency: above SGLang's speculative cap of 48, so a line
+#: without --max-running-requests would not run the server that was measured.
+MAX_BATCH = 64
+CHAIN = SpecConfig(3, 1, 4)
+TREE = SpecConfig(3, 4, 8)
+DEEP_TREE = SpecConfig(5, 4, 8)
+
+
+@dataclasses.dataclass(frozen=True)
+class Line:
+    """One launch line and what specbench meant by it."""
+
+    kind: str
+    args: list[str]
+    deployment: Deployment
+    config: SpecConfig | None
+    host: str | None = None
+    port: int | None = None
+
+    def expected(self) -> dict[str, Any]:
+        d, c = self.deployment, self.config
+        want: dict[str, Any] = {
+            "model_path": d.model_path,
+            "tp_size": d.tp,
+            "ep_size": d.ep if d.ep is not None else 1,
+            "max_running_requests": d.max_batch,
+            "cuda_graph_max_bs_decode": d.max_batch,
+            "speculative_algorithm": d.algorithm if c is not None else None,
+            "speculative_draft_model_path": d.draft_model_path if c is not None else None,
+            "speculative_num_steps": c.num_steps if c is not None else None,
+            "speculative_eagle_topk": c.topk if c is not None else None,
+            "speculative_num_draft_tokens": c.num_draft_tokens if c is not None else None,
+        }
+        if self.host is not None:
+            want["host"] = self.host
+        if self.port is not None:
+            want["port"] = self.port
+        return want
+
+
+def _printed(line: str) -> list[str]:
+    """The arguments of a printed ``python -m sglang.launch_server ...`` line, as a shell
+    would hand them over."""
+    argv = shlex.split(line)
+    assert argv[:3] == ["python", "-m", SGLANG.server_module], line
+    return argv[3:]
+
+
+def _lines() -> list[Line]:
+    target = load_target("minimax-m2.7")
+    lines: list[Line] = []
+    for tp in (4, 8):
+        deployment = Deployment.of(target, tp=tp, max_batch=MAX_BATCH)
+        for name, config in (
+            ("baseline", None),
+            ("chain", CHAIN),
+            ("tree", TREE),
+            ("deep tree", DEEP_TREE),
+        ):
+            kind = f"{name} tp {tp}" + (" ep 8" if deployment.ep else "")
+            launched = SGLANG.launch_args(deployment, config, host="127.0.0.1", port=30000)
+            lines.append(Line(f"launched {kind}", launched, deployment, config, "127.0.0.1", 30000))
+            printed = (
+                SGLANG.launch_line(deployment, config)[1]
+                if config is not None
+                else SGLANG.baseline_launch_line(deployment)
+            )
+            lines.append(Line(f"printed {kind}", _printed(printed), deployment, config))
+    return lines
+
+
+def _parse(lines: list[list[str]]) -> list[dict[str, Any]]:
+    assert AVAILABLE, "SPECBENCH_REQUIRE_SGLANG=1 but SPECBENCH_SGLANG_PYTHON is missing"
+    assert SGLANG_PYTHON is not None
+    done = subprocess.run(
+        [SGLANG_PYTHON, str(PARSE_SCRIPT)],
+        input=json.dumps({"lines": lines}),
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    results: list[dict[str, Any]] = json.loads(done.stdout)
+    return results
+
+
+def test_every_line_the_adapter_builds_parses_to_what_specbench_meant() -> None:
+    lines = _lines()
+    results = _parse([line.args for line in lines])
+    failures = []
+    for line, result in zip(lines, results, strict=True):
+        if not result["ok"]:
+            failures.append(f"{line.kind}: refused (exit {result['exit']}): {result['error']}")
+            continue
+        values = result["values"]
+        for field, want in line.expected().items():
+            if values[field] != want:
+                failures.append(f"{line.kind}: {field} is {values[field]!r}, not {want!r}")
+    accepted = sum(1 for result in results if result["ok"])
+    assert not failures, f"{accepted} of {len(lines)} lines accepted:\n" + "\n".join(failures)
+
+
+def test_the_parser_refuses_the_older_graph_flag() -> None:
+    """The check can fail: SGLang 0.5.23 refuses the pre-0.5.23 graph flag as ambiguous."""
+    deployment = Deployment.of(load_target("minimax-m2.7"), max_batch=MAX_BATCH)
+    older = dataclasses.replace(deployment, engine_version="0.4.6")
+    [result] = _parse([SGLANG.launch_args(older, TREE)])
+    assert not result["ok"]
+    assert "ambiguous option: --cuda-graph-max-bs" in result["error"]
