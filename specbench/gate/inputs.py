@@ -27,6 +27,7 @@ from specbench.rundir.layout import (
     RunDirectory,
     WorkloadFingerprint,
 )
+from specbench.rundir.plausible import check_values
 from specbench.rundir.records import RequestRecord
 from specbench.rundir.trials import speedup
 from specbench.schema import read_json, require, write_json
@@ -358,6 +359,7 @@ def _round(value: float | None) -> float | None:
 
 def _side_from_baseline_file(path: Path, data: Mapping[str, Any]) -> GateSide:
     require(path, data, "specbench_version", str)
+    check_values(path, data)
     manifest = require(path, data, "manifest", dict)
     where = f"{path}: manifest"
     workload = WorkloadFingerprint.from_json(

@@ -28,6 +28,7 @@ from typing import Any
 import pandas as pd
 
 from specbench.errors import FileFormatError
+from specbench.rundir.plausible import check_values
 from specbench.rundir.records import RequestRecord, iter_records
 from specbench.schema import SCHEMA_VERSION, read_json, require, write_json, write_text_atomic
 
@@ -346,6 +347,8 @@ class RunDirectory:
         Required: kind, target, backend, simulated, concurrencies, trials (list of
         objects each with config_key, concurrency, state). ``best`` may be null (no
         configuration completed); ``break_even`` and ``baseline`` are objects/lists.
+        Every number must be finite and possible (plausible.check_values): NaN, a tau
+        below 1 or a negative speed is refused, naming the field.
         """
         path = self.results_path
         data = read_json(path, kind="results file")
@@ -366,6 +369,7 @@ class RunDirectory:
         best = data.get("best")
         if best is not None and not isinstance(best, dict):
             raise FileFormatError(path, "expected an object or null", field="best")
+        check_values(path, data)
         return data
 
     def read_trials(self) -> pd.DataFrame:

@@ -8,6 +8,7 @@ Field names carry their units (guidellm style: ``ttft_ms``, ``e2e_ms``).
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -129,11 +130,16 @@ class RequestRecord:
             if (isinstance(value, bool) and bool not in kinds) or not isinstance(value, kinds):
                 expected = " or ".join(k.__name__ for k in kinds)
                 raise FileFormatError(path, f"expected {expected}", field=name)
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                _check_number(path, name, value)
         itl = data.get("itl_ms", [])
         if not isinstance(itl, list) or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) for v in itl
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 <= v < math.inf
+            for v in itl
         ):
-            raise FileFormatError(path, "expected a list of numbers", field="itl_ms")
+            raise FileFormatError(
+                path, "expected a list of finite, non-negative numbers", field="itl_ms"
+            )
         kwargs = {k: v for k, v in data.items() if k in known}
         kwargs.setdefault("spec_verify_ct", None)
         kwargs.setdefault("ttft_ms", None)
@@ -141,7 +147,33 @@ class RequestRecord:
         return cls(**kwargs)
 
 
+def _check_number(path: object, name: str, value: float) -> None:
+    """A stored number is finite, and a count or a client-timed span is not negative:
+    the writer never stores anything else, so a NaN here was put there by hand."""
+    if not math.isfinite(value):
+        raise FileFormatError(path, f"{value} is not a measured value", field=name)
+    if value < 0 and name in _NON_NEGATIVE:
+        raise FileFormatError(path, f"{value:g} is impossible (never negative)", field=name)
+
+
 REQUESTS_KIND = "specbench.requests"
+
+#: Counts and spans the client timed itself, which cannot be negative.
+_NON_NEGATIVE = frozenset(
+    {
+        "prompt_tokens",
+        "completion_tokens",
+        "spec_verify_ct",
+        "ttft_ms",
+        "e2e_ms",
+        "connect_ms",
+        "itl_ms_p50",
+        "itl_ms_p90",
+        "itl_ms_p99",
+        "spec_accepted_tokens",
+        "first_chunk_tokens",
+    }
+)
 
 #: Types a stored record's fields must have; a hand-edited file fails here, naming the
 #: field, instead of with a TypeError inside a metric. Optional fields may also be null.
