@@ -33,6 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from specbench.errors import BadInputError, NotComparableError
+from specbench.gate.hardware import describe_hardware, hardware_differences
 from specbench.gate.inputs import (
     Cell,
     CellSamples,
@@ -40,6 +41,7 @@ from specbench.gate.inputs import (
     cell_sort_key,
     load_side,
 )
+from specbench.gate.picks import PickComparison, compare_picks
 from specbench.gate.results import (
     METRIC_COMPLETED,
     METRIC_LABELS,
@@ -72,19 +74,16 @@ def compare(
 ) -> GateResult:
     """Compare every metric of every cell both sides have.
 
-    Raises NotComparableError when the workloads differ (unless ``options.force``) and
-    BadInputError when a requested configuration or concurrency is not in the candidate
-    or nothing at all can be compared.
+    Raises NotComparableError when the hardware or the workloads differ (unless
+    ``options.force``) and BadInputError when a requested configuration or concurrency
+    is not in the candidate or nothing at all can be compared.
     """
     options = options or GateOptions()
     options.validate()
     differences = baseline.workload.differences(candidate.workload)
-    if differences and not options.force:
-        raise NotComparableError(
-            f"not comparable: {baseline.source} and {candidate.source} ran different workloads ("
-            + "; ".join(shorten_difference(d) for d in differences)
-            + "); pass --force to compare anyway"
-        )
+    hardware = hardware_differences(baseline.hardware, candidate.hardware)
+    if (differences or hardware) and not options.force:
+        raise NotComparableError(_not_comparable(baseline, candidate, hardware, differences))
     _check_requested(candidate, options)
 
     wanted_keys = set(options.configs)
@@ -130,8 +129,37 @@ def compare(
         candidate=candidate.summary(),
         options=options,
         workload_differences=differences,
-        forced=bool(differences),
+        hardware_differences=hardware,
+        forced=bool(differences or hardware),
+        picks=_picks(baseline, candidate),
     )
+
+
+def _not_comparable(
+    baseline: GateSide, candidate: GateSide, hardware: list[str], workload: list[str]
+) -> str:
+    """One line: what differs (hardware named on both sides first) and how to go on."""
+    reasons = []
+    if hardware:
+        reasons.append(
+            f"{baseline.source} ran on {describe_hardware(baseline.hardware)} and "
+            f"{candidate.source} on {describe_hardware(candidate.hardware)}"
+        )
+    if workload:
+        reasons.append(
+            ("they" if hardware else f"{baseline.source} and {candidate.source}")
+            + " ran different workloads ("
+            + "; ".join(shorten_difference(d) for d in workload)
+            + ")"
+        )
+    return "not comparable: " + "; ".join(reasons) + "; pass --force to compare anyway"
+
+
+def _picks(baseline: GateSide, candidate: GateSide) -> PickComparison | None:
+    """The two runs' recommendations compared; None when either run has no verdict."""
+    if baseline.pick is None or candidate.pick is None:
+        return None
+    return compare_picks(baseline.pick, candidate.pick, candidate.speedup_intervals())
 
 
 def _check_requested(candidate: GateSide, options: GateOptions) -> None:

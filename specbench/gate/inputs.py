@@ -18,6 +18,7 @@ from typing import Any
 
 from specbench import __version__
 from specbench.errors import BadInputError, FileFormatError
+from specbench.gate.picks import RecommendedPick, read_pick
 from specbench.gate.stats import median
 from specbench.rundir.layout import (
     MANIFEST_KIND,
@@ -58,6 +59,8 @@ class CellSamples:
     speedup: float | None = None
     #: Aggregate output tokens/s over all streams (results.json), for the record.
     aggregate_tokens_per_s: float | None = None
+    #: The speedup's interval from the trial rows (low, high); None when not recorded.
+    speedup_ci: tuple[float, float] | None = None
     num_requests: int = 0
     num_errors: int = 0
 
@@ -79,6 +82,16 @@ class GateSide:
     #: Cells whose server run failed (a crash, not an interruption), with the error: a
     #: configuration that stops running at all must fail the gate, not vanish from it.
     failed_cells: dict[Cell, str] = field(default_factory=dict)
+    #: What the run recommends launching (results.json "verdict"); None when unknown.
+    pick: RecommendedPick | None = None
+
+    def speedup_intervals(self) -> dict[Cell, tuple[float, float, float]]:
+        """(speedup, low, high) of every cell with a recorded interval."""
+        return {
+            cell: (s.speedup, *s.speedup_ci)
+            for cell, s in self.cells.items()
+            if s.speedup is not None and s.speedup_ci is not None
+        }
 
     @property
     def config_keys(self) -> list[str]:
@@ -155,6 +168,7 @@ def load_run_side(path: Path | str) -> GateSide:
             aggregate_tokens_per_s=_median_or_none(
                 [row.get("output_tokens_per_s") for _, row in trial_rows]
             ),
+            speedup_ci=_interval_or_none(trial_rows),
             num_requests=len(mine),
             num_errors=sum(1 for r in mine if not r.ok),
         )
@@ -171,7 +185,17 @@ def load_run_side(path: Path | str) -> GateSide:
         specbench_version=manifest.specbench_version,
         created_at=manifest.created_at,
         cells=cells,
+        pick=read_pick(results.get("verdict")),
     )
+
+
+def _interval_or_none(
+    rows: Sequence[tuple[int | None, Mapping[str, Any]]],
+) -> tuple[float, float] | None:
+    """The median of the trial rows' interval bounds, or None when a row lacks one."""
+    low = _median_or_none([row.get("speedup_ci_low") for _, row in rows])
+    high = _median_or_none([row.get("speedup_ci_high") for _, row in rows])
+    return None if low is None or high is None else (low, high)
 
 
 def _complete_rows(
@@ -320,6 +344,7 @@ def baseline_payload(side: GateSide, configs: Sequence[str] = ()) -> dict[str, A
         )
     if not cells:
         raise BadInputError(f"{side.source}: no completed configuration to save as a baseline")
+    recommendation = {} if side.pick is None else {"recommendation": side.pick.to_json()}
     return {
         "kind": GATE_BASELINE_KIND,
         "specbench_version": __version__,
@@ -335,6 +360,7 @@ def baseline_payload(side: GateSide, configs: Sequence[str] = ()) -> dict[str, A
             "created_at": side.created_at,
         },
         "cells": cells,
+        **recommendation,
     }
 
 
@@ -403,6 +429,7 @@ def _side_from_baseline_file(path: Path, data: Mapping[str, Any]) -> GateSide:
         specbench_version=str(data["specbench_version"]),
         created_at=str(data.get("created_at", "")),
         cells=cells,
+        pick=read_pick(data.get("recommendation")),
     )
 
 

@@ -35,6 +35,11 @@ SIMULATED_NOTE = "SIMULATED: a run comes from the sim backend (the model), not f
 #: Rows shown without --verbose: those that changed beyond noise.
 NOTABLE = (Status.REGRESSION, Status.IMPROVED)
 
+#: Up to this many "not compared" cells are listed one by one without --verbose;
+#: more are a count per reason (two searches that measured different trees would
+#: otherwise print a hundred lines above the table).
+NOT_COMPARED_LISTED = 3
+
 _STYLES = {
     Status.PASS: "green",
     Status.REGRESSION: "bold red",
@@ -103,6 +108,24 @@ def unchanged_line(result: GateResult, verbose: bool = False) -> str | None:
     )
 
 
+def not_compared_lines(result: GateResult, verbose: bool = False) -> list[str]:
+    """Each cell not compared (all with ``verbose`` or when few), else one count line."""
+    items = result.not_compared
+    if verbose or len(items) <= NOT_COMPARED_LISTED:
+        return [f"not compared: {line}" for line in items]
+    reasons = Counter(line.split(": ", 1)[-1] for line in items)
+    detail = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    return [f"not compared: {len(items)} cells ({detail}); --verbose lists each"]
+
+
+def answer_lines(result: GateResult) -> list[str]:
+    """What the gate says before any detail: the verdict, then the recommendation."""
+    lines = [result.summary_line()]
+    if result.picks is not None:
+        lines.append(result.picks.line())
+    return lines
+
+
 def header_lines(result: GateResult) -> list[str]:
     """Context lines shown above the table in every format."""
     opts = result.options
@@ -115,7 +138,11 @@ def header_lines(result: GateResult) -> list[str]:
         f"-{opts.max_speedup_drop:.1%}, tok/s -{opts.threshold('output_tokens_per_s'):.1%} "
         f"that is significant at alpha {opts.alpha:g}",
     ]
-    if result.forced:
+    if result.hardware_differences:
+        lines.append(
+            "FORCED: the hardware differs (" + "; ".join(result.hardware_differences) + ")"
+        )
+    if result.workload_differences:
         lines.append(
             "FORCED: the workloads differ ("
             + "; ".join(shorten_difference(d) for d in result.workload_differences)
@@ -127,9 +154,23 @@ def header_lines(result: GateResult) -> list[str]:
 def print_result(
     result: GateResult, console: Console | None = None, *, verbose: bool = False
 ) -> None:
-    """The context lines, the rows that changed (all with ``verbose``), the count of
-    the others, and the one-line verdict."""
+    """The answer first (verdict and reason, the recommendation), then the context
+    lines, the rows that changed (all with ``verbose``), what was not compared and the
+    count of the unchanged rest."""
     console = console or Console(width=None if _is_terminal() else 140)
+    verdict, *picks = answer_lines(result)
+    style = "bold red" if result.regressions else "bold green"
+    # soft_wrap: the answer lines are never broken mid-sentence by the console
+    console.print(verdict, style=style, markup=False, highlight=False, soft_wrap=True)
+    changed = result.picks is not None and result.picks.matters is not False
+    for line in picks:
+        console.print(
+            line,
+            style="bold yellow" if changed else None,
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     for line in header_lines(result):
         console.print(line, markup=False, highlight=False)
     if result.simulated:
@@ -137,13 +178,11 @@ def print_result(
     rows = shown_rows(result, verbose)
     if rows:
         console.print(_table(result, rows))
-    for line in result.not_compared:
-        console.print(f"not compared: {line}", markup=False, highlight=False)
+    for line in not_compared_lines(result, verbose):
+        console.print(line, markup=False, highlight=False)
     rest = unchanged_line(result, verbose)
     if rest is not None:
         console.print(rest, markup=False, highlight=False)
-    style = "bold red" if result.regressions else "bold green"
-    console.print(result.summary_line(), style=style, markup=False, highlight=False)
 
 
 def _table(result: GateResult, rows: list[GateRow]) -> Table:
@@ -183,6 +222,11 @@ def render_gate_markdown(result: GateResult, verbose: bool = False) -> str:
     """A Markdown section for a CI job summary ($GITHUB_STEP_SUMMARY)."""
     verdict = "❌ regression" if result.regressions else "✅ pass"
     out = [f"## specbench gate: {verdict}", ""]
+    out += [
+        f"**{_md_escape(line)}**" if i == 0 else _md_escape(line)
+        for i, line in enumerate(answer_lines(result))
+    ]
+    out.append("")
     if result.simulated:
         out += [f"> **{SIMULATED_NOTE}**", ""]
     out += [f"- {_md_escape(line)}" for line in header_lines(result)]
@@ -209,12 +253,11 @@ def render_gate_markdown(result: GateResult, verbose: bool = False) -> str:
         ]
         out.append("| " + " | ".join(_md_escape(c) for c in cells) + " |")
     if result.not_compared:
-        out += ["", "Not compared:", ""]
-        out += [f"- {_md_escape(line)}" for line in result.not_compared]
+        out += [""] + [f"- {_md_escape(line)}" for line in not_compared_lines(result, verbose)]
     rest = unchanged_line(result, verbose)
     if rest is not None:
         out += ["", _md_escape(rest)]
-    out += ["", result.summary_line(), ""]
+    out.append("")
     return "\n".join(out)
 
 
@@ -244,6 +287,7 @@ def junit_tree(result: GateResult, verbose: bool = False) -> ET.ElementTree[ET.E
         ("simulated", str(result.simulated).lower()),
         ("alpha", f"{result.options.alpha:g}"),
         ("forced", str(result.forced).lower()),
+        *(() if result.picks is None else (("recommendation", result.picks.line()),)),
     ):
         ET.SubElement(props, "property", name=name, value=value)
     if rest is not None:
@@ -287,7 +331,7 @@ def junit_tree(result: GateResult, verbose: bool = False) -> ET.ElementTree[ET.E
             out.text = f"{row.status.value}: {row.note}"
     if result.not_compared:
         out = ET.SubElement(suite, "system-out")
-        out.text = "not compared:\n" + "\n".join(result.not_compared)
+        out.text = "\n".join(not_compared_lines(result, verbose))
     ET.indent(suites)
     return ET.ElementTree(suites)
 
@@ -321,10 +365,12 @@ def write_markdown(result: GateResult, path: Path | str, *, verbose: bool = Fals
 __all__ = [
     "NOTABLE",
     "SIMULATED_NOTE",
+    "answer_lines",
     "format_change",
     "format_test",
     "format_value",
     "junit_tree",
+    "not_compared_lines",
     "print_result",
     "render_gate_markdown",
     "shown_rows",

@@ -8,6 +8,7 @@ from enum import Enum
 from typing import Any
 
 from specbench.errors import BadInputError
+from specbench.gate.picks import PickComparison
 
 METRIC_TAU = "tau"
 METRIC_TOKENS_PER_S = "output_tokens_per_s"
@@ -141,7 +142,10 @@ class GateResult:
     candidate: dict[str, Any]
     options: GateOptions
     workload_differences: list[str] = field(default_factory=list)
+    hardware_differences: list[str] = field(default_factory=list)
     forced: bool = False
+    #: The two runs' recommended launches compared; None when a run has no verdict.
+    picks: PickComparison | None = None
 
     @property
     def regressions(self) -> list[GateRow]:
@@ -163,7 +167,7 @@ class GateResult:
         return sum(1 for r in self.rows if r.status is status)
 
     def summary_line(self) -> str:
-        """One line for logs and the CI summary."""
+        """The answer in one line, printed first: PASS/FAIL, why, and the counts."""
         parts = [f"{len(self.rows)} checks"]
         for status in Status:
             n = self.count(status)
@@ -171,7 +175,22 @@ class GateResult:
                 parts.append(f"{n} {status.value}")
         verdict = "FAIL" if self.regressions else "PASS"
         sim = " (SIMULATED)" if self.simulated else ""
-        return f"gate {verdict}{sim}: " + ", ".join(parts)
+        return f"gate {verdict}{sim}: {self.reason()} ({', '.join(parts)})"
+
+    def reason(self) -> str:
+        """Why the gate passed or failed, naming the worst regression."""
+        bad = self.regressions
+        if not bad:
+            return "no metric dropped past its threshold with a significant test"
+        worst = min(bad, key=lambda r: r.change if math.isfinite(r.change) else -math.inf)
+        what = (
+            f"{worst.config_key} c={worst.concurrency} failed to run"
+            if worst.metric == METRIC_COMPLETED
+            else f"{METRIC_LABELS.get(worst.metric, worst.metric)} {worst.config_key} "
+            f"c={worst.concurrency} {worst.change:+.1%}"
+        )
+        noun = "metric" if len(bad) == 1 else "metrics"
+        return f"{len(bad)} {noun} regressed beyond noise, the worst {what}"
 
     def to_rows(self) -> list[dict[str, Any]]:
         """Pandas-friendly rows."""

@@ -42,7 +42,10 @@ def test_identical_runs_pass_in_a_few_lines_and_verbose_lists_every_row() -> Non
     assert "8 metrics unchanged within noise (8 within threshold); --verbose lists all" in (
         proc.stdout
     )
-    assert proc.stdout.rstrip().endswith("gate PASS (SIMULATED): 8 checks, 8 pass")
+    assert proc.stdout.splitlines()[0] == (
+        "gate PASS (SIMULATED): no metric dropped past its threshold with a significant "
+        "test (8 checks, 8 pass)"
+    )
     verbose = run_gate_cli("--baseline", BASE, "--candidate", BASE, "--verbose")
     assert verbose.returncode == 0, verbose.stderr
     assert verbose.stdout.count("✓") == 8

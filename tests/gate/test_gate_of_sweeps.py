@@ -58,14 +58,24 @@ def test_rerun_of_a_fixed_sweep_passes_also_against_a_saved_baseline(
     assert "8 checks, 8 pass" in proc.stdout
 
 
-def test_host_staged_interconnect_is_a_speedup_regression(
+def test_other_hardware_is_not_comparable_and_forced_is_a_speedup_regression(
     runs: dict[str, Path], tmp_path: Path
 ) -> None:
+    refused = run_gate_cli("--baseline", runs["a"], "--candidate", runs["host-staged"])
+    assert refused.returncode == 2, refused.stdout + refused.stderr
+    (line,) = refused.stderr.strip().splitlines()
+    assert line.startswith("specbench: error: not comparable: ")
+    for needle in ("h200-nvlink", "h100-pcie-host-staged", "--force"):
+        assert needle in line, line
+    assert refused.stdout == ""
     junit = tmp_path / "gate.xml"
     proc = run_gate_cli(
-        "--baseline", runs["a"], "--candidate", runs["host-staged"], "--junit", junit
+        "--baseline", runs["a"], "--candidate", runs["host-staged"], "--junit", junit, "--force"
     )
     assert proc.returncode == 1, proc.stdout + proc.stderr
+    first, *rest = proc.stdout.splitlines()
+    assert first.startswith("gate FAIL (SIMULATED): "), proc.stdout
+    assert any(r.startswith("FORCED: the hardware differs (GPU: ") for r in rest), proc.stdout
     failed = {
         case.get("name")
         for case in ET.parse(junit).getroot().iter("testcase")
