@@ -33,6 +33,7 @@ from specbench.cli.options import (
 from specbench.cli.sweep_measure_options import measure_options
 from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
+from specbench.harness.engines import backend_choices
 from specbench.limits import check_bounds
 from specbench.spec_config import SpecConfig, parse_configs
 
@@ -130,7 +131,7 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 @options.TARGET(default=DEFAULT_TARGET)
 @click.option(
     "--backend",
-    type=click.Choice(["auto", "sim", "sglang", "vllm"]),
+    type=click.Choice(backend_choices()),
     default="auto",
     help="auto: SGLang when --endpoint is given or a GPU and sglang are present, "
     "else the SIMULATED backend. vllm: launch (or attach to) vLLM servers; vLLM "

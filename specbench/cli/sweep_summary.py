@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.table import Table
 
 from specbench.cli.terminal import print_table
-from specbench.harness.engines import engine_of_backend
+from specbench.harness.engines import launch_engine_of
 from specbench.rundir.lossless import describe_losslessness
 from specbench.rundir.summary import summary_lines
 from specbench.spec_config import BASELINE_KEY, SpecConfig
@@ -64,7 +64,7 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     primary_rows = done[done["concurrency"] == primary].sort_values(
         "speedup", ascending=False, na_position="last"
     )
-    engine = engine_of_backend(outcome.backend)
+    engine = launch_engine_of(outcome.backend)
     flags: list[str] = []
     for rank, (_, row) in enumerate(primary_rows.head(TOP_ROWS).iterrows(), start=1):
         key = str(row["config_key"])

@@ -6,6 +6,12 @@ the inverse parser of those arguments (serve-sim stands in for the engine with i
 rules for a speculative configuration, and how it reports acceptance per request and in
 its server info. Adding an engine is one new module with one ``EngineAdapter`` subclass,
 registered in ``specbench.harness.engines``.
+
+The sweep and the report hold one adapter, resolved once from ``--backend`` (or handed
+in ready-made), and ask it, never its name, for everything engine-specific: how its
+servers are obtained (launched, attached, or simulated in process), which options it
+refuses, where tau comes from and how it is cross-checked, and what of its server info
+is kept.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from specbench.harness.claims import (
     ClientView,
@@ -25,7 +31,12 @@ from specbench.harness.claims import (
     verify_steps_problem,
 )
 from specbench.harness.net import fetch_server_info
+from specbench.harness.sglang_server_state import KEPT_SERVER_ARGS, TauResolution, resolve_tau
 from specbench.spec_config import SpecConfig
+
+if TYPE_CHECKING:
+    from specbench.harness.backend import Backend
+    from specbench.model import HardwareProfile, TargetPreset
 
 #: Placeholders a launch line shows when the run directory does not know the paths.
 UNKNOWN_MODEL = "<target-model-path>"
@@ -178,6 +189,39 @@ class EngineAdapter(ABC):
     shm_pattern: str | None = None
     #: The engine's distribution name, where its flags are spelled per release.
     distribution: str | None = None
+    #: True when the engine runs inside specbench (the simulator): nothing is launched
+    #: or attached, every number comes from the performance model, and a run needs a
+    #: hardware profile to simulate.
+    in_process: bool = False
+    #: Server-info fields kept with each trial: the ones that change what a speculative
+    #: measurement means, under the names SGLang's ServerArgs gives them (serve-sim
+    #: speaks the same; an engine with other names lists its own).
+    kept_info_fields: tuple[str, ...] = KEPT_SERVER_ARGS
+
+    def available(self) -> bool:
+        """True when ``--backend auto`` may pick this engine on this machine (default:
+        never; the registry says which engines auto considers)."""
+        return False
+
+    def refused_option(self, *, endpoint: bool, launch_cmd: bool, server_args: bool) -> str | None:
+        """Why this engine cannot run with the given sweep options (one line naming the
+        option), None when it can; an engine with servers accepts them all."""
+        return None
+
+    def in_process_backend(
+        self,
+        target: TargetPreset,
+        profile: HardwareProfile,
+        *,
+        seed: int,
+        perturbation: float,
+    ) -> Backend:
+        """The backend of an ``in_process`` engine, simulating ``target`` on ``profile``.
+
+        Engines with servers never get here: the sweep launches or attaches to them
+        through ServerBackend.
+        """
+        raise NotImplementedError(f"{self.name} runs servers, not in process")
 
     def local_version(self) -> str | None:
         """The engine release installed beside specbench (what ``python -m`` with this
@@ -262,6 +306,33 @@ class EngineAdapter(ABC):
         the ``tokens`` the client received in it (None: it can); engines without
         counters never call it."""
         return None
+
+    def server_tau(self, info: Mapping[str, Any]) -> float | None:
+        """The server's own average acceptance length in its info (None: it reports
+        none, the default)."""
+        return None
+
+    def trim_server_info(self, info: Mapping[str, Any]) -> dict[str, Any]:
+        """The small part of a server's info stored with each trial: ``kept_info_fields``
+        and the server's own accept length."""
+        kept = {key: info[key] for key in self.kept_info_fields if key in info}
+        tau = self.server_tau(info)
+        if tau is not None:
+            kept["avg_spec_accept_length"] = tau
+        return kept
+
+    def resolve_tau(
+        self, per_request_tau: float, info: Mapping[str, Any], config: SpecConfig | None
+    ) -> TauResolution:
+        """tau of one load with its source, cross-checked against the server's own
+        average and 1 <= tau <= num_steps + 1 (sglang_server_state.resolve_tau)."""
+        return resolve_tau(per_request_tau, self.server_tau(info), config)
+
+    def manifest_fields(self, info: Mapping[str, Any]) -> dict[str, Any]:
+        """Engine-specific fields of the manifest's backend description. The
+        ``sglang_version`` field predates other engines, so every engine writes it
+        (None unless the engine is SGLang) and run directories keep one shape."""
+        return {"sglang_version": None}
 
     def fetch_info(self, endpoint: str) -> dict[str, Any]:
         """What a running server says about itself (its server-info route)."""

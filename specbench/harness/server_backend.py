@@ -296,7 +296,7 @@ class ServerBackend(Backend):
             "endpoint": self.endpoint,
             "server_args": list(self.server_args),
             "launch_cmd": self.launch_cmd,
-            "sglang_version": info.get("version") if self.engine.name == "sglang" else None,
+            **self.engine.manifest_fields(info),
             "engine_version": info.get("version"),
             # serve-sim's --time-scale: how long its waits were, not what was measured.
             "sim_time_scale": info.get("specbench_time_scale"),

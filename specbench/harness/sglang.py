@@ -9,6 +9,7 @@ counters follow its tokenizer_manager.py (``meta_info``); the server info follow
 from __future__ import annotations
 
 import argparse
+import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
@@ -20,6 +21,7 @@ from specbench.harness.sglang_server_state import (
     ExpectedServer,
     equal_launch_terms,
     launched_config_problems,
+    server_avg_accept_length,
 )
 from specbench.harness.stream_checks import as_count, as_rate, as_seconds
 from specbench.safe_text import printable
@@ -48,6 +50,23 @@ class SglangAdapter(EngineAdapter):
     ready_path = "/health_generate"
     server_info_paths = ("/server_info", "/get_server_info")
     distribution = "sglang"
+
+    def available(self) -> bool:
+        """True when this machine can launch SGLang: the package imports and CUDA is
+        usable (what ``--backend auto`` looks for)."""
+        if importlib.util.find_spec("sglang") is None:
+            return False
+        try:
+            import torch
+        except Exception:
+            return False
+        return bool(torch.cuda.is_available())
+
+    def server_tau(self, info: Mapping[str, Any]) -> float | None:
+        return server_avg_accept_length(info)
+
+    def manifest_fields(self, info: Mapping[str, Any]) -> dict[str, Any]:
+        return {"sglang_version": info.get("version")}
 
     def config_flags(self, config: SpecConfig) -> list[str]:
         return [

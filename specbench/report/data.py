@@ -21,7 +21,7 @@ import pandas as pd
 
 from specbench.errors import BadInputError, FileFormatError, SpecbenchError
 from specbench.harness.engine import Deployment
-from specbench.harness.engines import engine_of_backend
+from specbench.harness.engines import launch_engine_of
 from specbench.model import HardwareProfile, TargetPreset, load_hardware, load_target
 from specbench.report.charts import (
     build_failed,
@@ -168,7 +168,7 @@ def build_report_data(run: RunData) -> ReportData:
         model_path=manifest.workload.target_model or None,
         draft_model_path=manifest.workload.draft_model or None,
     )
-    engine = engine_of_backend(manifest.backend)
+    engine = launch_engine_of(manifest.backend)
     verdict = compute_verdict(
         trials,
         concurrencies,

@@ -16,11 +16,6 @@ from specbench.errors import ServerError
 from specbench.harness.acceptance_stats import TAU_COUNTERS
 from specbench.harness.backend import Backend, LoadFailedError, LoadSpec, Session
 from specbench.harness.metrics import summarize, window_samples
-from specbench.harness.sglang_server_state import (
-    resolve_tau,
-    server_avg_accept_length,
-    trim_server_info,
-)
 from specbench.harness.window import RequestSample, speedup_interval
 from specbench.rundir.acceptance import ACCEPTANCE_KIND, acceptance_path
 from specbench.rundir.layout import STATE_COMPLETE, STATE_FAILED, STATE_PRUNED
@@ -74,9 +69,9 @@ def measure_loads(
             low, high = speedup_interval(samples, against.get(concurrency, []))
             row.update(speedup_ci_low=low, speedup_ci_high=high)
             info = _server_info(session)
-            if index == 0 and backend.name != "sim":
-                # The in-process simulator has no server: the manifest describes it.
-                ctx.run_dir.write_server_info(name, trim_server_info(info))
+            if index == 0 and not ctx.engine.in_process:
+                # An in-process engine has no server: the manifest describes it.
+                ctx.run_dir.write_server_info(name, ctx.engine.trim_server_info(info))
             _record_tau(ctx, row, config, session, info, trial_number)
             out.rows.append(row)
             out.samples[concurrency] = samples
@@ -154,16 +149,19 @@ def _record_tau(
     if acceptance is not None and acceptance["tau_source"] == TAU_COUNTERS:
         counters = acceptance["tau"]
         row["tau"] = counters
-    _resolve_tau(row, config, server_avg_accept_length(info))
+    _resolve_tau(ctx, row, config, info)
     if config is not None and acceptance is not None:
         _store_acceptance(ctx, trial_number, config, int(row["concurrency"]), acceptance)
     if counters is not None:
         row["tau_source"] = TAU_COUNTERS
 
 
-def _resolve_tau(row: dict[str, Any], config: SpecConfig | None, server_tau: float | None) -> None:
-    """tau, its source and the server's own average; disagreements flag the row."""
-    resolved = resolve_tau(float(row.get("tau", math.nan)), server_tau, config)
+def _resolve_tau(
+    ctx: SweepContext, row: dict[str, Any], config: SpecConfig | None, info: Mapping[str, Any]
+) -> None:
+    """tau, its source and the server's own average (the engine's cross-check);
+    disagreements flag the row."""
+    resolved = ctx.engine.resolve_tau(float(row.get("tau", math.nan)), info, config)
     row.update(tau=resolved.tau, tau_source=resolved.source, tau_server=resolved.server_tau)
     if resolved.problems:
         reasons = [r for r in (row.get("noise_reason") or "", *resolved.problems) if r]

@@ -6,13 +6,14 @@ anything is loaded or launched, and everything after it trusts the options.
 
 from __future__ import annotations
 
-import importlib.util
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
+from specbench.harness.engine import EngineAdapter
+from specbench.harness.engines import AUTO, auto_engine, backend_choices, create
 from specbench.harness.prompts import Prompt
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.spec_config import SpecConfig
@@ -29,8 +30,6 @@ DEFAULT_MAX_NEW_TOKENS = 256
 DEFAULT_REQUEST_TIMEOUT_S = 600.0
 #: Model-predicted configurations enqueued before TPE starts.
 DEFAULT_PRIOR_TOP = 5
-#: What --backend accepts: the simulator, or an engine of harness.engines.
-BACKENDS: tuple[str, ...] = ("auto", "sim", "sglang", "vllm")
 #: Random proposals TPE makes after the enqueued ones before it starts modelling.
 EXTRA_STARTUP_TRIALS = 3
 #: Re-measurements of a load flagged noisy.
@@ -46,7 +45,8 @@ class SweepOptions:
     """Everything ``specbench sweep`` accepts, as plain values (the CLI only parses)."""
 
     target: str = DEFAULT_TARGET
-    backend: str = "auto"  # auto | sim | sglang | vllm
+    #: auto, an engine's name (harness.engines.backend_choices), or a ready engine.
+    backend: str | EngineAdapter = AUTO
     hardware: str | None = None
     prior_hardware: str | None = None
     endpoint: str | None = None
@@ -112,10 +112,11 @@ def check_options(options: SweepOptions) -> None:
         )
     if options.sampler not in SAMPLERS:
         raise BadInputError(f"unknown --sampler {options.sampler!r} (expected tpe or gp)")
-    if options.backend not in BACKENDS:
+    if isinstance(options.backend, str) and options.backend not in backend_choices():
         raise BadInputError(
-            f"unknown --backend {options.backend!r} (expected {', '.join(BACKENDS)})"
+            f"unknown --backend {options.backend!r} (expected {', '.join(backend_choices())})"
         )
+    chosen = None if options.backend == AUTO else create(options.backend)
     if options.trials is not None and options.trials < 1:
         raise BadInputError(f"--trials must be >= 1 (got {options.trials})")
     if options.budget_minutes is not None and options.budget_minutes <= 0:
@@ -146,23 +147,22 @@ def check_options(options: SweepOptions) -> None:
             )
         if options.space:
             raise BadInputError("--space cannot be used with --endpoint")
-        if options.backend == "sim":
-            raise BadInputError(
-                "--endpoint attaches to a server; it cannot be used with --backend sim"
-            )
+        refused = chosen and chosen.refused_option(
+            endpoint=True, launch_cmd=False, server_args=False
+        )
+        if refused:
+            raise BadInputError(refused)
         if options.launch_cmd is not None:
             raise BadInputError("--endpoint attaches to a running server; drop --launch-cmd")
     if options.baseline_endpoint is not None and options.endpoint is None:
         raise BadInputError("--baseline-endpoint is only used with --endpoint")
-    if options.backend == "sim":
-        for flag, value in (
-            ("--launch-cmd", options.launch_cmd),
-            ("--server-args", " ".join(options.server_args) or None),
-        ):
-            if value is not None:
-                raise BadInputError(
-                    f"{flag} launches a server; it cannot be used with --backend sim"
-                )
+    refused = chosen and chosen.refused_option(
+        endpoint=False,
+        launch_cmd=options.launch_cmd is not None,
+        server_args=bool(" ".join(options.server_args)),
+    )
+    if refused:
+        raise BadInputError(refused)
     if options.sim_perturbation < 0:
         raise BadInputError("the simulated truth's perturbation must be >= 0")
     if not 0 <= options.repeats <= MAX_REPEATS:
@@ -176,13 +176,13 @@ def check_options(options: SweepOptions) -> None:
         raise BadInputError("--host must not be empty")
 
 
-def check_auto_backend(options: SweepOptions, backend: str) -> None:
+def check_auto_backend(options: SweepOptions, engine: EngineAdapter) -> None:
     """``--backend auto`` that falls back to the simulator refuses SGLang-only options.
 
     Silently running SIMULATED while the user asked to launch with their command, server
     arguments or tensor parallelism would report numbers of a machine nobody asked for.
     """
-    if options.backend != "auto" or backend != "sim" or options.backend_instance is not None:
+    if options.backend != AUTO or not engine.in_process or options.backend_instance is not None:
         return
     ignored = [
         flag
@@ -202,25 +202,16 @@ def check_auto_backend(options: SweepOptions, backend: str) -> None:
         )
 
 
-def sglang_available() -> bool:
-    """True when this machine can launch SGLang: the package imports and CUDA is usable."""
-    if importlib.util.find_spec("sglang") is None:
-        return False
-    try:
-        import torch
-    except Exception:
-        return False
-    return bool(torch.cuda.is_available())
-
-
-def resolve_backend(options: SweepOptions) -> str:
+def resolve_engine(options: SweepOptions) -> EngineAdapter:
+    """The engine of this sweep, resolved once: the injected backend's, the one
+    ``--backend`` names (or hands in), or what auto finds on this machine."""
     if options.backend_instance is not None:
-        return options.backend_instance.name
-    if options.backend != "auto":
-        return options.backend
-    if options.endpoint is not None or sglang_available():
-        return "sglang"
-    return "sim"
+        return getattr(options.backend_instance, "engine", None) or create(
+            options.backend_instance.name
+        )
+    if options.backend != AUTO:
+        return create(options.backend)
+    return auto_engine(attaching=options.endpoint is not None)
 
 
 # -- prompts ---------------------------------------------------------------------------------

@@ -17,7 +17,6 @@ from optuna.trial import TrialState
 
 from specbench.errors import FileFormatError
 from specbench.harness.engine import Deployment
-from specbench.harness.engines import engine_of_backend
 from specbench.rundir.acceptance import acceptance_summary
 from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
@@ -134,7 +133,7 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     frame = normalise_trials(rows)
     tp = ctx.hardware.get("tp")
     deployment = Deployment.of(ctx.target, tp=tp if isinstance(tp, int) else None)
-    engine = engine_of_backend(ctx.backend.name)
+    engine = ctx.engine
     verdict = compute_verdict(
         frame,
         list(ctx.concurrencies),

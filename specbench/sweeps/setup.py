@@ -23,7 +23,7 @@ import optuna
 from specbench import __version__
 from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
-from specbench.harness.engines import ENGINES
+from specbench.harness.engine import EngineAdapter
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
 from specbench.harness.server_pidfile import SERVERS_DIR
 from specbench.model import (
@@ -49,7 +49,7 @@ from specbench.sweeps.options import (
     DEFAULT_TRIALS,
     SweepOptions,
     check_auto_backend,
-    resolve_backend,
+    resolve_engine,
     select_prompts,
     startup_trials,
 )
@@ -94,6 +94,8 @@ class SweepContext:
     prompts: list[Prompt]
     run_dir: RunDirectory
     manifest: Manifest
+    #: The engine measured (sglang, vllm, sim or one a program registered), resolved once.
+    engine: EngineAdapter
     backend: Backend
     baseline_backend: Backend | None
     prior: PerformanceModel
@@ -132,17 +134,17 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     target = load_target(options.target)
     space = parse_space(options.space)
     prompts, fingerprint = _workload(options, target)
-    backend_name = resolve_backend(options)
-    check_auto_backend(options, backend_name)
-    launching = backend_name in ENGINES and options.endpoint is None
+    engine = resolve_engine(options)
+    check_auto_backend(options, engine)
+    launching = not engine.in_process and options.endpoint is None
     if options.prune is None:
         # Pruning saves server launches; a simulated run costs nothing to finish.
         options = dataclasses.replace(options, prune=launching)
-    if backend_name in ENGINES and ENGINES[backend_name].chain_only:
-        space = chain_space(space, ENGINES[backend_name].name)
-    check_fixed_configs(options, backend_name)
+    if engine.chain_only:
+        space = chain_space(space, engine.name)
+    check_fixed_configs(options, engine)
     notes: list[str] = []
-    hardware_spec = hardware_spec_for(options, backend_name, notes)
+    hardware_spec = hardware_spec_for(options, engine, notes)
     # An unset --tp means the target's own deployment (SGLang's --tp-size default for it),
     # not the TP the hardware profile was written for.
     tp = options.tp or target.default_tp
@@ -153,7 +155,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         if prior_spec == hardware_spec and profile is not None
         else load_hardware(prior_spec, tp=tp)
     )
-    backends = build_backends(options, backend_name, target, profile)
+    backends = build_backends(options, engine, target, profile)
     strategy = "fixed" if options.endpoint is not None else options.strategy
     manifest = _manifest(options, target, backends.backend, profile, hardware_spec, fingerprint)
     manifest.strategy = strategy
@@ -161,7 +163,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         space=space.describe(),
         sampler=options.sampler if strategy == "optuna" else None,
         prior_hardware=prior_profile.name,
-        sim_perturbation=options.sim_perturbation if backend_name == "sim" else None,
+        sim_perturbation=options.sim_perturbation if engine.in_process else None,
         num_prompts=len(prompts),
         config_check="skipped (--no-config-check)" if options.no_config_check else "on",
         repeats=options.repeats,
@@ -177,6 +179,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         prompts=prompts,
         run_dir=run_dir,
         manifest=manifest,
+        engine=engine,
         backend=backends.backend,
         baseline_backend=backends.baseline,
         prior=PerformanceModel(target, prior_profile, seed=options.seed),

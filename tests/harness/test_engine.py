@@ -11,12 +11,13 @@ import pytest
 
 from specbench.errors import BadInputError
 from specbench.harness.engine import Deployment, EngineAdapter
-from specbench.harness.engines import ENGINES, engine_of_backend, get_engine
+from specbench.harness.engines import create, engine_names, get_engine, launch_engine_of
 from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
 from specbench.rundir.layout import normalise_trials
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import SpecConfig
+from tests.support.fake_engine import FAKE
 from tests.support.trials import trial_row
 
 
@@ -36,7 +37,11 @@ def one_config_trials() -> pd.DataFrame:
     return normalise_trials(rows)
 
 
-@pytest.mark.parametrize("engine", list(ENGINES.values()), ids=list(ENGINES))
+#: Every built-in engine and one a program adds (tests/support/fake_engine.py).
+CONTRACT_ENGINES = [*(create(name) for name in engine_names()), FAKE]
+
+
+@pytest.mark.parametrize("engine", CONTRACT_ENGINES, ids=[e.name for e in CONTRACT_ENGINES])
 def test_every_engine_keeps_the_contract(engine: EngineAdapter) -> None:
     """What every adapter must do: its parser reads back what its builder writes, the
     baseline gets no speculative flag, user arguments come last."""
@@ -64,7 +69,10 @@ def test_every_engine_keeps_the_contract(engine: EngineAdapter) -> None:
 
 def test_registry() -> None:
     assert get_engine("sglang") is SGLANG
-    assert engine_of_backend("sim") is SGLANG  # the simulator imitates SGLang
+    assert launch_engine_of("sim").launch_line(Deployment(), SpecConfig(3, 4, 8)) == (
+        SGLANG.launch_line(Deployment(), SpecConfig(3, 4, 8))
+    )  # the simulator imitates SGLang
+    assert launch_engine_of("an-engine-this-install-lacks") is SGLANG
     with pytest.raises(BadInputError, match="unknown engine"):
         get_engine("nope")
 
