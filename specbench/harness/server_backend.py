@@ -43,10 +43,10 @@ from specbench.harness.net import (
     http_call,
     is_local_address,
 )
-from specbench.harness.process import DEFAULT_GRACE_S, ManagedProcess
-from specbench.harness.server_pidfile import pidfile_path
 from specbench.harness.sglang import SGLANG
-from specbench.harness.shm import remove_orphans, shm_files
+from specbench.process.managed import DEFAULT_GRACE_S, ManagedProcess
+from specbench.process.server_pidfile import pidfile_path
+from specbench.process.shm import remove_orphans, shm_files
 from specbench.rundir.records import RequestRecord
 from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig, config_key

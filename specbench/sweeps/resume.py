@@ -9,7 +9,7 @@ run may also have failed configurations the user now wants measured again
 from __future__ import annotations
 
 from specbench.harness.server_backend import ServerBackend
-from specbench.harness.server_pidfile import reap_stale_servers
+from specbench.process.server_pidfile import reap_stale_servers
 from specbench.sweeps.setup import SweepContext
 from specbench.sweeps.storage import fail_abandoned_trials
 

@@ -25,7 +25,6 @@ from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
 from specbench.harness.engine import EngineAdapter
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
-from specbench.harness.server_pidfile import SERVERS_DIR
 from specbench.model import (
     DEFAULT_SIM_PROFILE,
     HardwareProfile,
@@ -35,6 +34,7 @@ from specbench.model import (
     load_target,
 )
 from specbench.outpaths import check_output_dir
+from specbench.process.server_pidfile import SERVERS_DIR
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import write_records
 from specbench.spec_config import SpecConfig

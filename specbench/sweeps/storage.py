@@ -25,7 +25,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from specbench.errors import BadInputError, FileFormatError
-from specbench.harness.liveness import ProcessIdentity, is_current
+from specbench.process.liveness import ProcessIdentity, is_current
 from specbench.safe_text import printable
 
 #: Trials a dead worker left RUNNING and that nobody can vouch for after this long are

@@ -16,10 +16,10 @@ import pytest
 from specbench.errors import BadInputError, InvalidConfigError, ServerError
 from specbench.harness.engine import Deployment
 from specbench.harness.net import check_port_free, free_port, port_in_use
-from specbench.harness.process import ManagedProcess, live_process_groups, stop_all
 from specbench.harness.server_backend import ServerBackend, compose_launch, split_server_args
 from specbench.harness.sglang import SGLANG
 from specbench.harness.sse_request import split_gap
+from specbench.process.managed import ManagedProcess, live_process_groups, stop_all
 from specbench.serve_sim.options import resolve_options
 from specbench.serve_sim.scheduler import guess_domain
 from specbench.spec_config import SpecConfig
@@ -314,7 +314,7 @@ def test_sigterm_to_specbench_stops_children(tmp_path: Path) -> None:
     script = (
         "import sys, time\n"
         "from pathlib import Path\n"
-        "from specbench.harness.process import ManagedProcess\n"
+        "from specbench.process.managed import ManagedProcess\n"
         f"p = ManagedProcess([sys.executable, '-c', 'import time; time.sleep(60)'], log_path=Path({str(tmp_path / 'c.log')!r})).start()\n"
         f"Path({str(pidfile)!r}).write_text(str(p.pgid))\n"
         "time.sleep(60)\n"

@@ -15,8 +15,8 @@ import pytest
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.net import free_port
-from specbench.harness.process import live_process_groups
 from specbench.harness.server_backend import HttpSession, ServerBackend
+from specbench.process.managed import live_process_groups
 from specbench.spec_config import SpecConfig
 from tests.support.servers import (
     FaultServer,

@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from specbench.errors import ServerError
-from specbench.harness.process import ManagedProcess, live_process_groups
 from specbench.harness.server_backend import HttpSession, ServerBackend
 from specbench.model import load_target
+from specbench.process.managed import ManagedProcess, live_process_groups
 from specbench.spec_config import SpecConfig
 from tests.support.servers import (
     FaultServer,
@@ -90,7 +90,7 @@ def test_sigterm_to_specbench_during_stop_neither_hangs_nor_orphans(tmp_path: Pa
         f"""
         import os, signal, sys, threading, time
         from pathlib import Path
-        from specbench.harness.process import ManagedProcess
+        from specbench.process.managed import ManagedProcess
         log = Path(sys.argv[1])
         proc = ManagedProcess([sys.executable, "-c", {STUBBORN!r}], log_path=log, grace_s=60)
         proc.start()

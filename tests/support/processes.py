@@ -6,7 +6,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from specbench.harness.liveness import pid_exists
+from specbench.process.liveness import pid_exists
 
 #: A server stand-in: a process tree (it starts a grandchild) that ignores nothing.
 TREE = textwrap.dedent(

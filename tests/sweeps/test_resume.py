@@ -19,8 +19,8 @@ from pathlib import Path
 import optuna
 
 from specbench.harness.backend import LoadFailedError, LoadSpec, Session
-from specbench.harness.liveness import ProcessIdentity
-from specbench.harness.server_pidfile import SERVERS_DIR
+from specbench.process.liveness import ProcessIdentity
+from specbench.process.server_pidfile import SERVERS_DIR
 from specbench.rundir.records import RequestRecord, read_records
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.runner import run_sweep

@@ -5,7 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from specbench.harness.liveness import ProcessIdentity, pid_exists
+from specbench.process.liveness import ProcessIdentity, pid_exists
 
 
 def test_identity_round_trips_and_detects_a_dead_process() -> None:

@@ -11,7 +11,7 @@ interrupted. SIGTERM/SIGHUP to specbench become SystemExit, so every pending
 exit as a safety net for paths that skip the context manager.
 
 None of that runs when specbench itself is SIGKILLed. For that case the group's leader
-is a tiny guardian (specbench/harness/guardian.py) that stops the group when its parent
+is a tiny guardian (specbench/process/guardian.py) that stops the group when its parent
 dies, and a pidfile in the run directory lets the next run reap what is left.
 """
 
@@ -32,8 +32,8 @@ from types import FrameType, TracebackType
 from typing import IO
 
 from specbench.errors import ServerError
-from specbench.harness import guardian
-from specbench.harness.server_pidfile import forget_server, record_server
+from specbench.process import guardian
+from specbench.process.server_pidfile import forget_server, record_server
 
 #: Seconds between SIGTERM and SIGKILL; SGLang usually exits in a few seconds, but a
 #: scheduler stuck in an NCCL call only dies to SIGKILL.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import mmap
 from pathlib import Path
 
-from specbench.harness.shm import remove_orphans, shm_files
+from specbench.process.shm import remove_orphans, shm_files
 
 
 def test_only_new_unmapped_files_are_removed(tmp_path: Path) -> None:

@@ -22,7 +22,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from specbench.harness.liveness import (
+from specbench.process.liveness import (
     ProcessIdentity,
     boot_id,
     cmdline,

@@ -9,7 +9,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from specbench.harness import guardian
+from specbench.process import guardian
 from tests.support.processes import TREE, wait_gone
 
 

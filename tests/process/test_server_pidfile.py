@@ -10,8 +10,8 @@ import sys
 import time
 from pathlib import Path
 
-from specbench.harness.liveness import ProcessIdentity, cmdline, process_state, start_ticks
-from specbench.harness.server_pidfile import (
+from specbench.process.liveness import ProcessIdentity, cmdline, process_state, start_ticks
+from specbench.process.server_pidfile import (
     SERVERS_DIR,
     group_has_members,
     pidfile_path,
