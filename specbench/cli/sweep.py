@@ -34,7 +34,7 @@ from specbench.cli.sweep_measure_options import measure_options
 from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
 from specbench.harness.engines import backend_choices
-from specbench.limits import check_bounds
+from specbench.limits import check_bound, check_bounds
 from specbench.spec_config import SpecConfig, parse_configs
 
 #: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
@@ -42,7 +42,19 @@ from specbench.spec_config import SpecConfig, parse_configs
 SECTIONS = (
     ("What is measured", ("target", "hardware", "prior_hardware", "tp", "backend")),
     ("Workload", ("dataset", "max_new_tokens", "num_prompts", "apply_chat_template")),
-    ("Load", ("concurrencies", "request_timeout_s", "repeats", "prune")),
+    (
+        "Load",
+        (
+            "concurrencies",
+            "load",
+            "arrival",
+            "max_concurrency",
+            "slo",
+            "request_timeout_s",
+            "repeats",
+            "prune",
+        ),
+    ),
     (
         "Search",
         (
@@ -81,6 +93,51 @@ def _concurrencies(ctx: click.Context, param: click.Parameter, text: str) -> tup
     """``1,8,32`` -> (1, 8, 32); the first is the primary concurrency, so order matters
     (a repeat is refused with the other option checks, in sweeps.options)."""
     return tuple(parse_concurrency_list(text))
+
+
+def _load(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    """``--load`` checked where it enters (one line, exit 2); the sweep resolves it."""
+    if text is not None:
+        from specbench.harness.loads import parse_load
+
+        parse_load(text)
+    return text
+
+
+def _slo(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
+    if text is not None:
+        from specbench.harness.slo import parse_objectives
+
+        parse_objectives(text)
+    return text
+
+
+def _bounded(option: str) -> Any:
+    def check(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
+        check_bound(option, value)
+        return value
+
+    return check
+
+
+def _loads_and_concurrencies(ctx: click.Context, values: dict[str, Any]) -> None:
+    """``--concurrency`` is ``--load concurrency:``'s short form; with a rate load and no
+    ``--concurrency`` the closed loop is narrowed to 1 (tau and single-stream speed)."""
+    load = values.get("load")
+    if load is None:
+        return
+    given = ctx.get_parameter_source("concurrencies") not in (
+        click.core.ParameterSource.DEFAULT,
+        None,
+    )
+    if load.strip().startswith("concurrency"):
+        if given:
+            raise BadInputError(
+                "--concurrency is the short form of --load concurrency:...; give one of them"
+            )
+        return
+    if not given:
+        values["concurrencies"] = (1,)
 
 
 def _endpoint(ctx: click.Context, param: click.Parameter, text: str | None) -> str | None:
@@ -221,6 +278,43 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     use="The search optimises the first.",
 )
 @click.option(
+    "--load",
+    default=None,
+    metavar="KIND:VALUES",
+    callback=_load,
+    show_default="the --concurrency values",
+    help="concurrency:1,8,32 (closed loop, as --concurrency), rate:0.5,2,8 (requests/s "
+    "sent whatever the server does: open loop) or sweep[:N] (the baseline's saturation "
+    "rate first, then N rates up to it). Rate loads come after a closed loop at "
+    "--concurrency (1 unless given).",
+)
+@click.option(
+    "--arrival",
+    type=click.Choice(["poisson", "constant"]),
+    default=None,
+    show_default="poisson",
+    help="How a rate load spreads its requests: exponential gaps (independent users) or "
+    "one every 1/rate s; seeded by --seed, the same for every configuration.",
+)
+@click.option(
+    "--max-concurrency",
+    type=int,
+    default=None,
+    metavar="N",
+    callback=_bounded("--max-concurrency"),
+    help="Requests a rate load keeps in flight at most; a request due above it waits in "
+    "the client (as vllm bench serve's --max-concurrency).",
+)
+@click.option(
+    "--slo",
+    default=None,
+    metavar="NAME=MS[,...]",
+    callback=_slo,
+    help="Latency objectives of rate loads, e.g. ttft_p99_ms=2000,tpot_p99_ms=50 (ttft, "
+    "tpot, itl, e2e at p50, p90, p99): goodput counts requests within all of them, and "
+    "with --load sweep each configuration's highest rate within them is searched.",
+)
+@click.option(
     "--strategy",
     type=click.Choice(["optuna", "grid", "fixed"]),
     default=None,
@@ -314,6 +408,7 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
     model and labelled so. The run directory keeps every result; the same command with
     the same --out resumes it.
     """
+    _loads_and_concurrencies(click.get_current_context(), values)
     check_bounds(
         {
             "--max-new-tokens": values["max_new_tokens"],

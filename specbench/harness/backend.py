@@ -17,7 +17,9 @@ from pathlib import Path
 from typing import Any
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.loads import RateRun
 from specbench.harness.prompts import Prompt
+from specbench.harness.rate_metrics import OpenLoopRun
 from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig
 
@@ -146,6 +148,15 @@ class Session(ABC):
         because nothing after it could be trusted.
         """
 
+    def run_rate(self, run: RateRun, progress: ProgressCallback | None = None) -> OpenLoopRun:
+        """Send ``run``'s requests at its load's send times, whatever the server does
+        with them (open loop), after a short closed-loop warm-up; records in issue order.
+
+        Sessions that cannot keep a schedule say so through ``Backend.runs_rate_loads``
+        before a sweep starts; this default is the guard behind that check.
+        """
+        raise BadInputError(f"{type(self).__name__} cannot run request-rate loads")
+
     @abstractmethod
     def flush_cache(self) -> None:
         """Drop prefix caches and server-wide counters so the next load starts cold."""
@@ -163,6 +174,8 @@ class Backend(ABC):
     #: True when every number it produces comes from the performance model, so reports
     #: can label them SIMULATED.
     simulated: bool
+    #: Whether its sessions run request-rate loads (``Session.run_rate``).
+    runs_rate_loads: bool = False
 
     @abstractmethod
     def describe(self) -> dict[str, Any]:

@@ -17,13 +17,17 @@ from __future__ import annotations
 
 import math
 from abc import ABC, abstractmethod
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from specbench.errors import BadInputError
 from specbench.limits import MAX_RATES, check_bound
+
+if TYPE_CHECKING:
+    from specbench.harness.prompts import Prompt
 
 
 class Arrival(ABC):
@@ -177,6 +181,31 @@ class RateSweepPlan:
 DEFAULT_SWEEP_RATES = 10
 
 
+@dataclass(frozen=True)
+class RateRun:
+    """One rate load as a session runs it: the measured requests' prompts in issue order
+    (the same list for the baseline and every configuration, so the comparison is
+    paired), and a short closed-loop warm-up run first and discarded."""
+
+    load: RateLoad
+    prompts: Sequence[Prompt]
+    max_new_tokens: int
+    request_timeout_s: float
+    warmup_prompts: Sequence[Prompt] = ()
+    warmup_tokens: int = 16
+    #: OpenAI-style engines: every prompt through the chat API.
+    chat_template: bool = False
+
+    def __post_init__(self) -> None:
+        if not self.prompts:
+            raise BadInputError("the rate load has no prompts")
+
+    @property
+    def due_s(self) -> list[float]:
+        """When each measured request is due, seconds after the load starts."""
+        return self.load.send_offsets_s(len(self.prompts))
+
+
 def _numbers(kind: str, text: str) -> list[float]:
     parts = [p.strip() for p in text.split(",")]
     if not text.strip() or any(not p for p in parts):
@@ -243,6 +272,7 @@ __all__ = [
     "LoadKind",
     "PoissonArrival",
     "RateLoad",
+    "RateRun",
     "RateSweepPlan",
     "arrival_named",
     "parse_load",

@@ -55,6 +55,9 @@ class SloRate:
     rate_per_s: float
     #: The rate is the top of the searched range: the true SLO-rate may be higher.
     at_top: bool = False
+    #: The lowest rate found to miss an objective (None: none missed): the SLO-rate
+    #: lies between ``rate_per_s`` and it.
+    high_per_s: float | None = None
     measured: list[RateSummary] = field(default_factory=list)
 
 
@@ -63,21 +66,29 @@ def slo_rate(
     make_load: Callable[[float], RateLoad],
     objectives: Sequence[Objective],
     top_per_s: float,
+    *,
+    known_low: float = 0.0,
+    known_high: float | None = None,
 ) -> SloRate:
-    """Bisection on the offered rate in (0, ``top_per_s``]; 0 when even a trickle fails."""
+    """Bisection on the offered rate in (0, ``top_per_s``]; 0 when even a trickle fails.
+
+    ``known_low`` / ``known_high``: rates already measured to meet / to miss the
+    objectives (a ``--load sweep``'s evenly spaced loads), which narrow the bracket
+    before the first bisection step; with ``known_high`` the top is not measured again.
+    """
     if not objectives:
         raise ValueError("slo_rate() needs at least one objective")
-    found = SloRate(0.0)
+    found = SloRate(known_low)
 
     def meets(rate: float) -> bool:
         summary = measure(make_load(rate))
         found.measured.append(summary)
         return bool(summary.slo_met)
 
-    if meets(top_per_s):
+    if known_high is None and meets(top_per_s):
         found.rate_per_s, found.at_top = top_per_s, True
         return found
-    low, high = 0.0, top_per_s
+    low, high = known_low, top_per_s if known_high is None else known_high
     for _ in range(MAX_BISECTION_STEPS):
         if high - low <= RATE_TOLERANCE * high:
             break
@@ -86,7 +97,7 @@ def slo_rate(
             low = mid
         else:
             high = mid
-    found.rate_per_s = low
+    found.rate_per_s, found.high_per_s = low, high
     return found
 
 

@@ -30,7 +30,9 @@ from specbench.harness.backend import (
     Session,
     StallCallback,
 )
+from specbench.harness.loads import RateRun
 from specbench.harness.prompts import DEFAULT_DOMAIN, Prompt, estimate_tokens
+from specbench.harness.rate_metrics import OpenLoopRun
 from specbench.harness.sim_engine import EngineModel, SimEngine, StepResult
 from specbench.model import DOMAINS
 from specbench.rundir.records import RequestRecord
@@ -220,6 +222,38 @@ class SimSession(Session):
         )
         return records
 
+    def run_rate(self, run: RateRun, progress: ProgressCallback | None = None) -> OpenLoopRun:
+        """The load's arrivals through the engine's scheduler on its virtual clock."""
+        from specbench.harness.sim_open_loop import run_open_loop_sim
+
+        self._runs += 1
+        prefix = f"r{run.load.rate_per_s:g}-r{self._runs}"
+        if run.warmup_prompts:
+            run_closed_loop_sim(
+                self._engine,
+                run.warmup_prompts,
+                concurrency=len(run.warmup_prompts),
+                max_new_tokens=run.warmup_tokens,
+                timeout_s=run.request_timeout_s,
+                id_prefix=f"{prefix}-warmup",
+            )
+        result = run_open_loop_sim(
+            self._engine,
+            run.prompts,
+            run.load,
+            max_new_tokens=run.max_new_tokens,
+            timeout_s=run.request_timeout_s,
+            id_prefix=prefix,
+        )
+        if progress is not None:
+            progress(len(result.records), len(run.prompts))
+        self._log(
+            f"load {run.load.label} requests={len(result.records)} "
+            f"errors={sum(1 for r in result.records if not r.ok)} "
+            f"virtual_clock_s={self._engine.now_s:.3f}"
+        )
+        return result
+
     def flush_cache(self) -> None:
         """Nothing is cached in the simulator; kept for the contract."""
 
@@ -241,6 +275,7 @@ class SimBackend(Backend):
 
     name = "sim"
     simulated = True
+    runs_rate_loads = True
 
     def __init__(self, model: SimModel, *, seed: int = 0) -> None:
         self.model = model

@@ -71,6 +71,12 @@ class RequestRecord:
     #: Why the latency is the client's clock and not the server's (the engine sent
     #: none); None when the server's own latency was checked and used.
     latency_fallback: str | None = None
+    #: The request-rate load it was sent in ("2 req/s"); None for a closed-loop load.
+    load: str | None = None
+    #: Seconds after its load started that it was due and that it was sent (later than
+    #: due when ``--max-concurrency`` held it); None for a closed-loop load.
+    due_s: float | None = None
+    sent_s: float | None = None
 
     @property
     def ok(self) -> bool:
@@ -110,6 +116,9 @@ class RequestRecord:
             *(name for name, _ in ITL_SUMMARY_FIELDS),
             "first_chunk_tokens",
             "latency_fallback",
+            "load",
+            "due_s",
+            "sent_s",
         ):
             if data[name] is None:
                 del data[name]  # absent, not null: files written before them stay identical
@@ -193,6 +202,9 @@ _FIELD_TYPES: dict[str, tuple[type, ...]] = {
     "simulated": (bool,),
     "first_chunk_tokens": (int,),
     "latency_fallback": (str,),
+    "load": (str,),
+    "due_s": (int, float),
+    "sent_s": (int, float),
     "started_at": (int, float),
     "connect_ms": (int, float),
     "server_e2e_ms": (int, float),
@@ -221,6 +233,9 @@ _NULLABLE = frozenset(
         "output_sha256",
         "output_head",
         "latency_fallback",
+        "load",
+        "due_s",
+        "sent_s",
     }
 )
 

@@ -17,6 +17,7 @@ from specbench.rundir.layout import STATE_COMPLETE
 from specbench.rundir.trials import TrialRow, jsonable
 from specbench.sweeps.comparison import store_baseline_samples
 from specbench.sweeps.measure import measure_loads
+from specbench.sweeps.measure_rates import store_baseline_rates
 from specbench.sweeps.setup import SweepContext
 from specbench.sweeps.storage import (
     STUDY_BASELINE,
@@ -69,6 +70,8 @@ def ensure_baseline(ctx: SweepContext) -> None:
                 f"{row['concurrency']}; see {log}"
             )
     store_baseline_samples(study, measured.samples)
+    if measured.rates is not None:
+        store_baseline_rates(ctx, measured.rates)
     latest = baseline_rows(study)  # another worker may have stored it meanwhile
     merged = {**{int(r["concurrency"]): r for r in rows}, **latest}
     study.set_user_attr(STUDY_BASELINE, [jsonable(merged[c]) for c in sorted(merged)])

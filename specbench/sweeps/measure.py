@@ -26,6 +26,12 @@ from specbench.schema import write_json
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.budget import Interval, prune_reason
 from specbench.sweeps.comparison import baseline_samples, measured_intervals
+from specbench.sweeps.measure_rates import (
+    RateMeasurement,
+    measure_rate_loads,
+    rate_objective,
+    store_trial_rates,
+)
 from specbench.sweeps.options import requests_per_load
 from specbench.sweeps.search import ConfigSearch, Proposal
 from specbench.sweeps.setup import SweepContext, locked
@@ -44,6 +50,9 @@ class MeasuredLoads:
     samples: dict[int, list[RequestSample]] = field(default_factory=dict)
     #: Why the higher concurrencies were not measured; empty when all were.
     prune_reason: str = ""
+    #: The request-rate loads, when the sweep has any (measured even when pruned: they
+    #: are the loads the user asked about).
+    rates: RateMeasurement | None = None
 
 
 def measure_loads(
@@ -79,6 +88,9 @@ def measure_loads(
                 out.prune_reason = _prune_reason(ctx, row, concurrency) or ""
                 if out.prune_reason:
                     break
+        if ctx.rates is not None:
+            session.flush_cache()
+            out.rates = measure_rate_loads(ctx, session, config, trial_number, label)
     _note_simulated(ctx, backend)
     return out
 
@@ -303,7 +315,11 @@ def run_trial(search: ConfigSearch, proposal: Proposal, ctx: SweepContext) -> No
                 )
                 rows.append(pruned.as_dict())
         ctx.progress.note(f"trial {proposal.number} {config.key}: {measured.prune_reason}")
-    _tell(search, proposal, ctx, rows, measured.prune_reason)
+    objective = None
+    if measured.rates is not None:
+        store_trial_rates(proposal.trial, measured.rates)
+        objective = rate_objective(ctx, measured.rates)
+    _tell(search, proposal, ctx, rows, measured.prune_reason, objective)
 
 
 def _fail(
@@ -329,11 +345,13 @@ def _tell(
     ctx: SweepContext,
     rows: list[dict[str, Any]],
     pruned: str = "",
+    objective: float | None = None,
 ) -> None:
-    """Complete the trial with its objective at the primary concurrency, or fail it when
-    that concurrency gave nothing usable."""
+    """Complete the trial with its objective (the speedup at the primary concurrency, or
+    ``objective`` where the rate loads give one), or fail it when the primary
+    concurrency gave nothing usable."""
     primary = next(r for r in rows if r["concurrency"] == ctx.primary)
-    value = primary.get("speedup")
+    value = primary.get("speedup") if objective is None else objective
     if value is None and ctx.options.endpoint is not None:
         value = primary.get("output_tokens_per_s")
     if value is None or not primary.get("num_requests"):

@@ -93,6 +93,15 @@ class SweepOptions:
     retry_failed: bool = False
     #: OpenAI-style engines: every prompt through the chat API (the model's template).
     apply_chat_template: bool = False
+    #: ``--load``: ``concurrency:1,8,32`` (the concurrencies), ``rate:0.5,2,8`` or
+    #: ``sweep[:N]`` (open-loop rate loads; see specbench.sweeps.rate_plan).
+    load: str | None = None
+    #: ``--arrival poisson|constant`` of rate loads (None: poisson).
+    arrival: str | None = None
+    #: ``--max-concurrency``: requests a rate load keeps in flight at most.
+    max_concurrency: int | None = None
+    #: ``--slo ttft_p99_ms=2000,tpot_p99_ms=50``: latency objectives of rate loads.
+    slo: str | None = None
     #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
     backend_instance: Backend | None = None
 

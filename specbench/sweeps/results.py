@@ -30,6 +30,7 @@ from specbench.rundir.lossless import losslessness
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY
+from specbench.sweeps.rate_results import rates_section, write_trials_with_rates
 from specbench.sweeps.search import (
     ATTR_CONFIG,
     ATTR_LOG_TAIL,
@@ -163,6 +164,9 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         "acceptance": acceptance_summary(ctx.run_dir),
         "trials": trials_to_records(frame),
     }
+    rates = rates_section(ctx)
+    if rates is not None:
+        results["rates"] = rates
     return frame, results
 
 
@@ -233,6 +237,6 @@ def write_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     """
     with locked(ctx.run_dir.requests_path):
         frame, results = rebuild_results(ctx)
-        ctx.run_dir.write_trials(frame)
+        write_trials_with_rates(ctx, frame, results.get("rates"))
         ctx.run_dir.write_results(results)
     return frame, results

@@ -54,6 +54,7 @@ from specbench.sweeps.options import (
     startup_trials,
 )
 from specbench.sweeps.progress import SweepProgress
+from specbench.sweeps.rate_plan import RatePlan, resolve_loads
 from specbench.sweeps.search import (
     SOURCE_AUTO,
     SOURCE_CARD,
@@ -109,6 +110,8 @@ class SweepContext:
     #: Configurations this study measures in all (all workers together).
     total_target: int
     notes: list[str] = field(default_factory=list)
+    #: The request-rate loads and objectives; None when only concurrencies are measured.
+    rates: RatePlan | None = None
 
     @property
     def concurrencies(self) -> tuple[int, ...]:
@@ -134,6 +137,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     target = load_target(options.target)
     space = parse_space(options.space)
     prompts, fingerprint = _workload(options, target)
+    options, rates = resolve_loads(options, len(prompts))
     engine = resolve_engine(options)
     check_auto_backend(options, engine)
     launching = not engine.in_process and options.endpoint is None
@@ -156,6 +160,11 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         else load_hardware(prior_spec, tp=tp)
     )
     backends = build_backends(options, engine, target, profile)
+    if rates is not None and not backends.backend.runs_rate_loads:
+        raise BadInputError(
+            f"the {backends.backend.name} backend cannot run request-rate loads yet; "
+            "use --backend sim or --load concurrency:..."
+        )
     strategy = "fixed" if options.endpoint is not None else options.strategy
     manifest = _manifest(options, target, backends.backend, profile, hardware_spec, fingerprint)
     manifest.strategy = strategy
@@ -169,6 +178,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         repeats=options.repeats,
         prune=options.prune,
         sglang_auto_config=sglang_auto_config(target).key,
+        rate_loads=None if rates is None else rates.describe(),
     )
     progress.phase("opening the run directory and the study")
     run_dir, study, prior_top, total = _open_run(options, manifest, strategy, space)
@@ -192,6 +202,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         search=ConfigSearch(study, space, strategy, sampler_name=options.sampler, worker=worker),
         total_target=total,
         notes=notes,
+        rates=rates,
     )
     for line in [*notes, _banner(ctx, backends)]:
         progress.note(line)
@@ -338,6 +349,8 @@ def check_run_dir(run_dir: RunDirectory, manifest: Manifest) -> Manifest | None:
         )
     if list(old.concurrencies) != list(manifest.concurrencies):
         problems.append(f"concurrencies {old.concurrencies} != {manifest.concurrencies}")
+    if old.extra.get("rate_loads") != manifest.extra.get("rate_loads"):
+        problems.append("rate loads or SLOs differ (--load/--arrival/--max-concurrency/--slo)")
     if problems:
         raise BadInputError(
             f"{run_dir.manifest_path} describes a different sweep ({'; '.join(problems)}); "
@@ -406,8 +419,9 @@ def _banner(ctx: SweepContext, backends: SweepBackends) -> str:
     """What this run measures, said the way the user will check it: an attached server
     by its address, version and the configuration it really runs."""
     sim = "[bold yellow]SIMULATED[/] " if ctx.simulated else ""
+    rates = "" if ctx.rates is None else f", then {ctx.rates.banner()}"
     load = (
-        f"concurrency {','.join(map(str, ctx.concurrencies))} (primary {ctx.primary}), "
+        f"concurrency {','.join(map(str, ctx.concurrencies))} (primary {ctx.primary}){rates}, "
         f"{len(ctx.prompts)} prompts x {ctx.options.max_new_tokens} tokens -> {ctx.run_dir.path}"
     )
     config = backends.endpoint_config

@@ -127,6 +127,12 @@ def test_truncated_study_journal_names_the_file(tmp_path: Path) -> None:
         (["sweep", "--ready-timeout", "nan"], "--ready-timeout must be a finite number"),
         (["sweep", "--tp", "100000"], "--tp must be <= "),
         (["sweep", "--budget-minutes", "1e12"], "--budget-minutes must be <= "),
+        (["sweep", "--load", "rate:-1"], "--load rate must be >= 0.001 requests/s"),
+        (["sweep", "--load", "rate:1e9"], "--load rate must be <= 10000 requests/s"),
+        (["sweep", "--load", "rate:1", "--slo", "tpot_p75_ms=5"], "unknown percentile p75"),
+        (["sweep", "--load", "rate:1", "--max-concurrency", "99999"], "--max-concurrency must"),
+        (["sweep", "--load", "concurrency:1", "--concurrency", "8"], "the short form of --load"),
+        (["sweep", "--arrival", "constant"], "--arrival applies to request-rate loads"),
         (
             ["predict", "--target", "minimax-m2.7", "--concurrency", "1,999999"],
             "--concurrency: 999999 is above the maximum",
