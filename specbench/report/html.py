@@ -24,7 +24,6 @@ from specbench.errors import BadInputError
 from specbench.report import plots, verdict_plots
 from specbench.report.data import report_data
 from specbench.report.markdown import render_markdown
-from specbench.report.verdict_views import format_concurrency
 from specbench.report.views import ReportData
 from specbench.schema import write_text_atomic
 
@@ -236,7 +235,7 @@ def render_html(data: ReportData, *, run_dir: Path | str = "") -> str:
         v=data.verdict,
         s=sec.screen,
         w=sec.why,
-        be_text=format_concurrency(sec.screen.break_even) if sec.screen.break_even else "",
+        be_text=sec.screen.break_even_text,
         be_sentence=sec.break_even_sentence,
         be_caption=sec.break_even_caption,
         ci_text=sec.ci_text,

@@ -85,6 +85,20 @@ def break_even_svg(view: BreakEvenView, *, simulated: bool = False) -> str:
             )
             xs += view.model_x
         ax.axhline(1.0, color="black", lw=1.0, ls=":", label="no speculation (1.0x)")
+        _break_even_marks(ax, view)
+        _log2_axis(ax, xs)
+        ax.set_xlabel("concurrency (requests in flight)")
+        ax.set_ylabel("speedup vs no speculation")
+        ax.set_title("Where speculation stops paying")
+        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
+        return add_tooltips(to_svg(fig, "break-even", simulated=simulated), "break-even", tips)
+
+
+def _break_even_marks(ax: matplotlib.axes.Axes, view: BreakEvenView) -> None:
+    """The interpolated break-even, and the band its intervals allow: up to the higher
+    load and an arrow beyond it when the loads tested cannot place the upper end."""
+    be = view.break_even_range
+    if be is None:
         if view.break_even is not None:
             ax.axvline(
                 view.break_even,
@@ -93,12 +107,30 @@ def break_even_svg(view: BreakEvenView, *, simulated: bool = False) -> str:
                 ls="-.",
                 label=f"break-even ~{format_concurrency(view.break_even)} (interpolated)",
             )
-        _log2_axis(ax, xs)
-        ax.set_xlabel("concurrency (requests in flight)")
-        ax.set_ylabel("speedup vs no speculation")
-        ax.set_title("Where speculation stops paying")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
-        return add_tooltips(to_svg(fig, "break-even", simulated=simulated), "break-even", tips)
+        return
+    high = be.high if be.high is not None else float(be.high_load)
+    label = (
+        f"break-even ~{be.range_text()} (interpolated)"
+        if be.located
+        else f"break-even {be.range_text()} (not located by loads {be.low_load} and {be.high_load})"
+    )
+    ax.axvspan(
+        be.low,
+        max(high, be.low * 1.02),
+        color="#b00020",
+        alpha=0.12,
+        lw=0,
+        label=label,
+    )
+    ax.axvline(be.point, color="#b00020", lw=1.2, ls="-.")
+    if not be.located:
+        ax.annotate(
+            "",
+            xy=(high * 1.6, 0.5),
+            xytext=(high, 0.5),
+            xycoords=("data", "axes fraction"),
+            arrowprops={"arrowstyle": "->", "color": "#b00020", "lw": 1.2},
+        )
 
 
 def step_breakdown_svg(rows: Sequence[StepBreakdown], *, simulated: bool = True) -> str:

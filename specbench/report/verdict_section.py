@@ -36,6 +36,7 @@ from specbench.report.why import (
     model_curve,
     step_breakdown,
 )
+from specbench.rundir.break_even import BreakEven, format_load
 from specbench.rundir.decision import Outcome
 from specbench.rundir.defaults import DefaultComparison
 from specbench.rundir.recommend import (
@@ -151,7 +152,9 @@ def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
             f" The dashed curve is the performance model's prediction (SIMULATED, not a "
             f"measurement): {where}."
         )
-    if v.kind == "speculate-below" and v.break_even is not None:
+    if v.kind == "speculate-below" and v.break_even_range is not None:
+        sentence = _located_sentence(v.break_even_range, loads)
+    elif v.kind == "speculate-below" and v.break_even is not None:
         sentence = (
             f"About {format_concurrency(v.break_even)} concurrent requests, interpolated "
             f"(linear in log load) between the loads tested around it; loads tested: "
@@ -174,6 +177,33 @@ def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
         "speculation." + model_note
     )
     return sentence, caption
+
+
+def _located_sentence(be: BreakEven, loads: Sequence[int]) -> str:
+    """The break-even with its interval and the two loads behind it, or why it is not
+    located and which loads would locate it."""
+    tested = ", ".join(str(c) for c in loads)
+    if be.located:
+        return (
+            f"About {be.range_text()} concurrent requests (the point, then the range the "
+            f"intervals allow), interpolated (linear in log load) between the loads around "
+            f"it, {be.evidence()}. Loads tested: {tested}."
+        )
+    why = (
+        f"no tree completed at {be.high_load}"
+        if be.high_speedup is None
+        else f"at {be.high_load} the pick is within noise of 1.0x"
+    )
+    more = (
+        f" Add --concurrency {','.join(map(str, be.suggested_loads))} to locate it."
+        if be.suggested_loads
+        else ""
+    )
+    return (
+        f"Not located: from about {format_load(be.low)} to {be.high_load} or more "
+        f"concurrent requests. The loads tested ({tested}) cannot place it: {why} "
+        f"({be.evidence()}).{more}"
+    )
 
 
 def _model_crossing(view: BreakEvenView) -> float | None:

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.rundir.break_even import BreakEven
 from specbench.rundir.decision import Outcome
 from specbench.rundir.defaults import DefaultComparison
 from specbench.rundir.recommend import (
@@ -97,6 +98,15 @@ class VerdictScreen:
     ci_sources: list[str] = field(default_factory=list)
     #: One sentence per default: loses to no speculation, or is as good as tuning.
     default_notes: list[str] = field(default_factory=list)
+    #: The break-even with its interval and loads (speculate-below only).
+    break_even_range: BreakEven | None = None
+
+    @property
+    def break_even_text(self) -> str:
+        """``5 (4-7)`` or ``5.6-8+``: the break-even as the page shows it."""
+        if self.break_even_range is not None:
+            return self.break_even_range.range_text()
+        return "" if self.break_even is None else format_concurrency(self.break_even)
 
 
 def format_concurrency(value: float) -> str:
@@ -156,7 +166,9 @@ def verdict_screen(
             )
         )
     headline = HEADLINES.get(v.kind, v.kind)
-    if v.break_even is not None:
+    if v.break_even_range is not None:
+        headline = headline.format(break_even=v.break_even_range.range_text())
+    elif v.break_even is not None:
         headline = headline.format(break_even=format_concurrency(v.break_even))
     if all(r.speedup is None for r in outcome.recommendations):
         headline = UNKNOWN_HEADLINE
@@ -173,6 +185,7 @@ def verdict_screen(
         comparison,
         sources,
         default_notes(outcome, defaults),
+        v.break_even_range,
     )
 
 
@@ -235,6 +248,7 @@ class BreakEvenView:
     model_x: list[int]
     model_y: list[float]
     kind: str
+    break_even_range: BreakEven | None = None
 
 
 def break_even_view(
@@ -275,6 +289,7 @@ def break_even_view(
         [int(c) for c, _ in model],
         [float(s) for _, s in model],
         outcome.verdict.kind,
+        outcome.verdict.break_even_range,
     )
 
 

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.rundir.break_even import BreakEven, locate_break_even
 from specbench.rundir.recommend import (
     KIND_OFF,
     KIND_SPECULATE,
@@ -26,8 +27,6 @@ from specbench.rundir.recommend import (
     candidate_table,
     candidates_at,
     find_candidate,
-    format_concurrency,
-    interpolate_break_even,
     recommend_at,
     robust_pick,
 )
@@ -108,12 +107,13 @@ def summarise(
     if len(prefix_on) == len(recs):
         return _speculate_verdict(recs, per_load, pick_config, score, launch, prefix, on, off)
     stop = recs[len(prefix_on)]
-    point = _crossing(per_load, pick_config, prefix_on[-1], stop.concurrency)
+    measured = [r.concurrency for r in recs]
+    crossing = _crossing(per_load, pick_config, prefix_on[-1], stop.concurrency, measured)
+    point = crossing.point
     curve = ", ".join(_speed_at(per_load, pick_config, r.concurrency) for r in recs)
     reason = (
-        f"Speculate below about {format_concurrency(point)} concurrent requests with {pick_config.key} "
-        f"(interpolated between the loads tested, {prefix_on[-1]} and {stop.concurrency}; "
-        f"{curve}); above that, launch without speculation: at concurrency "
+        f"Speculate with {pick_config.key} ({curve}) below {crossing.phrase()}; above that, "
+        "launch without speculation: at concurrency "
         f"{stop.concurrency} no tree beats the baseline beyond noise"
         + (_best_loss(stop) if stop.best_speculative else "")
         + "."
@@ -127,6 +127,7 @@ def summarise(
         on,
         off,
         score,
+        crossing,
     )
 
 
@@ -189,15 +190,22 @@ def _best_loss(rec: Recommendation) -> str:
 
 
 def _crossing(
-    per_load: Mapping[int, Sequence[Candidate]], config: SpecConfig, low_c: int, high_c: int
-) -> float:
-    """Break-even of ``config`` between two measured loads; the envelope where unmeasured."""
+    per_load: Mapping[int, Sequence[Candidate]],
+    config: SpecConfig,
+    low_c: int,
+    high_c: int,
+    measured: Sequence[int],
+) -> BreakEven:
+    """Break-even of ``config`` between two measured loads, with its interval; the
+    envelope where ``config`` was not measured."""
     low = find_candidate(per_load, config, low_c) or per_load[low_c][0]
     high_cands = per_load.get(high_c) or ()
     high = find_candidate(per_load, config, high_c) or (high_cands[0] if high_cands else None)
+    low_interval = (low.speedup, *low.ci)
     if high is None:
-        return float(low_c)
-    return interpolate_break_even(low_c, low.speedup, high_c, high.speedup)
+        # No tree completed at high_c: nothing places the crossing above low_c.
+        return locate_break_even(low_c, low_interval, high_c, None, measured)
+    return locate_break_even(low_c, low_interval, high_c, (high.speedup, *high.ci), measured)
 
 
 __all__ = ["Outcome", "decide", "summarise"]

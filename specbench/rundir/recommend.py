@@ -29,6 +29,7 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.rundir.break_even import BreakEven
 from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 #: Relative half-width used when a speedup has no measured interval at all: the
@@ -150,11 +151,16 @@ class VerdictSummary:
     off_at: list[int] = field(default_factory=list)
     #: Worst fraction of the per-load best that the mixed-load pick reaches.
     worst_fraction_of_best: float | None = None
+    #: The break-even's interval and the loads behind it (speculate-below only).
+    break_even_range: BreakEven | None = None
 
     def to_json(self) -> dict[str, Any]:
         return {
             "kind": self.kind,
             "break_even": self.break_even,
+            "break_even_range": (
+                None if self.break_even_range is None else self.break_even_range.to_json()
+            ),
             "config": None if self.config is None else config_json(self.config),
             "launch": self.launch,
             "reason": self.reason,

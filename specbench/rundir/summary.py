@@ -9,6 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from specbench.rundir.break_even import range_text_of
 from specbench.rundir.recommend import format_concurrency
 
 
@@ -18,6 +19,19 @@ def _interval_text(speedup: Any, ci: Any) -> str:
     if isinstance(ci, (list, tuple)) and len(ci) == 2:
         return f"{speedup:.2f}x [{ci[0]:.2f}-{ci[1]:.2f}]"
     return f"{speedup:.2f}x"
+
+
+def _break_even_note(verdict: Mapping[str, Any]) -> str:
+    """`` (break-even 5 (4-7) concurrent requests)``, with its interval where recorded."""
+    shown = range_text_of(verdict.get("break_even_range"))
+    if shown is not None:
+        about = "" if shown.endswith("+") else "~"
+        return f" (break-even {about}{shown} concurrent requests)"
+    if isinstance(verdict.get("break_even"), (int, float)):
+        return (
+            f" (break-even ~{format_concurrency(float(verdict['break_even']))} concurrent requests)"
+        )
+    return ""
 
 
 def summary_lines(results: Mapping[str, Any]) -> list[str]:
@@ -30,14 +44,7 @@ def summary_lines(results: Mapping[str, Any]) -> list[str]:
     recs = results.get("recommendations")
     if not isinstance(verdict, Mapping) or not isinstance(recs, list):
         return []
-    lines = [
-        f"verdict: {verdict.get('kind')}"
-        + (
-            f" (break-even ~{format_concurrency(float(verdict['break_even']))} concurrent requests)"
-            if isinstance(verdict.get("break_even"), (int, float))
-            else ""
-        )
-    ]
+    lines = [f"verdict: {verdict.get('kind')}" + _break_even_note(verdict)]
     lines.append(str(verdict.get("reason", "")))
     for rec in recs:
         if not isinstance(rec, Mapping):
