@@ -9,6 +9,8 @@ run:
     least work any Monte-Carlo of the same size could do;
   * scalar reference: the same predictions one `predict()` call at a time on a warm
     model (what `predict_grid` vectorises away).
+It also times the whole public call a user makes, ``specbench.predict`` (the grid plus
+the best rows' breakdowns and the break-even scans), against the cold grid.
 
 Run: python benchmarks/bench_predict.py [--repeat 5]
 """
@@ -25,6 +27,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "2")
 
 import numpy as np
 
+import specbench
 from specbench.model import PerformanceModel, load_hardware, load_target
 from specbench.model.acceptance import MAX_STEPS
 from specbench.model.performance import DEFAULT_SAMPLES
@@ -67,6 +70,14 @@ def warm_grid(model: PerformanceModel) -> float:
     return time.perf_counter() - t0
 
 
+def public_predict() -> float:
+    """``specbench.predict`` as a program calls it: every configuration, break-evens."""
+    start = time.perf_counter()
+    table = specbench.predict("minimax-m2.7", hardware="h200-nvlink", concurrencies=CONCURRENCIES)
+    assert len(table.rows) >= len(valid_configs()) * len(CONCURRENCIES)
+    return time.perf_counter() - start
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeat", type=int, default=5)
@@ -80,6 +91,7 @@ def main() -> None:
     hot = [warm_grid(warm) for _ in range(args.repeat)]
     g, r, s = statistics.median(grid), statistics.median(ref), statistics.median(scalar)
     w = statistics.median(hot)
+    api = statistics.median(public_predict() for _ in range(args.repeat))
     n = len(valid_configs()) * len(CONCURRENCIES)
     print(f"predictions: {len(valid_configs())} configs x {len(CONCURRENCIES)} concurrencies = {n}")
     print(f"MC samples per domain: {DEFAULT_SAMPLES}; cores allowed: 2; repeats: {args.repeat}")
@@ -95,6 +107,8 @@ def main() -> None:
         f"scalar predict() loop on a warm model: {s:.3f} s; warm predict_grid: {w:.3f} s   "
         f"ratio warm grid/scalar = {w / s:.3f}"
     )
+    print(f"specbench.predict (grid, best rows, break-even scans): {api:.3f} s   "
+          f"ratio to the cold grid = {api / g:.2f}")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import click
 
@@ -18,10 +18,6 @@ from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.schema import dumps
 from specbench.spec_config import parse_configs
-
-if TYPE_CHECKING:
-    from specbench.model.engines import EngineProfile
-    from specbench.model.targets import TargetPreset
 
 
 @click.command(name="predict", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -112,11 +108,10 @@ def predict(
     measures them.
     """
     # The model (numpy, scipy) loads here, not at import: `specbench predict -h` stays fast.
-    from specbench.model import list_profiles, list_targets, load_hardware, load_target
-    from specbench.model.draft_profile import list_draft_profiles, load_draft_profile
-    from specbench.model.engines import list_engines, load_engine
-    from specbench.model.hf_config import config_path
-    from specbench.model.predict import build_prediction
+    from specbench.model import list_profiles, list_targets
+    from specbench.model.draft_profile import list_draft_profiles
+    from specbench.model.engines import list_engines
+    from specbench.model.predict import predict_named
     from specbench.model.workload import Workload
 
     if list_only:
@@ -129,26 +124,19 @@ def predict(
         raise BadInputError(f"--top must be >= 1 (got {top})")
     concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
     configs = parse_configs(config_texts)
-    target = load_target(target_name, draft_name)
-    engine = load_engine(engine_name)
-    if tp is None:
-        from_config = config_path(target_name) is not None
-        tp = _tp_for_weights(target, hardware_name, engine) if from_config else target.default_tp
-    # `--tp 0` must reach the check (it is falsy, so `tp or default` would hide it).
-    hardware = load_hardware(hardware_name, tp)
-    _, _preds, payload = build_prediction(
-        target,
-        hardware,
+    payload = predict_named(
+        target_name,
+        hardware_name,
         concurrencies,
+        tp=tp,
         configs=configs,
         domain=None if domain == "mix" else domain,
         seed=seed,
-        engine=engine,
+        engine_name=engine_name,
         workload=Workload(input_len, output_len, temperature),
         draft_tp=draft_tp,
-        draft_profile=None
-        if draft_profile_name is None
-        else load_draft_profile(draft_profile_name),
+        draft_profile_name=draft_profile_name,
+        draft_name=draft_name,
     )
     if as_json:
         click.echo(dumps(payload))
@@ -172,19 +160,6 @@ def _model_line(tgt: dict[str, Any], tp: int) -> str:
         f"{experts}{mtp}{quant}; weights {tgt['weight_bytes_per_gpu'] / 2**30:.1f} GiB "
         f"per GPU at TP {tp}"
     )
-
-
-def _tp_for_weights(target: TargetPreset, hardware_name: str, engine: EngineProfile) -> int:
-    """For a model read from its config.json: the smallest TP of 1, 2, 4, 8 whose weights
-    take at most 90% of what the engine gives weights and KV cache (the rest for KV)."""
-    from specbench.model import load_hardware
-
-    gpu = load_hardware(hardware_name).gpu
-    room = 0.9 * gpu.memory_gib * engine.memory_fraction * 2**30
-    for tp in (1, 2, 4, 8):
-        if target.arch.weight_bytes_per_gpu(tp) <= room:
-            return tp
-    return 8
 
 
 def _print_tables(payload: dict[str, Any], top: int) -> None:

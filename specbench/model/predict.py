@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from specbench.errors import BadInputError
-from specbench.model.draft_profile import DraftProfile
+from specbench.model.draft_profile import DraftProfile, load_draft_profile
 from specbench.model.engines import EngineProfile, load_engine
-from specbench.model.hardware import HardwareProfile
+from specbench.model.hardware import HardwareProfile, load_hardware
+from specbench.model.hf_config import config_path
 from specbench.model.performance import PerformanceModel, Prediction, break_even_concurrency
-from specbench.model.targets import DOMAINS, TargetPreset
+from specbench.model.targets import DOMAINS, TargetPreset, load_target
 from specbench.model.workload import Workload
 from specbench.spec_config import SpecConfig, config_key, valid_configs
 
@@ -86,6 +87,60 @@ def _with_details(model: PerformanceModel, p: Prediction) -> dict[str, Any]:
         if p.config is None
         else model.acceptance_by_position(p.config),
     }
+
+
+def tp_for_weights(target: TargetPreset, hardware_name: str, engine: EngineProfile) -> int:
+    """For a model read from its config.json: the smallest TP of 1, 2, 4, 8 whose weights
+    take at most 90% of what the engine gives weights and KV cache (the rest for KV)."""
+    gpu = load_hardware(hardware_name).gpu
+    room = 0.9 * gpu.memory_gib * engine.memory_fraction * 2**30
+    for tp in (1, 2, 4, 8):
+        if target.arch.weight_bytes_per_gpu(tp) <= room:
+            return tp
+    return 8
+
+
+def predict_named(
+    target_name: str,
+    hardware_name: str,
+    concurrencies: Sequence[int],
+    *,
+    tp: int | None = None,
+    configs: Sequence[SpecConfig] = (),
+    domain: str | None = None,
+    seed: int = 0,
+    engine_name: str | None = None,
+    workload: Workload | None = None,
+    draft_tp: int | None = None,
+    draft_profile_name: str | None = None,
+    draft_name: str | None = None,
+) -> dict[str, Any]:
+    """``specbench predict``'s payload from names as a user gives them (a preset or a
+    model folder, a hardware profile, an engine profile), shared by the CLI and the
+    Python API so both resolve the defaults alike: an unset TP is the preset's, or for
+    a model folder the smallest that fits its weights."""
+    target = load_target(target_name, draft_name)
+    engine = load_engine(engine_name)
+    if tp is None:
+        from_config = config_path(target_name) is not None
+        tp = tp_for_weights(target, hardware_name, engine) if from_config else target.default_tp
+    # `tp=0` must reach the check (it is falsy, so `tp or default` would hide it).
+    hardware = load_hardware(hardware_name, tp)
+    _, _preds, payload = build_prediction(
+        target,
+        hardware,
+        concurrencies,
+        configs=configs,
+        domain=domain,
+        seed=seed,
+        engine=engine,
+        workload=workload,
+        draft_tp=draft_tp,
+        draft_profile=None
+        if draft_profile_name is None
+        else load_draft_profile(draft_profile_name),
+    )
+    return payload
 
 
 def build_prediction(
