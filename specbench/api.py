@@ -21,7 +21,7 @@ import pandas as pd
 
 from specbench.errors import BadInputError
 from specbench.rundir.layout import Manifest, RunDirectory
-from specbench.spec_config import SpecConfig, parse_configs
+from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
     from specbench.harness.engine import EngineAdapter
@@ -134,7 +134,7 @@ def sweep(
     from specbench.sweeps.options import SweepOptions
     from specbench.sweeps.runner import run_sweep
 
-    parsed = tuple(c if isinstance(c, SpecConfig) else parse_configs([c])[0] for c in configs)
+    parsed = tuple(c if isinstance(c, SpecConfig) else SpecConfig.parse(c) for c in configs)
     if parsed:
         options.setdefault("strategy", "fixed")
     if concurrencies is not None:
@@ -188,7 +188,7 @@ def predict(
         hardware,
         sorted(set(concurrencies)),
         tp=tp,
-        configs=[c if isinstance(c, SpecConfig) else parse_configs([c])[0] for c in configs],
+        configs=[c if isinstance(c, SpecConfig) else SpecConfig.parse(c) for c in configs],
         domain=domain,
         seed=seed,
         engine_name=engine,

@@ -1,19 +1,37 @@
-"""The speculative configuration triple and SGLang's rules for it.
+"""The speculative configuration: one typed value from the CLI to the run directory.
 
 Every part of specbench (model, harness, sweep, report, gate) speaks of a configuration
-as ``(num_steps, topk, num_draft_tokens)``; ``None`` in its place means the
-no-speculation baseline. The validity rules live here, once, because SGLang enforces
-some at start-up and crashes mid-run on others ("selected index k out of range"), and a
-sweep must never spend minutes launching a server for a configuration that cannot run.
+as a ``SpecConfig``; ``None`` in its place means the no-speculation baseline. A config
+names its speculative ``method`` and holds that method's numbers; today the one method is
+EAGLE3-style drafting (a tree on SGLang, a chain on vLLM), described by
+``(num_steps, topk, num_draft_tokens)``.
+
+A ``SpecConfig`` is valid by construction: ``__post_init__`` applies the method's rules
+(for EAGLE3, SGLang's: it enforces some at start-up and crashes mid-run on others,
+"selected index k out of range"), so a sweep never spends minutes launching a server for
+a configuration that cannot run and no later stage checks again. Text enters through
+``SpecConfig.parse`` and table columns through ``SpecConfig.from_fields``; the ``key``
+("3-4-8") is derived from the value for file names and table rows and is never split
+back into numbers.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from specbench.errors import InvalidConfigError
+
+#: EAGLE3-style drafting (SGLang ``--speculative-algorithm EAGLE3``, vLLM
+#: ``{"method": "eagle3"}``; an EAGLE-1/2 head takes the same numbers). Method names are
+#: spelled as the engines spell them, lower case.
+EAGLE3 = "eagle3"
+#: Every method a configuration can name.
+METHODS: tuple[str, ...] = (EAGLE3,)
 
 #: Bounds of the search space; inside them invalid_reason keeps what SGLang accepts.
 NUM_STEPS_RANGE: tuple[int, ...] = tuple(range(1, 9))
@@ -24,26 +42,91 @@ MAX_DRAFT_TOKENS = 64
 #: Key used for the no-speculation baseline wherever a configuration key is expected.
 BASELINE_KEY = "baseline"
 
+#: The numeric fields of an EAGLE3 configuration, in key order (also the Optuna
+#: parameter names and the trials.csv column names).
+NUMBER_FIELDS: tuple[str, ...] = ("num_steps", "topk", "num_draft_tokens")
+
+_TRIPLE = re.compile(r"^\s*(\d+)\s*[,:x/-]\s*(\d+)\s*[,:x/-]\s*(\d+)\s*$")
+
 
 @dataclass(frozen=True, order=True)
 class SpecConfig:
-    """One EAGLE tree shape: draft depth, branching per step, and verified node budget."""
+    """One speculative configuration: for EAGLE3, draft depth, branching per step and
+    verified node budget. Construction refuses an invalid one (InvalidConfigError)."""
 
     num_steps: int
     topk: int
     num_draft_tokens: int
+    method: str = EAGLE3
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise InvalidConfigError(
+                f"unknown speculative method {self.method!r} (expected {', '.join(METHODS)})"
+            )
+        for name in NUMBER_FIELDS:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InvalidConfigError(f"configuration {name} must be an integer (got {value!r})")
+            object.__setattr__(self, name, int(value))  # numpy integers from tables
+        reason = invalid_reason(self.num_steps, self.topk, self.num_draft_tokens)
+        if reason is not None:
+            raise InvalidConfigError(
+                f"invalid configuration {self.num_steps},{self.topk},{self.num_draft_tokens}: "
+                f"{reason}"
+            )
+
+    @classmethod
+    def parse(cls, text: str) -> SpecConfig:
+        """Parse ``"3,4,8"`` (also ``3-4-8``, ``3x4x8``) into a configuration."""
+        match = _TRIPLE.match(text)
+        if match is None:
+            raise InvalidConfigError(
+                f"cannot read configuration {text!r}: expected num_steps,topk,num_draft_tokens "
+                "such as 3,4,8"
+            )
+        steps, topk, ndt = (int(g) for g in match.groups())
+        return cls(steps, topk, ndt)
+
+    @classmethod
+    def parse_list(cls, texts: Iterable[str]) -> list[SpecConfig]:
+        """Several configurations (repeated ``--config``, or ``"3,4,8;5,4,8"``)."""
+        return [cls.parse(part) for text in texts for part in text.split(";") if part.strip()]
+
+    @classmethod
+    def from_fields(cls, fields: Mapping[Any, Any]) -> SpecConfig:
+        """The configuration a table row or JSON object describes by its columns.
+
+        Rows of trials.csv, results.json and the Optuna study carry ``num_steps``,
+        ``topk`` and ``num_draft_tokens`` (whole floats where pandas read a column with
+        gaps); a ``method`` column is optional, EAGLE3 when absent (every file written so
+        far).
+        """
+        method = fields.get("method")
+        if method is None or (isinstance(method, float) and math.isnan(method)):
+            method = EAGLE3
+        values: list[int] = []
+        for name in NUMBER_FIELDS:
+            value = fields.get(name)
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InvalidConfigError(
+                    f"configuration field {name} must be an integer (got {value!r})"
+                )
+            values.append(int(value))
+        return cls(values[0], values[1], values[2], str(method))
 
     @property
     def key(self) -> str:
-        """Stable short name, e.g. ``"3-4-8"``; used in file names and table rows."""
+        """Stable short name derived from the value, e.g. ``"3-4-8"`` for EAGLE3; used in
+        file names and table rows. A later method gets its own form; never parse it."""
         return f"{self.num_steps}-{self.topk}-{self.num_draft_tokens}"
 
     def as_dict(self) -> dict[str, int]:
-        return {
-            "num_steps": self.num_steps,
-            "topk": self.topk,
-            "num_draft_tokens": self.num_draft_tokens,
-        }
+        """The numbers, as results.json, recommendation.json and the Optuna study store
+        them (the method is not written: every file so far is EAGLE3)."""
+        return {name: getattr(self, name) for name in NUMBER_FIELDS}
 
     def __str__(self) -> str:
         return f"(steps={self.num_steps}, topk={self.topk}, draft_tokens={self.num_draft_tokens})"
@@ -82,40 +165,6 @@ def invalid_reason(num_steps: int, topk: int, num_draft_tokens: int) -> str | No
             f"use at most {pool + 1}"
         )
     return None
-
-
-def make_config(num_steps: int, topk: int, num_draft_tokens: int) -> SpecConfig:
-    """Build a configuration, raising InvalidConfigError with the reason if it is invalid."""
-    reason = invalid_reason(num_steps, topk, num_draft_tokens)
-    if reason is not None:
-        raise InvalidConfigError(
-            f"invalid configuration {num_steps},{topk},{num_draft_tokens}: {reason}"
-        )
-    return SpecConfig(num_steps, topk, num_draft_tokens)
-
-
-_TRIPLE = re.compile(r"^\s*(\d+)\s*[,:x/-]\s*(\d+)\s*[,:x/-]\s*(\d+)\s*$")
-
-
-def parse_config(text: str) -> SpecConfig:
-    """Parse ``"3,4,8"`` (also ``3-4-8``, ``3x4x8``) into a validated configuration."""
-    match = _TRIPLE.match(text)
-    if match is None:
-        raise InvalidConfigError(
-            f"cannot read configuration {text!r}: expected num_steps,topk,num_draft_tokens such as 3,4,8"
-        )
-    steps, topk, ndt = (int(g) for g in match.groups())
-    return make_config(steps, topk, ndt)
-
-
-def parse_configs(texts: Iterable[str]) -> list[SpecConfig]:
-    """Parse several configurations (e.g. repeated ``--config`` or ``"3,4,8;5,4,8"``)."""
-    out: list[SpecConfig] = []
-    for text in texts:
-        for part in text.split(";"):
-            if part.strip():
-                out.append(parse_config(part))
-    return out
 
 
 def valid_configs(

@@ -15,7 +15,7 @@ from specbench.cli.options import CONTEXT_SETTINGS, EXIT_CODES
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.gate.results import DEFAULT_ALPHA, GateOptions, parse_threshold
-from specbench.spec_config import parse_configs
+from specbench.spec_config import SpecConfig
 
 
 def _concurrencies(values: tuple[str, ...]) -> tuple[int, ...]:
@@ -118,7 +118,7 @@ def gate(
     from specbench.gate.inputs import save_baseline
     from specbench.gate.output import print_result, write_junit, write_markdown
 
-    keys = tuple(c.key for c in parse_configs(configs))
+    keys = tuple(c.key for c in SpecConfig.parse_list(configs))
     if save_to is not None:
         source = run_dir or candidate
         if source is None:

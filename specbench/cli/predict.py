@@ -17,7 +17,7 @@ from specbench.cli.options import (
 from specbench.cli.values import parse_concurrency_list
 from specbench.errors import BadInputError
 from specbench.schema import dumps
-from specbench.spec_config import parse_configs
+from specbench.spec_config import SpecConfig
 
 
 @click.command(name="predict", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
@@ -123,7 +123,7 @@ def predict(
     if top < 1:
         raise BadInputError(f"--top must be >= 1 (got {top})")
     concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
-    configs = parse_configs(config_texts)
+    configs = SpecConfig.parse_list(config_texts)
     payload = predict_named(
         target_name,
         hardware_name,

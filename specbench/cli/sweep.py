@@ -35,7 +35,7 @@ from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
 from specbench.harness.engines import backend_choices
 from specbench.limits import check_bound, check_bounds
-from specbench.spec_config import SpecConfig, parse_configs
+from specbench.spec_config import SpecConfig
 
 #: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
 #: every option to one of them).
@@ -150,7 +150,7 @@ def _endpoint(ctx: click.Context, param: click.Parameter, text: str | None) -> s
 def _configs(
     ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]
 ) -> tuple[SpecConfig, ...]:
-    return tuple(parse_configs(texts))
+    return tuple(SpecConfig.parse_list(texts))
 
 
 @contextlib.contextmanager

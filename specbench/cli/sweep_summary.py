@@ -71,7 +71,7 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
         per_c = done[done["config_key"] == key].set_index("concurrency")["speedup"]
         speedups = [_speedup(per_c.get(c)) for c in concurrencies]
         table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
-        config = SpecConfig(int(row["num_steps"]), int(row["topk"]), int(row["num_draft_tokens"]))
+        config = SpecConfig.from_fields(row.to_dict())
         numbers = (
             f"num_speculative_tokens {config.num_steps}"
             if engine.chain_only

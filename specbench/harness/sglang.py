@@ -13,7 +13,7 @@ import importlib.util
 from collections.abc import Mapping, Sequence
 from typing import Any, NoReturn
 
-from specbench.errors import BadInputError, ServerError
+from specbench.errors import BadInputError, InvalidConfigError, ServerError
 from specbench.harness.claims import ClientView
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
 from specbench.harness.sglang_flags import SglangFlagSpelling, spelling_for
@@ -25,7 +25,7 @@ from specbench.harness.sglang_server_state import (
 )
 from specbench.harness.stream_checks import as_count, as_rate, as_seconds
 from specbench.safe_text import printable
-from specbench.spec_config import SpecConfig, invalid_reason
+from specbench.spec_config import SpecConfig
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -144,7 +144,8 @@ class SglangAdapter(EngineAdapter):
         return LaunchArgs(**values, ignored=ignored)
 
     def check_config(self, config: SpecConfig) -> str | None:
-        return invalid_reason(config.num_steps, config.topk, config.num_draft_tokens)
+        # A SpecConfig holds SGLang's tree rules by construction: any one can run.
+        return None
 
     def config_from_server_info(self, info: Mapping[str, Any]) -> SpecConfig | None:
         if not info.get("speculative_algorithm"):
@@ -160,6 +161,8 @@ class SglangAdapter(EngineAdapter):
                 "the server runs speculation but its server info lacks speculative_num_steps/"
                 "speculative_eagle_topk/speculative_num_draft_tokens"
             ) from None
+        except InvalidConfigError as exc:
+            raise ServerError(f"the server reports a configuration it cannot run ({exc})") from None
 
     def config_problems(
         self, info: Mapping[str, Any], deployment: Deployment, config: SpecConfig | None

@@ -29,7 +29,7 @@ from specbench.errors import BadInputError, ServerError
 from specbench.harness.claims import ClientView, latency_problem, token_count_problem
 from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
 from specbench.harness.net import fetch_server_info, http_call, printable_fields
-from specbench.spec_config import SpecConfig, invalid_reason
+from specbench.spec_config import SpecConfig
 
 #: The preset's algorithm name -> vLLM's ``method`` (speculative.py ``SpeculativeMethod``).
 METHODS: dict[str, str] = {
@@ -276,7 +276,7 @@ class VllmAdapter(EngineAdapter):
                 f"vLLM drafts a chain (no token tree): topk must be 1 (got {config.topk}); "
                 "search the chain length k with --space num_steps=1..K,topk=1"
             )
-        return invalid_reason(config.num_steps, config.topk, config.num_draft_tokens)
+        return None
 
     def config_from_server_info(self, info: Mapping[str, Any]) -> SpecConfig | None:
         """From ``/server_info`` (``vllm_config.speculative_config``) or, without dev mode,

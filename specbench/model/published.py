@@ -20,7 +20,7 @@ from specbench.model.hardware import load_hardware
 from specbench.model.performance import PerformanceModel
 from specbench.model.targets import load_target
 from specbench.model.workload import Workload
-from specbench.spec_config import SpecConfig, make_config, valid_configs
+from specbench.spec_config import SpecConfig, valid_configs
 
 METRICS = ("speedup", "tau", "baseline_tokens_per_s")
 
@@ -77,7 +77,8 @@ def _row(path: object, i: int, r: Mapping[str, Any]) -> PublishedRow:
     elif raw is None or raw == "best":
         config = None
     elif isinstance(raw, list) and len(raw) == 3:
-        config = make_config(*(int(v) for v in raw))
+        steps, topk, ndt = (int(v) for v in raw)
+        config = SpecConfig(steps, topk, ndt)
     else:
         raise FileFormatError(path, 'expected [s, k, n] or "best"', field=f"{where}config")
     return PublishedRow(

@@ -26,7 +26,7 @@ from specbench.model._data import (
 from specbench.model.acceptance import DomainAcceptance
 from specbench.model.arch import DraftArch, TargetArch
 from specbench.model.hf_config import config_path, read_draft_config, read_target_config
-from specbench.spec_config import SpecConfig, make_config
+from specbench.spec_config import SpecConfig
 
 #: Text domains the acceptance model distinguishes; ``None`` elsewhere means their mix.
 DOMAINS: tuple[str, ...] = ("chat", "code", "math")
@@ -105,7 +105,7 @@ def _config(path: Path, data: Mapping[str, Any], field: str) -> SpecConfig:
     ):
         raise FileFormatError(path, "expected [num_steps, topk, num_draft_tokens]", field=field)
     try:
-        return make_config(*value)
+        return SpecConfig(*value)
     except InvalidConfigError as exc:
         raise FileFormatError(path, str(exc), field=field) from None
 

@@ -219,14 +219,9 @@ def candidate_table(trials: pd.DataFrame) -> pd.DataFrame:
         return empty
     for name in values:
         done[name] = pd.to_numeric(done[name], errors="coerce") if name in done else math.nan
-    canon = [
-        canonical_tree(SpecConfig(int(s), int(k), int(n)))
-        for s, k, n in zip(done["num_steps"], done["topk"], done["num_draft_tokens"], strict=True)
-    ]
-    done["member"] = [
-        f"{s}-{k}-{n}"
-        for s, k, n in zip(done["num_steps"], done["topk"], done["num_draft_tokens"], strict=True)
-    ]
+    measured = [SpecConfig.from_fields(row) for row in done.to_dict("records")]
+    canon = [canonical_tree(c) for c in measured]
+    done["member"] = [c.key for c in measured]
     done["config_key"] = [c.key for c in canon]
     done["num_steps"] = [c.num_steps for c in canon]
     done["topk"] = [c.topk for c in canon]
@@ -271,7 +266,7 @@ def candidates_at(
                 ci, source = noise_interval(speed), CI_NOISE
         floor = noise_interval(speed)
         ci = (min(ci[0], floor[0]), max(ci[1], floor[1]))
-        config = SpecConfig(int(row.num_steps), int(row.topk), int(row.num_draft_tokens))
+        config = SpecConfig.from_fields(row._asdict())
         out.append(
             Candidate(
                 config,

@@ -19,7 +19,7 @@ from specbench.model import (
     load_target,
 )
 from specbench.serve_sim.scheduler import SimServerOptions
-from specbench.spec_config import SpecConfig, make_config
+from specbench.spec_config import SpecConfig
 
 
 # -- options: from serve-sim's own flags and from SGLang's launch_server arguments -------------
@@ -34,7 +34,7 @@ def _triple_or_none(
             f"{where}: set all three of num-steps, topk and num-draft-tokens, or none"
         )
     assert num_steps is not None and topk is not None and num_draft_tokens is not None
-    return make_config(num_steps, topk, num_draft_tokens)
+    return SpecConfig(num_steps, topk, num_draft_tokens)
 
 
 def _target_for_model_path(model_path: str) -> TargetPreset | None:

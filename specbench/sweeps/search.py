@@ -22,16 +22,17 @@ from __future__ import annotations
 import contextlib
 import time
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Any
 
 import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
-from specbench.errors import BadInputError
-from specbench.spec_config import NUM_STEPS_RANGE, SpecConfig
+from specbench.errors import BadInputError, InvalidConfigError
+from specbench.spec_config import NUM_STEPS_RANGE, SpecConfig, valid_configs
 from specbench.sweeps.space import SearchSpace
 from specbench.sweeps.storage import ATTR_ERROR, ATTR_INTERRUPTED, ATTR_WORKER, worker_gone
 
@@ -41,6 +42,9 @@ SAMPLERS: tuple[str, ...] = ("tpe", "gp")
 #: Trial user attributes (the study is the single source of truth for results).
 ATTR_SOURCE = "source"
 ATTR_CONFIG = "config_key"
+#: The measured configuration itself (method and numbers), beside its key: a trial's
+#: configuration is read from here, never parsed back out of the key.
+ATTR_CONFIG_FIELDS = "config"
 ATTR_ROWS = "rows"  # per-concurrency metric rows of a measured trial
 #: Study user attribute: numbers of failed trials superseded by --retry-failed (Optuna
 #: cannot change a finished trial's attributes, so the mark lives on the study).
@@ -99,7 +103,14 @@ def make_sampler(
 
 
 def config_params(config: SpecConfig) -> dict[str, Any]:
+    """The Optuna parameters of a configuration (its numbers; the study searches one
+    method)."""
     return config.as_dict()
+
+
+def config_fields(config: SpecConfig) -> dict[str, Any]:
+    """What a trial stores of its configuration under ``ATTR_CONFIG_FIELDS``."""
+    return {"method": config.method, **config.as_dict()}
 
 
 def trial_config(trial: FrozenTrial) -> SpecConfig | None:
@@ -107,8 +118,37 @@ def trial_config(trial: FrozenTrial) -> SpecConfig | None:
     key = trial.user_attrs.get(ATTR_CONFIG)
     if not isinstance(key, str):
         return None
-    steps, topk, ndt = (int(p) for p in key.split("-"))
-    return SpecConfig(steps, topk, ndt)
+    stored = trial.user_attrs.get(ATTR_CONFIG_FIELDS)
+    if isinstance(stored, Mapping):
+        return SpecConfig.from_fields(stored)
+    return _older_trial_config(trial, key)
+
+
+def _older_trial_config(trial: FrozenTrial, key: str) -> SpecConfig | None:
+    """A trial stored before ``ATTR_CONFIG_FIELDS`` existed has only the key: its
+    configuration is the one whose derived key matches, among its measured rows, its
+    enqueued or sampled parameters, and every valid configuration."""
+    for fields in _described_configs(trial):
+        with contextlib.suppress(InvalidConfigError):
+            config = SpecConfig.from_fields(fields)
+            if config.key == key:
+                return config
+    return _valid_configs_by_key().get(key)
+
+
+def _described_configs(trial: FrozenTrial) -> Iterator[Mapping[str, Any]]:
+    rows = trial.user_attrs.get(ATTR_ROWS)
+    if isinstance(rows, list):
+        yield from (row for row in rows if isinstance(row, Mapping))
+    fixed = trial.system_attrs.get("fixed_params")
+    if isinstance(fixed, Mapping):
+        yield fixed
+    yield trial.params
+
+
+@cache
+def _valid_configs_by_key() -> dict[str, SpecConfig]:
+    return {c.key: c for c in valid_configs()}
 
 
 def retried_trials(study: optuna.Study) -> frozenset[int]:
@@ -188,14 +228,8 @@ class ConfigSearch:
         seen = set(self.measurements()) | {str(t.user_attrs[ATTR_CONFIG]) for t in self.in_flight()}
         for trial in self.study.get_trials(deepcopy=False, states=(TrialState.WAITING,)):
             params = trial.system_attrs.get("fixed_params", trial.params)
-            with contextlib.suppress(KeyError, TypeError, ValueError):
-                seen.add(
-                    SpecConfig(
-                        int(params["num_steps"]),
-                        int(params["topk"]),
-                        int(params["num_draft_tokens"]),
-                    ).key
-                )
+            with contextlib.suppress(InvalidConfigError):
+                seen.add(SpecConfig.from_fields(params).key)
         added: list[Enqueued] = []
         for item in items:
             if item.config.key in seen:
@@ -299,7 +333,7 @@ class ConfigSearch:
                 return None
             sampled = self._suggest(trial)
             if self.strategy != "optuna":
-                config = SpecConfig(*sampled)
+                config = SpecConfig(*sampled)  # an enqueued configuration, valid as built
             elif streak < REUSE_PATIENCE:
                 config = self.space.nearest(*sampled)
             else:
@@ -313,6 +347,7 @@ class ConfigSearch:
             source = str(source or self.sampler_name)
             trial.set_user_attr(ATTR_SOURCE, source)
             trial.set_user_attr(ATTR_CONFIG, config.key)
+            trial.set_user_attr(ATTR_CONFIG_FIELDS, config_fields(config))
             if self._others_active():
                 # Let a concurrent worker's claim of the same configuration land first:
                 # a lower-numbered trial was asked earlier, so after the settle its
@@ -407,6 +442,7 @@ class ConfigSearch:
 
 __all__ = [
     "ATTR_CONFIG",
+    "ATTR_CONFIG_FIELDS",
     "ATTR_LOG_TAIL",
     "ATTR_PRUNED",
     "ATTR_REUSED",
@@ -424,6 +460,7 @@ __all__ = [
     "ConfigSearch",
     "Enqueued",
     "Proposal",
+    "config_fields",
     "is_measurement",
     "make_sampler",
     "retried_trials",

@@ -47,7 +47,7 @@ def test_heatmap_keeps_best_draft_tokens_per_cell_at_primary_concurrency() -> No
     trials = normalise_trials(
         [
             trial(0, "3-4-8", 1, 1.9),
-            trial(1, "3-4-16", 1, 2.1),
+            trial(1, "3-4-12", 1, 2.1),
             trial(2, "3-4-6", 1, 1.2),
             trial(3, "5-1-6", 1, 1.5),
             trial(4, "3-4-8", 8, 3.0),  # other concurrency: ignored
@@ -57,7 +57,7 @@ def test_heatmap_keeps_best_draft_tokens_per_cell_at_primary_concurrency() -> No
     assert heat is not None
     assert heat.steps == [3, 5] and heat.topks == [1, 4]
     assert heat.speedup == [[None, pytest.approx(2.1)], [pytest.approx(1.5), None]]
-    assert heat.draft_tokens == [[None, 16], [6, None]]
+    assert heat.draft_tokens == [[None, 12], [6, None]]
     assert build_heatmap(config_table(trials), 32) is None
 
 
@@ -79,7 +79,7 @@ def test_history_best_so_far_is_monotone_and_skips_failed() -> None:
     trials = normalise_trials(
         [
             trial(0, "3-4-8", 1, 1.5),
-            trial(1, "3-4-16", 1, None, state="failed"),
+            trial(1, "3-4-12", 1, None, state="failed"),
             trial(2, "5-4-8", 1, 1.9),
             trial(3, "2-4-8", 1, 1.1),
             trial(3, "2-4-8", 8, 9.9),  # not at the primary concurrency

@@ -22,7 +22,7 @@ def trial_row(
     if key == BASELINE_KEY:
         config, number = None, -1
     else:
-        config = SpecConfig(*(int(p) for p in key.split("-")))
+        config = SpecConfig.parse(key)  # the tests' shorthand: a config written as text
     row = TrialRow.for_config(
         number, config, concurrency, state=state, tau=tau, speedup=speedup, **fields
     )

@@ -30,7 +30,7 @@ def trial_rows(
     interval columns a measurement adds (NaN where ``ci`` gives none)."""
     rows: list[dict[str, Any]] = []
     for n, (key, by_c) in enumerate(speedups.items()):
-        steps = int(key.split("-")[0])
+        steps = SpecConfig.parse(key).num_steps
         for c, s in by_c.items():
             low, high = (ci or {}).get((key, c), (math.nan, math.nan))
             row = trial_row(key, c, s, 1.0 + steps * 0.5, number=n)

@@ -9,6 +9,8 @@ from optuna.trial import TrialState
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.search import (
+    ATTR_CONFIG,
+    ATTR_CONFIG_FIELDS,
     ATTR_REUSED,
     ATTR_SKIPPED,
     SOURCE_AUTO,
@@ -17,6 +19,7 @@ from specbench.sweeps.search import (
     ConfigSearch,
     Enqueued,
     make_sampler,
+    trial_config,
 )
 from specbench.sweeps.setup import prior_candidates
 from specbench.sweeps.space import parse_space
@@ -160,6 +163,47 @@ def test_fixed_strategy_stops_when_its_queue_is_empty() -> None:
     search.fail(proposal, "server died", rows=[{"concurrency": 1, "state": "failed"}])
     assert search.propose() is None
     assert search.measured_count() == 1  # a server failure counts as measured
+
+
+def test_a_trial_keeps_its_configuration_beside_its_key() -> None:
+    study = _study("fixed")
+    search = ConfigSearch(study, parse_space(None), "fixed", worker="test:1")
+    search.enqueue([Enqueued(SpecConfig(3, 4, 8), "fixed")])
+    proposal = search.propose()
+    assert proposal is not None
+    search.fail(proposal, "server died")  # no rows: only the stored fields say what it ran
+    trial = study.trials[-1]
+    assert trial.user_attrs[ATTR_CONFIG] == "3-4-8"
+    assert trial.user_attrs[ATTR_CONFIG_FIELDS] == {
+        "method": "eagle3",
+        "num_steps": 3,
+        "topk": 4,
+        "num_draft_tokens": 8,
+    }
+    assert trial_config(trial) == SpecConfig(3, 4, 8)
+
+
+def test_a_trial_stored_before_the_config_fields_is_read_by_its_key() -> None:
+    # Older studies hold only the key; the configuration is the one whose derived key
+    # matches: from its rows, its parameters (not the projected config), or the space.
+    study = _study()
+    measured = study.ask()
+    measured.set_user_attr(ATTR_CONFIG, "20-1-21")  # a --config past the search bounds
+    measured.set_user_attr("rows", [{"concurrency": 1, "num_steps": 20, "topk": 1,
+                                      "num_draft_tokens": 21}])  # fmt: skip
+    study.tell(measured, 1.1)
+    for params, key in (((12, 1, 13), "12-1-13"), ((3, 2, 9), "3-2-7")):
+        study.enqueue_trial(
+            dict(zip(("num_steps", "topk", "num_draft_tokens"), params, strict=True))
+        )
+        trial = study.ask()
+        trial.set_user_attr(ATTR_CONFIG, key)  # 3-2-9 was projected onto 3-2-7
+        study.tell(trial, state=TrialState.FAIL)
+    assert [trial_config(t) for t in study.trials] == [
+        SpecConfig(20, 1, 21),
+        SpecConfig(12, 1, 13),
+        SpecConfig(3, 2, 7),
+    ]
 
 
 def test_gp_sampler_is_available() -> None:

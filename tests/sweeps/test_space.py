@@ -20,7 +20,8 @@ def test_full_space_is_exactly_sglang_valid_configs() -> None:
         SpecConfig(s, 1, s + 1) for s in range(1, 9)
     ]
     assert SpecConfig(3, 4, 8) in space
-    assert SpecConfig(3, 1, 8) not in space
+    assert SpecConfig(9, 1, 10) not in space  # valid, but past the num_steps bound
+    assert "3-1-8" not in {c.key for c in space.configs}  # an invalid one cannot be built
 
 
 def test_narrowing_syntax_and_aliases() -> None:

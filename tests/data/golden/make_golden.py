@@ -34,6 +34,7 @@ from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import speedup
 from specbench.schema import write_json
+from specbench.spec_config import SpecConfig
 
 HERE = Path(__file__).resolve().parent
 CREATED_AT = "2026-11-29T00:00:00+00:00"
@@ -154,13 +155,11 @@ def trial_row(
         "duration_s": 1.0,
     }
     if key != "baseline":
-        steps, topk, ndt = (int(x) for x in key.split("-"))
+        config = SpecConfig.parse(key)
         verify = sum(r.spec_verify_ct or 0 for r in records)
         taus = np.array([r.tau for r in records], dtype=float)
         row.update(
-            num_steps=steps,
-            topk=topk,
-            num_draft_tokens=ndt,
+            **config.as_dict(),
             spec_verify_ct=verify,
             tau=round(completion / verify, 4),
             tau_p10=round(float(np.percentile(taus, 10)), 4),
