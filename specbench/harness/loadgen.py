@@ -34,11 +34,12 @@ unescaped (safe_text.printable).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import math
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -348,27 +349,24 @@ class _ClosedLoop:
         return [record for _, record in done]
 
 
-async def run_closed_loop_async(
-    endpoint: str,
-    load: LoadSpec,
-    progress: ProgressCallback | None = None,
-    *,
-    engine: EngineAdapter = SGLANG,
-    on_stall: StallCallback | None = None,
-    on_measure_start: Callable[[], None] | None = None,
-    config: SpecConfig | None = None,
-) -> list[RequestRecord]:
-    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order.
+@dataclass
+class Client:
+    """One HTTP client against one server: its connection pool, the request sender
+    (native or OpenAI API, claims checked) and the delivery-jitter context."""
 
-    ``config`` is what the server was launched with: each request's claims are checked
-    against it and against what the client saw (specbench.harness.claims).
+    http: aiohttp.ClientSession
+    endpoint: str
+    send: RequestSender
+    claims: ClaimContext
 
-    ``on_measure_start`` runs between the warm-up and the measured requests (a session
-    reads the engine's counters there, so the warm-up does not count).
 
-    Raises LoadFailedError, carrying the records finished so far, when the server stops
-    accepting connections.
-    """
+@contextlib.asynccontextmanager
+async def open_client(
+    endpoint: str, load: LoadSpec, engine: EngineAdapter, config: SpecConfig | None
+) -> AsyncIterator[Client]:
+    """The client both load shapes (closed loop here, open loop in open_loop_client)
+    send through: the served model read once, round trips timed, the event loop's
+    lateness watched while the load runs."""
     endpoint = endpoint.rstrip("/")
     url = endpoint + "/generate"
     connector = aiohttp.TCPConnector(limit=0, force_close=False)
@@ -399,18 +397,54 @@ async def run_closed_loop_async(
         await _measure_round_trips(http, endpoint, claims.jitter)
         watcher = asyncio.ensure_future(claims.jitter.watch_loop())
         try:
-            loop = _ClosedLoop(http, endpoint, load, send, progress, on_stall)
-            # Every stream's connection is opened and used here, at full concurrency, so
-            # that connection setup and a backlog of accepts stay out of the timed requests.
-            await loop.run(load.warmup_prompts(), report=False)
-            if on_measure_start is not None:
-                on_measure_start()
-            if progress is not None:
-                progress(0, load.total_requests)
-            return await loop.run(load.request_prompts(), report=True)
+            yield Client(http, endpoint, send, claims)
         finally:
             watcher.cancel()
             await asyncio.gather(watcher, return_exceptions=True)
+
+
+async def server_reachable(http: aiohttp.ClientSession, endpoint: str) -> bool:
+    """Whether anything still accepts connections at the endpoint."""
+    return await _server_reachable(http, endpoint)
+
+
+async def warm_up(client: Client, load: LoadSpec, progress: ProgressCallback | None = None) -> None:
+    """The load's warm-up requests at its concurrency, discarded."""
+    loop = _ClosedLoop(client.http, client.endpoint, load, client.send, progress, None)
+    await loop.run(load.warmup_prompts(), report=False)
+
+
+async def run_closed_loop_async(
+    endpoint: str,
+    load: LoadSpec,
+    progress: ProgressCallback | None = None,
+    *,
+    engine: EngineAdapter = SGLANG,
+    on_stall: StallCallback | None = None,
+    on_measure_start: Callable[[], None] | None = None,
+    config: SpecConfig | None = None,
+) -> list[RequestRecord]:
+    """Warm up, then run ``load`` at its concurrency; one record per request, in completion order.
+
+    ``config`` is what the server was launched with: each request's claims are checked
+    against it and against what the client saw (specbench.harness.claims).
+
+    ``on_measure_start`` runs between the warm-up and the measured requests (a session
+    reads the engine's counters there, so the warm-up does not count).
+
+    Raises LoadFailedError, carrying the records finished so far, when the server stops
+    accepting connections.
+    """
+    async with open_client(endpoint, load, engine, config) as client:
+        loop = _ClosedLoop(client.http, client.endpoint, load, client.send, progress, on_stall)
+        # Every stream's connection is opened and used here, at full concurrency, so
+        # that connection setup and a backlog of accepts stay out of the timed requests.
+        await loop.run(load.warmup_prompts(), report=False)
+        if on_measure_start is not None:
+            on_measure_start()
+        if progress is not None:
+            progress(0, load.total_requests)
+        return await loop.run(load.request_prompts(), report=True)
 
 
 def run_closed_loop(
@@ -439,9 +473,15 @@ def run_closed_loop(
 
 __all__ = [
     "STALL_AFTER_S",
+    "Client",
+    "RequestSender",
+    "ServerGoneError",
     "generate_payload",
+    "open_client",
     "request_id",
     "run_closed_loop",
     "run_closed_loop_async",
+    "server_reachable",
     "stall_after_s",
+    "warm_up",
 ]

@@ -53,6 +53,9 @@ class OpenLoopRun:
     due_s: list[float]
     fired_s: list[float]
     sent_s: list[float]
+    #: Why the run's figures are not to be trusted as they stand (a simulated server
+    #: that could not keep its time scale), in words; copied to the summary's flags.
+    notes: list[str] = field(default_factory=list)
 
 
 def _pcts(values: Sequence[float]) -> tuple[float | None, float | None, float | None]:
@@ -165,6 +168,7 @@ def summarize_rate(
     if objectives:
         summary.goodput_per_s = good_requests(records, objectives) / duration if duration else 0.0
         summary.slo_met = load_meets(records, objectives)
+    summary.flags.extend(run.notes)
     _flag(summary)
     return summary
 

@@ -37,12 +37,14 @@ from specbench.harness.backend import (
 )
 from specbench.harness.engine import Deployment, EngineAdapter, TargetLike
 from specbench.harness.loadgen import run_closed_loop
+from specbench.harness.loads import RateRun
 from specbench.harness.net import (
     check_port_free,
     free_port,
     http_call,
     is_local_address,
 )
+from specbench.harness.rate_metrics import OpenLoopRun
 from specbench.harness.sglang import SGLANG
 from specbench.process.managed import DEFAULT_GRACE_S, ManagedProcess
 from specbench.process.server_pidfile import pidfile_path
@@ -191,6 +193,40 @@ class HttpSession(Session):
                 self.last_acceptance["counters_refused"] = {"counters": delta, "reason": rejected}
         return records
 
+    def run_rate(self, run: RateRun, progress: ProgressCallback | None = None) -> OpenLoopRun:
+        """The rate load through the open-loop client; against serve-sim at its time
+        scale, on its virtual clock."""
+        from specbench.harness.open_loop_client import run_open_loop
+
+        scale = None
+        if self.simulated:
+            reported = self.server_info().get("specbench_time_scale")
+            scale = float(reported) if isinstance(reported, (int, float)) else None
+        try:
+            result = run_open_loop(
+                self.url,
+                run,
+                progress,
+                engine=self.engine,
+                config=self.config,
+                sim_time_scale=scale,
+            )
+        except LoadFailedError as exc:
+            if self.process is not None:
+                code = self.process.poll()
+                state = f"exited with code {code}" if code is not None else "stopped answering"
+                raise LoadFailedError(
+                    f"{exc} (the server {state}; log: {self.process.log_path})",
+                    self.process.log_tail(),
+                    exc.records,
+                ) from None
+            raise
+        key = config_key(self.config)
+        for record in result.records:
+            record.config_key = record.config_key or key
+            record.simulated = record.simulated or self.simulated
+        return result
+
     def _label(self, records: list[RequestRecord], load: LoadSpec) -> None:
         key = config_key(self.config)
         for record in records:
@@ -226,6 +262,8 @@ class HttpSession(Session):
 # -- backend ------------------------------------------------------------------------------
 class ServerBackend(Backend):
     """Real servers of one engine, launched per configuration or attached to."""
+
+    runs_rate_loads = True
 
     def __init__(
         self,

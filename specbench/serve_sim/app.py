@@ -83,6 +83,18 @@ def build_app(server: SimServer) -> web.Application:
             )
         return web.Response(status=200, text="Cache flushed (simulated server).\n")
 
+    async def clock(request: web.Request) -> web.Response:
+        try:
+            body = await request.json()
+        except ValueError:
+            body = None
+        if not isinstance(body, dict) or not isinstance(body.get("follow_wall"), bool):
+            return _error('expected {"follow_wall": true|false}', 400)
+        behind = server.set_follow_wall(body["follow_wall"])
+        return _json(
+            {"follow_wall": server.follow_wall, "behind_s": behind, "specbench_simulated": True}
+        )
+
     async def metrics(request: web.Request) -> web.Response:
         return web.Response(text=server.metrics_text(), content_type="text/plain")
 
@@ -98,6 +110,7 @@ def build_app(server: SimServer) -> web.Application:
     app.router.add_get("/model_info", model_info)
     app.router.add_route("*", "/flush_cache", flush_cache)
     app.router.add_get("/metrics", metrics)
+    app.router.add_post("/specbench/clock", clock)
     app.router.add_post("/generate", generate)
     app.router.add_put("/generate", generate)
     return app

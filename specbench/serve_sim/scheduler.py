@@ -19,6 +19,16 @@ numbers are then the model's whatever the scale; ``time_scale`` only decides how
 the wait is, and is recorded (``specbench_time_scale`` in the server info, the manifest
 and results.json).
 
+Between steps the virtual clock stands still, which is right for a closed loop (a
+request's HTTP turnaround is no model time). An open-loop client's arrivals are spread
+in time on purpose, so it asks (``POST /specbench/clock {"follow_wall": true}``) for the
+clock to follow the wall clock, divided by ``time_scale``: steps then end at their
+deadline on that clock (sleeping less after a slow event-loop turn, so the host's
+overhead does not stretch the virtual clock against the arrivals), an idle server's
+clock catches up with the wall, and a request arriving during a step is stamped at its
+point in it: queueing counts as on a real server. A host too slow for the scale falls
+behind; the most it fell behind is reported when the mode is turned off.
+
 Everything it returns is SIMULATED and says so: the ``X-Specbench-Simulated`` header on
 every response, ``specbench_simulated`` in every JSON body and in ``meta_info``, and a
 comment at the top of ``/metrics``. Generated text is deterministic filler words; only
@@ -162,6 +172,15 @@ class SimServer:
         self.generation_tokens_total = 0
         self.requests_total = 0
         self.sim_time_s = 0.0
+        #: Open-loop mode (see the module docstring): the clock follows the wall.
+        self.follow_wall = False
+        #: Where the wall and the virtual clock were when the mode was turned on, the
+        #: length of the step under way (0 between steps) and the most the steps fell
+        #: behind the wall (virtual seconds).
+        self._sync_wall = time.monotonic()
+        self._sync_sim = 0.0
+        self._step_s = 0.0
+        self.behind_s = 0.0
 
         self.domains: tuple[str, ...] = tuple(DOMAINS)
 
@@ -174,8 +193,16 @@ class SimServer:
                 await self._wake.wait()
                 continue
             step = self.engine.step()
-            await asyncio.sleep(step.duration_s * self.time_scale)
+            self._step_s = step.duration_s
+            if self.follow_wall:
+                end = self.sim_time_s + step.duration_s
+                deadline = self._sync_wall + (end - self._sync_sim) * self.time_scale
+                await asyncio.sleep(max(0.0, deadline - time.monotonic()))
+                self.behind_s = max(self.behind_s, self._wall_sim_s() - end)
+            else:
+                await asyncio.sleep(step.duration_s * self.time_scale)
             self.sim_time_s += step.duration_s
+            self._step_s = 0.0
             step_tokens = 0
             changed: set[str] = set()
             for rid, n in step.tokens.items():
@@ -212,9 +239,31 @@ class SimServer:
                 if self._decode_steps % LOG_INTERVAL_STEPS == 0 and self._verify_steps:
                     self._avg_accept_length = self._accepted_tokens / self._verify_steps
 
+    def _wall_sim_s(self) -> float:
+        return self._sync_sim + (time.monotonic() - self._sync_wall) / self.time_scale
+
+    def sim_now_s(self) -> float:
+        """The virtual clock now: ``sim_time_s``, or in open-loop mode the wall clock's
+        (scaled), kept within the step under way."""
+        if not self.follow_wall:
+            return self.sim_time_s
+        now = max(self._wall_sim_s(), self.sim_time_s)
+        return min(now, self.sim_time_s + self._step_s) if self._step_s else now
+
+    def set_follow_wall(self, on: bool) -> float:
+        """Turn open-loop mode on or off; returns how far the steps fell behind the wall
+        (virtual seconds) while it was on."""
+        behind = self.behind_s
+        self.follow_wall = on
+        self._sync_wall, self._sync_sim, self.behind_s = time.monotonic(), self.sim_time_s, 0.0
+        return behind
+
     def admit(self, rid: str, prompt_tokens: int, max_new_tokens: int, domain: str) -> SimRequest:
         req = SimRequest(rid, prompt_tokens, max_new_tokens, domain, created=time.time())
-        req.admitted_sim_s = req.updated_sim_s = self.sim_time_s
+        now = self.sim_now_s()
+        if self.follow_wall and not self._requests and not self._step_s:
+            self.sim_time_s = now  # idle: the clock caught up with the wall
+        req.admitted_sim_s = req.updated_sim_s = now
         self.engine.admit(rid, prompt_tokens, max_new_tokens, domain)
         self._requests[rid] = req
         self._known[rid] = req

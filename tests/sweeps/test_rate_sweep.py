@@ -5,6 +5,8 @@ decision, and resume refusing other rates."""
 from __future__ import annotations
 
 import json
+import shlex
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from specbench.spec_config import SpecConfig
 from specbench.sweeps.measure_rates import RATE_REQUESTS_FILE
 from specbench.sweeps.rate_plan import MIN_RATE_WINDOW_S
 from specbench.sweeps.runner import run_sweep
-from tests.support.sweeps import fast_options
+from tests.support.sweeps import fast_options, run_cli
 
 CONFIGS = (SpecConfig(2, 1, 3), SpecConfig(4, 4, 8))
 
@@ -147,3 +149,26 @@ def test_bad_rate_options_are_one_line(
     with pytest.raises(BadInputError, match=needle.replace("(", r"\(")):
         run_sweep(_rate_options(out, **overrides))
     assert not out.exists()
+
+
+def test_launched_serve_sim_runs_rate_loads_open_loop(tmp_path: Path) -> None:
+    launch = (
+        f"{shlex.quote(sys.executable)} -m specbench serve-sim --target minimax-m2.7 "
+        "--hardware h200-nvlink --time-scale 0.1 --sglang-args {args}"
+    )
+    out = tmp_path / "launched"
+    result = run_cli(
+        ["sweep", "--backend", "sglang", "--launch-cmd", launch, "--strategy", "fixed",
+         "--config", "2,1,3", "--hardware", "h200-nvlink", "--ready-timeout", "60",
+         "--num-prompts", "3", "--max-new-tokens", "16", "--load", "rate:1",
+         "--slo", "tpot_p99_ms=100", "--out", str(out), "--no-report"],
+        cwd=tmp_path, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    rates = _rates(out)
+    assert {r["config_key"] for r in rates["rows"]} == {"baseline", "2-1-3"}
+    for row in rates["rows"]:
+        assert row["completed"] == row["requests"] == 32
+        assert row["sent_rate_per_s"] >= 0.95
+        assert row["tpot_ms_p50"] > 0 and row["goodput_per_s"] > 0
+    assert RunDirectory(out).read_manifest().concurrencies == [1]
