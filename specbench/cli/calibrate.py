@@ -38,7 +38,7 @@ def calibrate_run(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None) ->
     import numpy as np
 
     from specbench.model import load_target
-    from specbench.model.calibrate import ChainCounts, fit_acceptance
+    from specbench.model.calibrate import ChainCounts, fit_acceptance, prediction_intervals
     from specbench.model.draft_profile import write_draft_profile
     from specbench.model.targets import DOMAINS
     from specbench.rundir.acceptance import pooled_chain_counts
@@ -72,11 +72,17 @@ def calibrate_run(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None) ->
     write_draft_profile(path, result.profile)
     by_domain = dict(result.profile.acceptance)
     names = DOMAINS if domain is None else (domain,)
+    measured = {
+        int(entry["k"]): ChainCounts(round(entry["drafts"]), tuple(entry["accepted_per_position"]))
+        for entry in chains.values()
+    }
+    intervals = prediction_intervals(target, counts, measured, domain=domain)
     predictions = []
     for key, entry in sorted(chains.items(), key=lambda kv: kv[1]["k"]):
         k = int(entry["k"])
         rates = np.mean([by_domain[d].chain_acceptance(k) for d in names], axis=0)
         predicted = 1.0 + float(rates.sum())
+        low, high = intervals[k]
         predictions.append(
             {
                 "config_key": key,
@@ -84,6 +90,9 @@ def calibrate_run(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None) ->
                 "fitted_on": key in keys,
                 "measured_tau": entry["tau"],
                 "predicted_tau": predicted,
+                # 95%: where a measurement of this chain should fall, fit error included
+                "predicted_tau_interval": [low, high],
+                "within_interval": low <= entry["tau"] <= high,
                 "relative_error": predicted / entry["tau"] - 1.0,
             }
         )
@@ -125,9 +134,11 @@ def calibrate(run_dir: Path, fit_keys: tuple[str, ...], out: Path | None, as_jso
     )
     for row in summary["predictions"]:
         mark = "fit" if row["fitted_on"] else "predicted"
+        low, high = row["predicted_tau_interval"]
         click.echo(
             f"  {row['config_key']}: measured tau {row['measured_tau']:.3f}, model "
-            f"{row['predicted_tau']:.3f} ({100 * row['relative_error']:+.1f}%, {mark})"
+            f"{row['predicted_tau']:.3f} [{low:.3f}-{high:.3f}] "
+            f"({100 * row['relative_error']:+.1f}%, {mark})"
         )
 
 

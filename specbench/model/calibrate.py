@@ -140,6 +140,33 @@ def fit_chain(counts: Sequence[ChainCounts]) -> tuple[float, float]:
     return min(1.0, math.exp(log_a)), decay
 
 
+def resample_chain(counts: ChainCounts, rng: np.random.Generator) -> ChainCounts:
+    """One parametric-bootstrap draw of a chain run: the same number of drafts, each
+    position accepted binomially at the measured conditional rate (acceptance at i given
+    acceptance at i - 1), so the draw varies as a rerun of the same load would."""
+    drafts = counts.num_drafts
+    reached, measured_reached = drafts, float(drafts)
+    accepted: list[float] = []
+    for measured in counts.accepted_per_position:
+        rate = measured / measured_reached if measured_reached > 0 else 0.0
+        reached = int(rng.binomial(reached, min(1.0, max(0.0, rate))))
+        accepted.append(float(reached))
+        measured_reached = measured
+    return ChainCounts(drafts, tuple(accepted))
+
+
+def chain_taus(
+    acceptance: tuple[tuple[str, DomainAcceptance], ...], ks: Sequence[int], names: Sequence[str]
+) -> dict[int, float]:
+    """Mean accept length (bonus included) of a chain of each length in ``ks``, averaged
+    over the domains ``names`` (exact for chains: no Monte-Carlo)."""
+    by_name = dict(acceptance)
+    return {
+        k: 1.0 + float(np.mean([by_name[d].chain_acceptance(k) for d in names], axis=0).sum())
+        for k in ks
+    }
+
+
 def _with_rate(prior: DomainAcceptance, rate: float, decay: float) -> DomainAcceptance:
     """The prior's draft sharpness, agreement set so that position 1 accepts `rate`."""
     mu, sigma = prior.confidence_mu, prior.confidence_sigma
@@ -220,6 +247,43 @@ def fit_acceptance(
         },
     )
     return CalibrationResult(profile, rate, decay, error)
+
+
+def prediction_intervals(
+    target: TargetPreset,
+    counts: Sequence[ChainCounts],
+    measured: Mapping[int, ChainCounts],
+    *,
+    domain: str | None = None,
+    draws: int = 200,
+    level: float = 0.95,
+    seed: int = 0,
+) -> dict[int, tuple[float, float]]:
+    """Where a measurement of each chain length in ``measured`` should fall, given a fit
+    to ``counts``: the fit's own uncertainty (refits to bootstrap draws of the fitted
+    runs) plus the sampling noise of that chain's measurement (draws of its own counts).
+
+    Extrapolating a two-parameter fit from k = 2 to k = 4 multiplies the error of the
+    depth decay by six (d (d - 1) / 2), so a point prediction alone says too little:
+    the interval is what a comparison with a measurement can honestly be held to.
+    """
+    names = DOMAINS if domain is None else (domain,)
+    ks = sorted(measured)
+    point = chain_taus(fit_acceptance(target, counts, domain=domain).profile.acceptance, ks, names)
+    rng = np.random.default_rng(seed)
+    deviations = np.empty((draws, len(ks)))
+    for i in range(draws):
+        drawn = [resample_chain(c, rng) for c in counts]
+        refit = fit_acceptance(target, drawn, domain=domain)
+        predicted = chain_taus(refit.profile.acceptance, ks, names)
+        for j, k in enumerate(ks):
+            # A chain that was fitted on is measured by the same draw that moved the fit.
+            same = next((d for c, d in zip(counts, drawn, strict=True) if c == measured[k]), None)
+            rerun = (same or resample_chain(measured[k], rng)).mean_accept_length
+            deviations[i, j] = predicted[k] - point[k] + rerun - measured[k].mean_accept_length
+    tail = 100.0 * (1.0 - level) / 2.0
+    low, high = np.percentile(deviations, [tail, 100.0 - tail], axis=0)
+    return {k: (point[k] + float(low[j]), point[k] + float(high[j])) for j, k in enumerate(ks)}
 
 
 def _fit_error(

@@ -13,7 +13,13 @@ import pytest
 from specbench.errors import BadInputError, FileFormatError
 from specbench.model import PerformanceModel, load_hardware, load_target
 from specbench.model.acceptance import DomainAcceptance, simulate_need, tau_from_need
-from specbench.model.calibrate import ChainCounts, DomainTau, fit_acceptance, fit_chain
+from specbench.model.calibrate import (
+    ChainCounts,
+    DomainTau,
+    fit_acceptance,
+    fit_chain,
+    prediction_intervals,
+)
 from specbench.model.draft_profile import load_draft_profile, write_draft_profile
 from specbench.spec_config import SpecConfig
 
@@ -154,3 +160,43 @@ def test_malformed_profile_names_file_and_field(tmp_path: Path) -> None:
     )
     with pytest.raises(FileFormatError, match=r"bad\.json: field 'acceptance\.chat'"):
         load_draft_profile(str(path))
+
+
+def _flat_chain(k: int, drafts: int, rate: float, rng: np.random.Generator) -> ChainCounts:
+    """A draft whose acceptance does not fall with depth (like the tiny EAGLE3 head)."""
+    reached, accepted = drafts, []
+    for _ in range(k):
+        reached = int(rng.binomial(reached, rate))
+        accepted.append(float(reached))
+    return ChainCounts(drafts, tuple(accepted))
+
+
+def test_the_prediction_interval_covers_reruns_of_an_extrapolated_chain() -> None:
+    """A k = 2 fit at ~330 drafts puts k = 4 anywhere in a few percent (the decay's error
+    times six): the 95% interval must hold about 95% of independent k = 4 measurements,
+    and be narrow enough to say something."""
+    target, rng = load_target("tiny-llama"), np.random.default_rng(11)
+    covered, widths = 0, []
+    for seed in range(24):
+        fit = [_flat_chain(2, 330, 0.77, rng)]
+        measured = {k: _flat_chain(k, 330, 0.77, rng) for k in (2, 4)}
+        measured[2] = fit[0]
+        intervals = prediction_intervals(target, fit, measured, domain="chat", seed=seed)
+        low, high = intervals[4]
+        covered += low <= measured[4].mean_accept_length <= high
+        widths.append((high - low) / measured[4].mean_accept_length)
+        assert intervals[2][0] <= fit[0].mean_accept_length <= intervals[2][1]
+    assert covered >= 20, covered  # 95% nominal: 20 of 24 is the binomial 1% tail
+    assert float(np.median(widths)) < 0.25, widths
+
+
+def test_the_prediction_interval_narrows_with_more_drafts() -> None:
+    target, rng = load_target("tiny-llama"), np.random.default_rng(3)
+    width = {}
+    for drafts in (300, 30_000):
+        fit = [_flat_chain(2, drafts, 0.77, rng)]
+        low, high = prediction_intervals(
+            target, fit, {4: _flat_chain(4, drafts, 0.77, rng)}, domain="chat"
+        )[4]
+        width[drafts] = high - low
+    assert width[30_000] < width[300] / 5  # sqrt(100) = 10 in theory
