@@ -25,6 +25,7 @@ from optuna.storages.journal import JournalFileBackend
 from optuna.trial import FrozenTrial, TrialState
 
 from specbench.errors import BadInputError, FileFormatError
+from specbench.process.deferred_signals import deferred_signals
 from specbench.process.liveness import ProcessIdentity, is_current
 from specbench.safe_text import printable
 
@@ -86,6 +87,16 @@ def with_available_driver(url: str) -> str:
     return f"postgresql+psycopg2://{rest}"
 
 
+class _WholeAppendJournal(JournalFileBackend):
+    """Optuna's journal file whose appends a Ctrl-C or SIGTERM cannot cut: a signal in
+    the middle of one (its lock taken, lines half written, the lock's rename) waits for
+    the append to end, so the journal holds whole lines and no stale lock."""
+
+    def append_logs(self, logs: list[dict[str, Any]]) -> None:
+        with deferred_signals():
+            super().append_logs(logs)
+
+
 def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
     """Open the study storage: ``spec`` is an RDB URL, a journal file path, or None.
 
@@ -98,7 +109,7 @@ def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
         check_journal(path)
         try:
             path.parent.mkdir(parents=True, exist_ok=True)
-            return JournalStorage(JournalFileBackend(str(path)))
+            return JournalStorage(_WholeAppendJournal(str(path)))
         except OSError as exc:
             raise BadInputError(
                 f"cannot open the study journal {path}: {exc.strerror or exc}"
