@@ -20,7 +20,7 @@ import importlib.metadata
 import os
 import shlex
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -35,8 +35,17 @@ from specbench.harness.sglang_server_state import KEPT_SERVER_ARGS, TauResolutio
 from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
-    from specbench.harness.backend import Backend
+    import aiohttp
+
+    from specbench.harness.backend import Backend, LoadSpec
+    from specbench.harness.claims import ClaimContext
+    from specbench.harness.prompts import Prompt
     from specbench.model import HardwareProfile, TargetPreset
+    from specbench.rundir.records import RequestRecord
+
+#: One request of a load on the engine's wire protocol: (prompt, answer token budget)
+#: -> its timed record; a refused connection raises aiohttp.ClientConnectorError.
+RequestSender = Callable[["Prompt", int], Awaitable["RequestRecord"]]
 
 #: Placeholders a launch line shows when the run directory does not know the paths.
 UNKNOWN_MODEL = "<target-model-path>"
@@ -179,8 +188,6 @@ class EngineAdapter(ABC):
     ready_path: str
     #: Where the server describes itself, newest path first.
     server_info_paths: tuple[str, ...]
-    #: The client API: "sglang" (native ``/generate``) or "openai" (``/v1/completions``).
-    api: str = "sglang"
     #: True when the engine drafts a chain only (topk 1): its search space is k alone.
     chain_only: bool = False
     #: POST here between loads to drop the prefix cache; a 404 means "not offered".
@@ -307,6 +314,20 @@ class EngineAdapter(ABC):
         counters never call it."""
         return None
 
+    async def request_sender(
+        self,
+        http: aiohttp.ClientSession,
+        endpoint: str,
+        load: LoadSpec,
+        claims: ClaimContext,
+    ) -> RequestSender:
+        """How the load generator sends one request to this engine's server and reads
+        its stream (the wire protocol), ready for ``load``; each request's claims are
+        checked with ``claims``. ServerError when the server cannot take requests
+        (an OpenAI-style server that names no model). Engines that run in process have
+        no server and never get here."""
+        raise NotImplementedError(f"{self.name} has no server to send requests to")
+
     def server_tau(self, info: Mapping[str, Any]) -> float | None:
         """The server's own average acceptance length in its info (None: it reports
         none, the default)."""
@@ -366,6 +387,7 @@ __all__ = [
     "Deployment",
     "EngineAdapter",
     "LaunchArgs",
+    "RequestSender",
     "RequestStats",
     "TargetLike",
 ]

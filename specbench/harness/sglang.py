@@ -11,11 +11,17 @@ from __future__ import annotations
 import argparse
 import importlib.util
 from collections.abc import Mapping, Sequence
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from specbench.errors import BadInputError, InvalidConfigError, ServerError
 from specbench.harness.claims import ClientView
-from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
+from specbench.harness.engine import (
+    Deployment,
+    EngineAdapter,
+    LaunchArgs,
+    RequestSender,
+    RequestStats,
+)
 from specbench.harness.sglang_flags import SglangFlagSpelling, spelling_for
 from specbench.harness.sglang_server_state import (
     ExpectedServer,
@@ -26,6 +32,14 @@ from specbench.harness.sglang_server_state import (
 from specbench.harness.stream_checks import as_count, as_rate, as_seconds
 from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from specbench.harness.backend import LoadSpec
+    from specbench.harness.claims import ClaimContext
+    from specbench.harness.prompts import Prompt
+    from specbench.rundir.records import RequestRecord
 
 
 class _ArgParser(argparse.ArgumentParser):
@@ -61,6 +75,23 @@ class SglangAdapter(EngineAdapter):
         except Exception:
             return False
         return bool(torch.cuda.is_available())
+
+    async def request_sender(
+        self,
+        http: aiohttp.ClientSession,
+        endpoint: str,
+        load: LoadSpec,
+        claims: ClaimContext,
+    ) -> RequestSender:
+        """The native streamed ``/generate`` (harness.native_client)."""
+        from specbench.harness.native_client import GENERATE_PATH, native_request
+
+        url = endpoint + GENERATE_PATH
+
+        async def send(prompt: Prompt, max_new_tokens: int) -> RequestRecord:
+            return await native_request(http, url, prompt, load, self, max_new_tokens, claims)
+
+        return send
 
     def server_tau(self, info: Mapping[str, Any]) -> float | None:
         return server_avg_accept_length(info)

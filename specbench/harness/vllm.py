@@ -23,13 +23,28 @@ import shlex
 import urllib.error
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.claims import ClientView, latency_problem, token_count_problem
-from specbench.harness.engine import Deployment, EngineAdapter, LaunchArgs, RequestStats
+from specbench.harness.engine import (
+    Deployment,
+    EngineAdapter,
+    LaunchArgs,
+    RequestSender,
+    RequestStats,
+)
 from specbench.harness.net import fetch_server_info, http_call, printable_fields
+from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig
+
+if TYPE_CHECKING:
+    import aiohttp
+
+    from specbench.harness.backend import LoadSpec
+    from specbench.harness.claims import ClaimContext
+    from specbench.harness.prompts import Prompt
+    from specbench.rundir.records import RequestRecord
 
 #: The preset's algorithm name -> vLLM's ``method`` (speculative.py ``SpeculativeMethod``).
 METHODS: dict[str, str] = {
@@ -170,7 +185,6 @@ class VllmAdapter(EngineAdapter):
     server_module = "vllm.entrypoints.openai.api_server"
     ready_path = "/health"
     server_info_paths = (SERVER_INFO_PATH,)
-    api = "openai"
     chain_only = True
     flush_path = "/reset_prefix_cache"
     shm_pattern = "/dev/shm/psm_*"
@@ -343,6 +357,35 @@ class VllmAdapter(EngineAdapter):
             info["model"] = models[0].get("root")
             info["served_model_name"] = models[0].get("id")
         return dict(printable_fields(info))
+
+    async def request_sender(
+        self,
+        http: aiohttp.ClientSession,
+        endpoint: str,
+        load: LoadSpec,
+        claims: ClaimContext,
+    ) -> RequestSender:
+        """The OpenAI-compatible completions/chat stream (harness.openai_client), under
+        the name the server serves its model as."""
+        import asyncio
+
+        import aiohttp
+
+        from specbench.harness.openai_client import openai_request, served_model
+
+        try:
+            model = await served_model(http, endpoint)
+        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+            raise ServerError(
+                f"cannot read the served model of {endpoint}: {printable(str(exc))}"
+            ) from None
+
+        async def send(prompt: Prompt, max_new_tokens: int) -> RequestRecord:
+            return await openai_request(
+                http, endpoint, model, prompt, load, self, max_new_tokens, claims
+            )
+
+        return send
 
     def spec_counters(self, endpoint: str) -> dict[str, Any] | None:
         counters = fetch_spec_counters(endpoint)
