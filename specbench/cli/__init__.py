@@ -35,6 +35,7 @@ COMMANDS: dict[str, str] = {
     "report": "specbench.cli.report:report",
     "gate": "specbench.cli.gate:gate",
     "calibrate": "specbench.cli.calibrate:calibrate",
+    "export": "specbench.cli.export:export",
 }
 
 SUMMARIES = {
@@ -45,6 +46,7 @@ SUMMARIES = {
     "report": "Render the report of a run directory, or several runs side by side.",
     "gate": "CI regression gate on tau and speedup between two runs.",
     "calibrate": "Fit the acceptance model to RUN_DIR's per-position acceptance.",
+    "export": "Write a run's per-load results as an engine's adaptive speculation config.",
 }
 
 

@@ -141,6 +141,11 @@ TARGET = SharedOption(
     metavar="NAME|TOML|DIR",
     complete=shipped_names("targets"),
 )
+ENGINE = SharedOption(
+    "--engine",
+    "The serving engine: sglang or vllm.",
+    metavar="ENGINE",
+)
 HARDWARE = SharedOption(
     "--hardware",
     "Hardware profile (see `specbench predict --list`) or a `specbench probe --out` JSON.",
@@ -223,6 +228,7 @@ SHARED: dict[str, SharedOption] = {
     o.flag: o
     for o in (
         TARGET,
+        ENGINE,
         HARDWARE,
         TP,
         CONFIG,
@@ -253,6 +259,7 @@ __all__ = [
     "DEFAULT_REQUEST_TIMEOUT_S",
     "DEFAULT_TARGET",
     "DRAFT_PROFILE",
+    "ENGINE",
     "EXIT_CODES",
     "HARDWARE",
     "HOST",

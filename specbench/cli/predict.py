@@ -36,13 +36,10 @@ from specbench.spec_config import SpecConfig
     "--top", type=int, default=5, metavar="N", help="Configurations shown per concurrency."
 )
 @options.SEED(default=0, use="Seeds the Monte-Carlo of the acceptance model.")
-@click.option(
-    "--engine",
-    "engine_name",
-    metavar="NAME|FILE",
-    default=None,
-    show_default="sglang",
-    help="Engine overhead profile: sglang, vllm, or a TOML.",
+@options.ENGINE(
+    param="engine_name",
+    default_text="sglang",
+    use="Its overhead profile is used; a TOML file gives another engine's.",
 )
 @options.TEMPERATURE(default=0.0)
 @click.option(

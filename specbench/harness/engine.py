@@ -37,6 +37,7 @@ from specbench.spec_config import SpecConfig
 if TYPE_CHECKING:
     import aiohttp
 
+    from specbench.harness.adaptive_config import AdaptiveFormat
     from specbench.harness.backend import Backend, LoadSpec
     from specbench.harness.claims import ClaimContext
     from specbench.harness.prompts import Prompt
@@ -190,6 +191,9 @@ class EngineAdapter(ABC):
     server_info_paths: tuple[str, ...]
     #: True when the engine drafts a chain only (topk 1): its search space is k alone.
     chain_only: bool = False
+    #: The engine's own format for speculation that follows the batch size (None: it
+    #: has none); ``specbench export`` writes it.
+    adaptive: AdaptiveFormat | None = None
     #: POST here between loads to drop the prefix cache; a 404 means "not offered".
     flush_path: str = "/flush_cache"
     #: Shared-memory files the server creates (a glob); orphans are removed after a stop.

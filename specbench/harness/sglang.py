@@ -14,6 +14,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from specbench.errors import BadInputError, InvalidConfigError, ServerError
+from specbench.harness.adaptive_config import SGLANG_ADAPTIVE
 from specbench.harness.claims import ClientView
 from specbench.harness.engine import (
     Deployment,
@@ -60,6 +61,7 @@ class SglangAdapter(EngineAdapter):
     """``python -m sglang.launch_server`` and its native API."""
 
     name = "sglang"
+    adaptive = SGLANG_ADAPTIVE
     server_module = "sglang.launch_server"
     ready_path = "/health_generate"
     server_info_paths = ("/server_info", "/get_server_info")

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from specbench.errors import BadInputError, ServerError
+from specbench.harness.adaptive_config import VLLM_ADAPTIVE
 from specbench.harness.claims import ClientView, latency_problem, token_count_problem
 from specbench.harness.engine import (
     Deployment,
@@ -186,6 +187,7 @@ class VllmAdapter(EngineAdapter):
     ready_path = "/health"
     server_info_paths = (SERVER_INFO_PATH,)
     chain_only = True
+    adaptive = VLLM_ADAPTIVE
     flush_path = "/reset_prefix_cache"
     shm_pattern = "/dev/shm/psm_*"
 
