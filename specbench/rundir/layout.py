@@ -30,6 +30,7 @@ import pandas as pd
 from specbench.errors import FileFormatError
 from specbench.rundir.plausible import check_values
 from specbench.rundir.records import RequestRecord, iter_records
+from specbench.rundir.writer_lock import WriterLock, acquire
 from specbench.schema import SCHEMA_VERSION, read_json, require, write_json, write_text_atomic
 
 MANIFEST_KIND = "specbench.manifest"
@@ -278,6 +279,18 @@ class RunDirectory:
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
+        #: Held by the sweep writing here (writer_lock); None for readers.
+        self.writer_lock: WriterLock | None = None
+
+    def lock_for_writing(self, owner: str, *, shared: bool = False) -> None:
+        """Take the one-writer lock (shared: workers of one --storage study), or raise
+        RunDirectoryInUseError naming the sweep that holds it. The directory must exist."""
+        if self.writer_lock is None or not self.writer_lock.held:
+            self.writer_lock = acquire(self.path, owner, shared=shared)
+
+    def release_writing_lock(self) -> None:
+        if self.writer_lock is not None:
+            self.writer_lock.release()
 
     @property
     def manifest_path(self) -> Path:

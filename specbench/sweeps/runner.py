@@ -64,6 +64,16 @@ def run_sweep(
     """
     check_options(options)
     ctx = set_up(options, progress or NullProgress())
+    try:
+        return _run(ctx, options, render_report)
+    finally:
+        ctx.run_dir.release_writing_lock()  # taken by set_up: one writer at a time
+
+
+def _run(
+    ctx: SweepContext, options: SweepOptions, render_report: RenderReport | None
+) -> SweepOutcome:
+    """The sweep once its run directory is locked and its study open."""
     prepare_resume(ctx)
     measured_now = 0
     interrupted = False

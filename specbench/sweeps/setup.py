@@ -37,6 +37,7 @@ from specbench.outpaths import check_output_dir
 from specbench.process.server_pidfile import SERVERS_DIR
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.records import write_records
+from specbench.rundir.writer_lock import LOCK_NAME
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.backends import (
     SweepBackends,
@@ -82,6 +83,7 @@ _RUN_DIR_ENTRIES = {
     "logs",
     "requests.jsonl",
     ".requests.lock",
+    LOCK_NAME,
     SERVERS_DIR,
 }
 
@@ -296,19 +298,25 @@ def _open_run(
     rdb = options.storage is not None and is_url(options.storage)
     storage = open_storage(options.storage, run_dir.journal_path) if rdb else None
     check_output_dir(run_dir.path)
-    if previous is None:
-        run_dir.path.mkdir(parents=True, exist_ok=True)
-        run_dir.write_manifest(manifest)
-    run_dir.logs_dir.mkdir(parents=True, exist_ok=True)
-    if storage is None:
-        storage = open_storage(options.storage, run_dir.journal_path)
-    total = _target_trials(options, strategy, space)
-    prior_top = max(0, min(options.prior_top, total - 2))
-    sampler = make_sampler(
-        strategy, options.sampler, seed=options.seed, n_startup_trials=startup_trials(prior_top)
-    )
-    study = open_study(storage, manifest.study_name, sampler)
-    _check_study(study, manifest.target, manifest.workload, manifest.simulated)
+    run_dir.path.mkdir(parents=True, exist_ok=True)
+    run_dir.lock_for_writing(worker_id(), shared=options.storage is not None)
+    try:
+        # Again under the lock: the sweep that held it may have written the manifest.
+        if check_run_dir(run_dir, manifest) is None:
+            run_dir.write_manifest(manifest)
+        run_dir.logs_dir.mkdir(parents=True, exist_ok=True)
+        if storage is None:
+            storage = open_storage(options.storage, run_dir.journal_path)
+        total = _target_trials(options, strategy, space)
+        prior_top = max(0, min(options.prior_top, total - 2))
+        sampler = make_sampler(
+            strategy, options.sampler, seed=options.seed, n_startup_trials=startup_trials(prior_top)
+        )
+        study = open_study(storage, manifest.study_name, sampler)
+        _check_study(study, manifest.target, manifest.workload, manifest.simulated)
+    except BaseException:
+        run_dir.release_writing_lock()
+        raise
     return run_dir, study, prior_top, total
 
 
@@ -328,7 +336,7 @@ def check_run_dir(run_dir: RunDirectory, manifest: Manifest) -> Manifest | None:
         raise BadInputError(f"--out {path} exists and is not a directory")
     if not run_dir.exists():
         if path.is_dir():
-            stray = sorted(p.name for p in path.iterdir() if p.name not in _RUN_DIR_ENTRIES)
+            stray = sorted(p.name for p in path.iterdir() if not _belongs_to_a_run(p.name))
             if stray:
                 raise BadInputError(
                     f"--out {path} is not empty and not a specbench run directory "
@@ -357,6 +365,12 @@ def check_run_dir(run_dir: RunDirectory, manifest: Manifest) -> Manifest | None:
             "use another --out to start a new one"
         )
     return old
+
+
+def _belongs_to_a_run(name: str) -> bool:
+    """A file a sweep writes before its manifest, or the temporary file of an atomic
+    write in progress (``.manifest.json.x1y2``: another sweep starting this instant)."""
+    return name in _RUN_DIR_ENTRIES or any(name.startswith(f".{e}.") for e in _RUN_DIR_ENTRIES)
 
 
 @contextlib.contextmanager
