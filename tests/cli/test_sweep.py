@@ -11,6 +11,9 @@ import pytest
 from specbench.rundir.layout import RunDirectory
 from tests.support.sweeps import run_cli
 
+#: A sweep that waits inside a chosen trial until it is signalled.
+PAUSED_SWEEP = Path(__file__).parents[1] / "support" / "paused_sweep.py"
+
 FAST_ARGS = ["--num-prompts", "4", "--max-new-tokens", "24", "--concurrency", "1,4", "--no-report"]
 
 
@@ -132,29 +135,27 @@ def test_sigterm_mid_sweep_keeps_finished_trials_and_resume_continues(tmp_path: 
     import time
 
     out = tmp_path / "stopped"
-    # Long enough loads that the signal lands inside a trial.
-    args = ["sweep", "--out", str(out), "--num-prompts", "32", "--max-new-tokens", "2048",
-            "--concurrency", "1,32", "--trials", "4", "--no-report"]  # fmt: skip
+    args = ["sweep", "--out", str(out), "--num-prompts", "6", "--max-new-tokens", "64",
+            "--concurrency", "1,8", "--trials", "4", "--no-report"]  # fmt: skip
+    marker = tmp_path / "inside-trial-1"
+    # Trial 1 (the second speculative configuration) waits inside its second load until
+    # the signal: the signal lands inside a trial however busy the machine is.
     proc = subprocess.Popen(
-        [sys.executable, "-m", "specbench", *args],
+        [sys.executable, str(PAUSED_SWEEP), str(marker), "2", *args],
         cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
     )  # fmt: skip
-    requests = out / "requests.jsonl"
-    deadline = time.monotonic() + 60
-    # Trial 1, not 0: results are rewritten right after the first trial, and a signal
-    # landing in that rewrite interrupts no trial.
-    while not (requests.exists() and '"trial_number":1' in requests.read_text()):
+    deadline = time.monotonic() + 120
+    while not marker.exists():
         assert proc.poll() is None, proc.communicate()
-        assert time.monotonic() < deadline
+        assert time.monotonic() < deadline, "the sweep never reached trial 1"
         time.sleep(0.05)
-    time.sleep(0.2)
     proc.send_signal(signal.SIGTERM)
     _, stderr = proc.communicate(timeout=60)
     assert proc.returncode == 130, stderr
     assert "to resume" in stderr
     results = RunDirectory(out).read_results()
     states = {r["trial_number"]: r["state"] for r in results["trials"] if r["trial_number"] >= 0}
-    assert "failed" in states.values()  # the trial it was measuring
+    assert states[1] == "failed" and states[0] == "complete"  # it was measuring trial 1
     finished = {
         r["config_key"]
         for r in results["trials"]

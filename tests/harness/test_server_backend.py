@@ -227,7 +227,7 @@ _STUBBORN = (
 )
 
 
-def _wait_for(path: Path, text: str, timeout_s: float = 10.0) -> None:
+def _wait_for(path: Path, text: str, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while text not in (path.read_text() if path.exists() else ""):
         assert time.monotonic() < deadline, f"{text!r} never appeared in {path}"
