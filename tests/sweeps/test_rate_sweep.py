@@ -152,6 +152,8 @@ def test_bad_rate_options_are_one_line(
 
 
 def test_launched_serve_sim_runs_rate_loads_open_loop(tmp_path: Path) -> None:
+    # 3-4-8, not a chain of 2: with 16 tokens serve-sim's 2-1-3 can claim 16 tokens in
+    # 5 verify steps (the prefill's token is not a step), which the claim check refuses.
     launch = (
         f"{shlex.quote(sys.executable)} -m specbench serve-sim --target minimax-m2.7 "
         "--hardware h200-nvlink --time-scale 0.1 --sglang-args {args}"
@@ -159,16 +161,17 @@ def test_launched_serve_sim_runs_rate_loads_open_loop(tmp_path: Path) -> None:
     out = tmp_path / "launched"
     result = run_cli(
         ["sweep", "--backend", "sglang", "--launch-cmd", launch, "--strategy", "fixed",
-         "--config", "2,1,3", "--hardware", "h200-nvlink", "--ready-timeout", "60",
+         "--config", "3,4,8", "--hardware", "h200-nvlink", "--ready-timeout", "60",
          "--num-prompts", "3", "--max-new-tokens", "16", "--load", "rate:1",
          "--slo", "tpot_p99_ms=100", "--out", str(out), "--no-report"],
         cwd=tmp_path, timeout=300,
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     rates = _rates(out)
-    assert {r["config_key"] for r in rates["rows"]} == {"baseline", "2-1-3"}
+    assert {r["config_key"] for r in rates["rows"]} == {"baseline", "3-4-8"}
+    errors = [r.error for r in read_records(out / RATE_REQUESTS_FILE) if r.error]
     for row in rates["rows"]:
-        assert row["completed"] == row["requests"] == 32
+        assert row["completed"] == row["requests"] == 32, errors
         assert row["sent_rate_per_s"] >= 0.95
         assert row["tpot_ms_p50"] > 0 and row["goodput_per_s"] > 0
     assert RunDirectory(out).read_manifest().concurrencies == [1]
