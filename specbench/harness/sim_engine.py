@@ -31,6 +31,7 @@ from typing import Any, Protocol
 import numpy as np
 import numpy.typing as npt
 
+from specbench.harness.adaptive_steps import AdaptiveSpec, StepController
 from specbench.spec_config import SpecConfig
 
 
@@ -73,6 +74,7 @@ class StepResult:
 class _Request:
     __slots__ = (
         "accepts",
+        "adaptive_draws",
         "domain",
         "emitted",
         "max_new_tokens",
@@ -90,6 +92,8 @@ class _Request:
         self.max_new_tokens = max_new_tokens
         self.domain = domain
         self.accepts = accepts
+        #: Under adaptive speculation: accept lengths drawn per chain, and how many used.
+        self.adaptive_draws: dict[SpecConfig, tuple[list[int], int]] = {}
         self.next_draw = 0
         self.emitted = 0
         self.verify_ct = 0
@@ -106,15 +110,26 @@ def request_seed(seed: int, request_id: str) -> np.random.SeedSequence:
 class SimEngine:
     """Continuous batching on a virtual clock; see the module docstring."""
 
-    def __init__(self, model: EngineModel, config: SpecConfig | None, *, seed: int = 0) -> None:
+    def __init__(
+        self,
+        model: EngineModel,
+        config: SpecConfig | None,
+        *,
+        seed: int = 0,
+        adaptive: AdaptiveSpec | None = None,
+    ) -> None:
         self.model = model
         self.config = config
         self.seed = seed
+        #: Adaptive speculation: the chain of each step follows the running batch size
+        #: (``config`` is then only the launch's starting point).
+        self.adaptive = adaptive
+        self.controller: StepController | None = adaptive.controller() if adaptive else None
         self._pending: dict[str, _Request] = {}
         self._running: dict[str, _Request] = {}
         # Step times depend only on (config, batch) and prefill only on its inputs; the
         # model is deterministic, and caching keeps a 60 x 256-token run in milliseconds.
-        self._decode_cache: dict[int, float] = {}
+        self._decode_cache: dict[tuple[SpecConfig | None, int], float] = {}
         self._prefill_cache: dict[tuple[int, int], float] = {}
         self._now_s = 0.0
 
@@ -160,7 +175,7 @@ class SimEngine:
         if prompt_tokens < 0:
             raise ValueError(f"prompt_tokens must be >= 0 (got {prompt_tokens})")
         accepts: list[int] = []
-        if self.config is not None and max_new_tokens > 1:
+        if self.controller is None and self.config is not None and max_new_tokens > 1:
             # One draw per possible verify step: each accepts >= 1 token, and the first
             # token comes from the prefill, so max_new_tokens - 1 draws always suffice.
             rng = np.random.default_rng(request_seed(self.seed, request_id))
@@ -181,12 +196,38 @@ class SimEngine:
             or self._running.pop(request_id, None) is not None
         )
 
+    def step_config(self, batch: int) -> SpecConfig | None:
+        """The chain a decode step of ``batch`` requests runs."""
+        return self.controller.config_for(batch) if self.controller else self.config
+
     def decode_time_s(self, batch: int) -> float:
-        duration = self._decode_cache.get(batch)
+        """One decode step of ``batch`` requests, with the chain run at that size."""
+        return self._decode_s(batch, self.step_config(batch))
+
+    def _decode_s(self, batch: int, config: SpecConfig | None) -> float:
+        duration = self._decode_cache.get((config, batch))
         if duration is None:
-            duration = float(self.model.decode_step_s(self.config, batch))
-            self._decode_cache[batch] = duration
+            duration = float(self.model.decode_step_s(config, batch))
+            self._decode_cache[(config, batch)] = duration
         return duration
+
+    def _accept_length(self, req: _Request, config: SpecConfig) -> int:
+        """The next accept length of ``req`` under ``config``: the fixed draws, or under
+        adaptive speculation a draw per chain (seeded by request and chain, so a rerun
+        draws the same tokens)."""
+        if self.controller is None:
+            n = req.accepts[req.next_draw]
+            req.next_draw += 1
+            return n
+        draws, used = req.adaptive_draws.get(config, ([], 0))
+        if used >= len(draws):
+            seed = request_seed(self.seed, f"{req.rid}|{config.key}")
+            block = self.model.sample_accept_lengths(
+                config, req.domain, max(1, req.max_new_tokens), np.random.default_rng(seed)
+            )
+            draws, used = [int(a) for a in np.asarray(block).ravel()], 0
+        req.adaptive_draws[config] = (draws, used + 1)
+        return draws[used]
 
     def prefill_time_s(self, prompt_tokens: int, batch: int) -> float:
         key = (prompt_tokens, batch)
@@ -204,16 +245,18 @@ class SimEngine:
         result = StepResult(duration_s=0.0)
         tokens = result.tokens
         finished = result.finished
-        spec = self.config is not None
         duration = 0.0
 
         if self._running:
-            duration += self.decode_time_s(len(self._running))
+            batch = len(self._running)
+            config = self.step_config(batch)
+            duration += self._decode_s(batch, config)
             verify = result.verify
+            accepted: list[int] = []
             for rid, req in self._running.items():
-                if spec:
-                    n = req.accepts[req.next_draw]
-                    req.next_draw += 1
+                if config is not None:
+                    n = self._accept_length(req, config)
+                    accepted.append(max(n - 1, 0))
                     req.verify_ct += 1
                     verify[rid] = 1
                     remaining = req.max_new_tokens - req.emitted
@@ -227,6 +270,8 @@ class SimEngine:
                 tokens[rid] = n
                 if req.emitted >= req.max_new_tokens:
                     finished.append(rid)
+            if self.controller is not None:
+                self.controller.observe(batch, accepted if config is not None else [0] * batch)
 
         if self._pending:
             prefill = list(self._pending.values())

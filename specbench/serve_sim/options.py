@@ -6,10 +6,14 @@ builder the launcher uses, so serve-sim can stand in for SGLang behind ``--launc
 
 from __future__ import annotations
 
+import argparse
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
 from specbench.errors import BadInputError
+from specbench.harness.adaptive_config import SGLANG_ADAPTIVE, SGLANG_DEFAULT_CONFIG
+from specbench.harness.adaptive_steps import AdaptiveSpec
 from specbench.harness.sglang import SGLANG
 from specbench.model import (
     DEFAULT_SIM_PROFILE,
@@ -61,6 +65,52 @@ def _preset_for(target: str | None, model_path: str | None) -> TargetPreset:
             )
         return found
     raise BadInputError("--target is required (e.g. --target minimax-m2.7)")
+
+
+def adaptive_from_sglang_args(
+    sglang_args: Sequence[str], config: SpecConfig | None, algorithm: str
+) -> AdaptiveSpec | None:
+    """``--speculative-adaptive [--speculative-adaptive-config FILE]`` as SGLang 0.5.23
+    reads them (server_args.py): the file, or SGLang's built-in tiers without one; the
+    rules SGLang applies are checked here, so a config it would refuse is one line."""
+    parser = argparse.ArgumentParser(add_help=False, allow_abbrev=False)
+    parser.add_argument("--speculative-adaptive", action="store_true")
+    parser.add_argument("--speculative-adaptive-config", default=None)
+    known, _ = parser.parse_known_args(list(sglang_args))
+    path = known.speculative_adaptive_config
+    if not known.speculative_adaptive:
+        if path is not None:
+            raise BadInputError(
+                "--sglang-args: --speculative-adaptive-config without --speculative-adaptive "
+                "does nothing (add --speculative-adaptive)"
+            )
+        return None
+    if config is None:
+        raise BadInputError("--sglang-args: --speculative-adaptive without speculation")
+    if config.topk != 1:
+        raise BadInputError(
+            f"--sglang-args: SGLang's adaptive speculation runs topk 1 only (got "
+            f"--speculative-eagle-topk {config.topk})"
+        )
+    from specbench.harness.engine import Deployment
+
+    SGLANG_ADAPTIVE.check_deployment(Deployment(algorithm=algorithm))
+    if path is None:
+        body: object = SGLANG_DEFAULT_CONFIG
+        name = "sglang-default"
+    else:
+        try:
+            body = json.loads(Path(path).read_text(encoding="utf-8"))
+        except OSError as exc:
+            raise BadInputError(f"--speculative-adaptive-config {path}: {exc.strerror}") from None
+        except json.JSONDecodeError as exc:
+            raise BadInputError(
+                f"--speculative-adaptive-config {path}: not JSON ({exc.msg})"
+            ) from None
+        name = str(path)
+    SGLANG_ADAPTIVE.check(body, name)
+    assert isinstance(body, dict)  # check refuses anything else
+    return AdaptiveSpec.sglang(body, initial_steps=config.num_steps, name=name)
 
 
 def resolve_options(
@@ -121,7 +171,13 @@ def resolve_options(
     # whatever TP the hardware profile happens to describe (llama-3.1-8b runs on one GPU).
     tp = sg.tp if sg is not None and sg.tp is not None else preset.default_tp
     profile = load_hardware(hardware or DEFAULT_SIM_PROFILE, tp=tp)
+    adaptive = (
+        adaptive_from_sglang_args(sglang_args, config, sg.algorithm or preset.algorithm)
+        if sglang_args is not None and sg is not None
+        else None
+    )
     return SimServerOptions(
+        adaptive=adaptive,
         target=preset,
         hardware=profile,
         config=config,

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from specbench import __version__
+from specbench.harness.adaptive_steps import AdaptiveSpec
 from specbench.harness.sim_engine import SimEngine
 from specbench.model import (
     DOMAINS,
@@ -125,6 +126,9 @@ class SimServerOptions:
     cuda_graph_max_bs: int | None = None
     #: The draft it was launched with (None: the target's own).
     draft_model_path: str | None = None
+    #: ``--speculative-adaptive`` (with its config or SGLang's default): the chain of
+    #: each step follows the running batch size, as SGLang 0.5.23's adaptive mode.
+    adaptive: AdaptiveSpec | None = None
 
 
 @dataclass
@@ -152,7 +156,7 @@ class SimServer:
         self.options = options
         self.model = model
         self.config = options.config
-        self.engine = SimEngine(model, options.config, seed=options.seed)
+        self.engine = SimEngine(model, options.config, seed=options.seed, adaptive=options.adaptive)
         self.time_scale = options.time_scale
         self.ready = False
         self.started = time.time()
@@ -342,6 +346,9 @@ class SimServer:
         internal: dict[str, Any] = {"last_gen_throughput": self.gen_throughput()}
         if cfg is not None:
             internal["avg_spec_accept_length"] = self._avg_accept_length
+        if self.engine.controller is not None:
+            # The live tiers, as SGLang shows its adaptive state in internal_states.
+            internal["adaptive_tiers"] = self.engine.controller.state()
         return {
             "model_path": target.model_path,
             "served_model_name": target.model_path,
@@ -355,6 +362,10 @@ class SimServer:
             "speculative_num_steps": cfg.num_steps if cfg else None,
             "speculative_eagle_topk": cfg.topk if cfg else None,
             "speculative_num_draft_tokens": cfg.num_draft_tokens if cfg else None,
+            "speculative_adaptive": self.options.adaptive is not None,
+            "speculative_adaptive_config": (
+                self.options.adaptive.name if self.options.adaptive is not None else None
+            ),
             "internal_states": [internal],
             "max_running_requests": self.options.max_running_requests,
             # SGLang 0.5.23's fields (ServerArgs.resolved_dict): the per-phase limit and
