@@ -129,7 +129,9 @@ def sweep(
     ``trials``, ``num_prompts``, ``max_new_tokens``, ``seed``...), checked as the CLI
     checks its flags: bad input raises BadInputError with the CLI's one-line message.
     ``report`` renders report.html too; ``progress`` receives the sweep's progress
-    (default: silent).
+    (default: silent). An engine object not registered runs and writes results.json
+    with its own launch lines, but the report finds an engine by the manifest's name:
+    register it (``specbench.harness.engines.register``) for the report to print them.
     """
     from specbench.sweeps.options import SweepOptions
     from specbench.sweeps.runner import run_sweep

@@ -169,7 +169,7 @@ class Session(ABC):
 class Backend(ABC):
     """A way of obtaining servers: launch SGLang, attach to one, or simulate."""
 
-    #: Short name stored in the manifest: "sglang" | "sim".
+    #: The engine's registry name, stored in the manifest (sim, sglang, vllm, ...).
     name: str
     #: True when every number it produces comes from the performance model, so reports
     #: can label them SIMULATED.

@@ -175,7 +175,7 @@ class Manifest:
     hardware: dict[
         str, Any
     ]  # name, interconnect_class, tp, source ("profile" | "probe" | "endpoint")
-    backend: str  # "sim" | "sglang"
+    backend: str  # an engine's registry name (specbench.harness.engines): sim, sglang, vllm, ...
     simulated: bool
     workload: WorkloadFingerprint
     concurrencies: list[int]
