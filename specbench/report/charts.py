@@ -6,12 +6,13 @@ a chart is tested here, not in SVG.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from specbench.report.colours import tone
 from specbench.report.views import (
     TABLE_COLUMNS,
     TOP_CONFIGS_PLOTTED,
@@ -29,17 +30,36 @@ from specbench.report.views import (
     int_or_none,
     percentile,
 )
-from specbench.rundir.recommend import candidate_table
+from specbench.rundir.recommend import candidate_table, noise_interval
 from specbench.rundir.records import RequestRecord
 from specbench.rundir.verdict import (
     Verdict,
     finite,
     rank_configs,
 )
-from specbench.spec_config import BASELINE_KEY
+from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 
-def build_heatmap(table: pd.DataFrame, concurrency: int) -> Heatmap | None:
+def interval_tone(speedup: float, low: Any = None, high: Any = None) -> str:
+    """The tone of a speedup from its recorded interval, else from the 2% noise band
+    (the narrowest interval the verdict ever uses)."""
+    lo, hi = finite(low), finite(high)
+    if lo is None or hi is None:
+        lo, hi = noise_interval(speedup)
+    return tone(lo, hi)
+
+
+def build_heatmap(
+    table: pd.DataFrame,
+    concurrency: int,
+    *,
+    pick: SpecConfig | None = None,
+    intervals: Mapping[str, tuple[float, float]] | None = None,
+) -> Heatmap | None:
+    """Best speedup per (num_steps, topk) with its tone, and the pick's cell marked.
+
+    ``intervals`` are the verdict's own intervals at this load by configuration key, so
+    a cell is coloured exactly when the verdict calls it paying or losing."""
     rows = table[(table["concurrency"] == concurrency) & table["speedup"].notna()]
     if rows.empty:
         return None
@@ -47,6 +67,7 @@ def build_heatmap(table: pd.DataFrame, concurrency: int) -> Heatmap | None:
     topks = sorted({int(k) for k in rows["topk"]})
     speed: list[list[float | None]] = [[None] * len(topks) for _ in steps]
     ndt: list[list[int | None]] = [[None] * len(topks) for _ in steps]
+    tones = [[""] * len(topks) for _ in steps]
     for (s, k), cell in rows.groupby(["num_steps", "topk"]):
         ranked = rank_configs(cell, concurrency)
         if not ranked or ranked[0]["speedup"] is None:
@@ -54,7 +75,21 @@ def build_heatmap(table: pd.DataFrame, concurrency: int) -> Heatmap | None:
         i, j = steps.index(int(s)), topks.index(int(k))
         speed[i][j] = ranked[0]["speedup"]
         ndt[i][j] = ranked[0]["num_draft_tokens"]
-    return Heatmap(concurrency, steps, topks, speed, ndt)
+        low, high = (intervals or {}).get(ranked[0]["config_key"], (None, None))
+        tones[i][j] = interval_tone(ranked[0]["speedup"], low, high)
+    pick_cell = None
+    if pick is not None and pick.num_steps in steps and pick.topk in topks:
+        pick_cell = (steps.index(pick.num_steps), topks.index(pick.topk))
+    return Heatmap(
+        concurrency,
+        steps,
+        topks,
+        speed,
+        ndt,
+        tones,
+        pick_cell,
+        None if pick is None else pick.key,
+    )
 
 
 def build_tau_vs_draft_tokens(table: pd.DataFrame) -> list[Series]:
@@ -83,8 +118,11 @@ def build_tau_vs_draft_tokens(table: pd.DataFrame) -> list[Series]:
     return out
 
 
-def build_speedup_vs_concurrency(trials: pd.DataFrame, primary: int) -> list[Series]:
-    """The top trees at the primary concurrency across every measured load.
+def build_speedup_vs_concurrency(
+    trials: pd.DataFrame, primary: int, *, include: str | None = None
+) -> list[Series]:
+    """The top trees at the primary concurrency across every measured load, and the
+    tree ``include`` names (the pick) when it is not among them.
 
     From the merged table: flag sets that build the same tree (one draft step, any
     topk) are one line labelled with all their names, not several lines on top of
@@ -93,8 +131,11 @@ def build_speedup_vs_concurrency(trials: pd.DataFrame, primary: int) -> list[Ser
     table = candidate_table(trials)
     at_primary = table[(table["concurrency"] == primary) & table["speedup"].notna()]
     keys = list(at_primary.sort_values("speedup", ascending=False)["config_key"])
+    shown = keys[:TOP_CONFIGS_PLOTTED]
+    if include is not None and include in keys and include not in shown:
+        shown.append(include)
     out = []
-    for key in keys[:TOP_CONFIGS_PLOTTED]:
+    for key in shown:
         rows = table[(table["config_key"] == key) & table["speedup"].notna()]
         rows = rows.sort_values("concurrency")
         aliases = rows["aliases"].iloc[0]
@@ -200,8 +241,17 @@ def _cell(value: Any, kind: str) -> TableCell:
     if kind == "float1":
         return TableCell(f"{number:.1f}", repr(number))
     if kind == "float2x":
-        return TableCell(f"{number:.2f}x", repr(number), loses=number < 1.0)
+        return TableCell(f"{number:.2f}x", repr(number))
     return TableCell(f"{number:.2f}", repr(number))
+
+
+def _toned(cell: TableCell, name: str, record: dict[str, Any]) -> TableCell:
+    """The measured speedup's cell coloured by its interval (predicted ones stay plain)."""
+    speed = finite(record.get("speedup"))
+    if name != "speedup" or speed is None or record.get("config_key") == BASELINE_KEY:
+        return cell
+    tone_ = interval_tone(speed, record.get("speedup_ci_low"), record.get("speedup_ci_high"))
+    return TableCell(cell.text, cell.sort, tone_)
 
 
 def build_trial_table(trials: pd.DataFrame) -> TrialTable:
@@ -210,7 +260,9 @@ def build_trial_table(trials: pd.DataFrame) -> TrialTable:
     states: list[str] = []
     records = ordered.astype(object).to_dict(orient="records")
     for record in records:
-        rows.append([_cell(record.get(name), kind) for name, _, kind in TABLE_COLUMNS])
+        rows.append(
+            [_toned(_cell(record.get(name), kind), name, record) for name, _, kind in TABLE_COLUMNS]
+        )
         states.append(str(record.get("state", "")))
     return TrialTable([(h, k) for _, h, k in TABLE_COLUMNS], rows, states)
 

@@ -182,6 +182,9 @@ def build_report_data(run: RunData) -> ReportData:
     assert verdict.outcome is not None  # compute_verdict always decides
     table = config_table(trials)
     best_key = verdict.best["config_key"] if verdict.best else None
+    # The pick (one tree for mixed load) is what every plot marks, not the top row.
+    pick = verdict.outcome.verdict.config
+    pick_key = None if pick is None else pick.key
     section = build_section(
         verdict.outcome,
         verdict.defaults,
@@ -199,9 +202,14 @@ def build_report_data(run: RunData) -> ReportData:
         overview=build_overview(run),
         verdict=build_verdict_view(verdict, concurrencies),
         hardware=build_hardware(manifest),
-        heatmap=build_heatmap(table, primary),
+        heatmap=build_heatmap(
+            table,
+            primary,
+            pick=pick,
+            intervals={c.key: c.ci for c in verdict.outcome.per_load.get(primary, [])},
+        ),
         tau_vs_draft_tokens=build_tau_vs_draft_tokens(table),
-        speedup_vs_concurrency=build_speedup_vs_concurrency(trials, primary),
+        speedup_vs_concurrency=build_speedup_vs_concurrency(trials, primary, include=pick_key),
         tau_distribution=build_tau_distribution(run.requests, best_key),
         # A grid has no search to show; in a SIMULATED run the "measurement" is the model.
         history=None if grid else build_history(trials, primary),
@@ -256,6 +264,10 @@ def build_overview(run: RunData) -> Overview:
     numbers = spec.groupby("trial_number")["state"].agg(lambda s: set(s.astype(str)))
     completed = sum(1 for states in numbers if "complete" in states)
     failed = sum(1 for states in numbers if "failed" in states and "complete" not in states)
+    study = run.results.get("study")
+    study = study if isinstance(study, Mapping) else {}
+    search_trials = study.get("optuna_trials")
+    reused = study.get("reused")
     return Overview(
         target=m.target,
         backend=m.backend,
@@ -277,6 +289,8 @@ def build_overview(run: RunData) -> Overview:
         num_completed=completed,
         num_failed=failed,
         num_requests=len(run.requests),
+        search_trials=search_trials if isinstance(search_trials, int) else 0,
+        reused=reused if isinstance(reused, int) else 0,
     )
 
 
@@ -362,7 +376,7 @@ def build_hardware(manifest: Manifest) -> HardwareView:
         if not series:
             series = _profile_series(profile)
     details = [
-        (str(k), _plain(v))
+        hardware_label(str(k), _plain(v))
         for k, v in hw.items()
         if k
         not in ("probe", "evidence", "name", "interconnect_class", "tp", "source", "description")
@@ -378,6 +392,30 @@ def build_hardware(manifest: Manifest) -> HardwareView:
         allreduce=series,
         profile_sources=profile_sources,
     )
+
+
+#: What the page calls each manifest hardware key (a reader sees labels, not JSON keys).
+HARDWARE_LABELS: dict[str, tuple[str, str]] = {
+    "gpu": ("GPU", ""),
+    "allreduce_alpha_us": ("All-reduce latency (fit)", " us"),
+    "allreduce_bandwidth_gbps": ("All-reduce bandwidth (fit)", " GB/s"),
+    "origin": ("Profile origin", ""),
+    "spec": ("--hardware given", ""),
+    "probe_path": ("Probe file", ""),
+    "path": ("Profile file", ""),
+    "gpus": ("GPUs", ""),
+}
+
+
+def hardware_label(key: str, value: str) -> tuple[str, str]:
+    """(label, value with its unit) of a hardware detail; an unknown key is written as
+    words (``some_key_ms`` -> ``Some key ms``), never as the raw key."""
+    label, unit = HARDWARE_LABELS.get(key, ("", ""))
+    if not label:
+        words = key.replace("_", " ").strip()
+        label = words[:1].upper() + words[1:]
+    shown = value if value in ("", "None") or not unit else f"{value}{unit}"
+    return label, shown
 
 
 def _plain(value: Any) -> str:

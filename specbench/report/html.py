@@ -95,14 +95,20 @@ def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
             (
                 "heatmap",
                 f"Best speedup over num_draft_tokens for each (num_steps, topk), at concurrency "
-                f"{heat.concurrency}; blue beats the baseline, red loses to it, hatched grey was "
-                "not tested. Hover a cell for its numbers.",
+                f"{heat.concurrency}; blue beats the baseline and red loses to it beyond noise, "
+                "near-white cells are within noise of it (their interval includes 1.0x), "
+                "hatched grey was not tested"
+                + (f", the outlined cell holds the pick {heat.pick_key}" if heat.pick_cell else "")
+                + ". Hover a cell for its numbers.",
                 lambda: verdict_plots.heatmap_svg(
                     heat.concurrency,
                     heat.steps,
                     heat.topks,
                     heat.speedup,
                     heat.draft_tokens,
+                    tones=heat.tones,
+                    pick_cell=heat.pick_cell,
+                    pick_key=heat.pick_key,
                     simulated=sim,
                 ),
             )
@@ -124,7 +130,7 @@ def build_figures(data: ReportData) -> tuple[list[Figure], Markup | None]:
                 "line is the baseline (1.0x). Speculation pays only above it.",
                 lambda: plots.speedup_vs_concurrency_svg(
                     curves,
-                    recommended=data.verdict.config_key,
+                    recommended=data.verdict_section.screen.config_key,
                     break_even=data.verdict.break_even,
                     simulated=sim,
                 ),

@@ -101,7 +101,7 @@ def render_markdown(data: ReportData) -> str:
     lines.append(
         f"Hardware: {md_text(hw.name)} ({md_text(hw.interconnect_class)}"
         + (f", TP {hw.tp}" if hw.tp else "")
-        + f"); {o.num_trials} trials, {o.num_completed} completed, {o.num_failed} failed."
+        + f"); {o.trials_text}."
     )
     lines.append("")
     for check in data.engine_checks:

@@ -20,7 +20,9 @@ import matplotlib
 import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.figure import Figure
+from matplotlib.layout_engine import ConstrainedLayoutEngine
 
+from specbench.report import colours
 from specbench.report.views import (
     AllReduceSeries,
     Heatmap,
@@ -35,8 +37,13 @@ _STYLE: dict[str, Any] = {
     "svg.fonttype": "none",
     "svg.hashsalt": "specbench",
     "font.family": "sans-serif",
-    "font.size": 9.0,
-    "axes.titlesize": 10.0,
+    # Sized for a phone: a 5 in figure shown 370 px wide keeps 9 pt text near 10 px.
+    "font.size": 10.5,
+    "axes.titlesize": 11.0,
+    "axes.labelsize": 10.0,
+    "xtick.labelsize": 10.0,
+    "ytick.labelsize": 10.0,
+    "legend.fontsize": 9.5,
     "axes.grid": True,
     "grid.alpha": 0.3,
     "axes.spines.top": False,
@@ -47,8 +54,6 @@ _STYLE: dict[str, Any] = {
 
 _RC: Any = _STYLE  # rc_context's stub wants literal keys; the dict above is checked at run time
 
-#: Colour-blind-safe cycle (Okabe-Ito).
-PALETTE = ("#0072B2", "#E69F00", "#009E73", "#D55E00", "#CC79A7", "#56B4E9", "#F0E442", "#000000")
 
 _XML_HEAD = re.compile(r"<\?xml[^>]*\?>\s*|<!DOCTYPE[^>]*>\s*|<!--.*?-->\s*", re.DOTALL)
 _ID = re.compile(r'\bid="([^"]+)"')
@@ -63,7 +68,7 @@ def plain_text(text: str) -> str:
 
 
 @contextmanager
-def _figure(width: float = 6.4, height: float = 3.6) -> Iterator[Figure]:
+def _figure(width: float = 5.0, height: float = 3.4) -> Iterator[Figure]:
     with matplotlib.rc_context(_RC):
         fig = Figure(figsize=(width, height), layout="constrained")
         try:
@@ -73,17 +78,24 @@ def _figure(width: float = 6.4, height: float = 3.6) -> Iterator[Figure]:
 
 
 def to_svg(fig: Figure, prefix: str, *, simulated: bool = False) -> str:
-    """The figure as an SVG fragment for inlining, ids made unique by ``prefix``."""
+    """The figure as an SVG fragment for inlining, ids made unique by ``prefix``.
+
+    A SIMULATED figure gets its stamp in a strip of its own below everything the layout
+    places (legends under the axes included), so it never covers a legend."""
     if simulated:
+        engine = fig.get_layout_engine()
+        if isinstance(engine, ConstrainedLayoutEngine):
+            strip = 0.2 / fig.get_figheight()  # 0.2 in, whatever the figure's height
+            engine.set(rect=(0.0, strip, 1.0, 1.0 - strip))
         fig.text(
             0.005,
             0.005,
             "SIMULATED",
             ha="left",
             va="bottom",
-            fontsize=11,
+            fontsize=10,
             color="#b00020",
-            alpha=0.55,
+            alpha=0.7,
             fontweight="bold",
         )
     buf = io.StringIO()
@@ -167,11 +179,11 @@ def tau_vs_draft_tokens_svg(series: Sequence[Series], *, simulated: bool = False
         for i, s in enumerate(series):
             xs = [x for x, y in zip(s.x, s.y, strict=True) if y is not None]
             ys = [y for y in s.y if y is not None]
-            ax.plot(xs, ys, marker="o", ms=4, color=PALETTE[i % len(PALETTE)], label=s.label)
+            ax.plot(xs, ys, marker="o", ms=4, color=colours.other_colour(i), label=s.label)
         ax.set_xlabel("num_draft_tokens (--speculative-num-draft-tokens)")
         ax.set_ylabel("tau (accepted tokens per verify)")
         ax.set_title("Acceptance vs verified draft tokens (best over num_steps)")
-        ax.legend(loc="lower right", fontsize=8)
+        ax.legend(loc="lower right")
         return to_svg(fig, "tau-ndt", simulated=simulated)
 
 
@@ -196,10 +208,12 @@ def speedup_vs_concurrency_svg(
                 marker="o",
                 ms=5 if best else 3.5,
                 lw=2.4 if best else 1.2,
-                color=PALETTE[i % len(PALETTE)],
-                label=s.label + (" (recommended)" if best else ""),
+                color=colours.PICK if best else colours.other_colour(i),
+                label=s.label + (" (pick)" if best else ""),
             )
-        ax.axhline(1.0, color="black", lw=1.2, ls="--", label="baseline (no speculation)")
+        ax.axhline(
+            1.0, color=colours.NO_SPECULATION, lw=1.2, ls="--", label="no speculation (1.0x)"
+        )
         if break_even is not None:
             ax.axvline(
                 break_even,
@@ -216,13 +230,13 @@ def speedup_vs_concurrency_svg(
         ax.set_xlabel("concurrency (requests in flight)")
         ax.set_ylabel("speedup vs no speculation")
         ax.set_title("Speedup vs load, top configurations")
-        ax.legend(fontsize=8, loc="best")
+        ax.legend(loc="best")
         return to_svg(fig, "speedup-conc", simulated=simulated)
 
 
 def tau_distribution_svg(data: TauDistribution, *, simulated: bool = False) -> str:
     """Box plot per domain; outliers are dropped to keep the SVG small (p10/p90 in the table)."""
-    with _figure(6.4, 3.2) as fig:
+    with _figure(5.0, 3.2) as fig:
         ax = fig.add_subplot()
         samples = [data.samples[d] for d in data.domains]
         ax.boxplot(
@@ -231,7 +245,7 @@ def tau_distribution_svg(data: TauDistribution, *, simulated: bool = False) -> s
             whis=(10, 90),
             patch_artist=True,
             boxprops={"facecolor": "#cfe3f3"},
-            medianprops={"color": "#D55E00", "lw": 1.6},
+            medianprops={"color": "#333333", "lw": 1.6},
         )
         ax.set_xticks(
             range(1, len(data.domains) + 1),
@@ -242,6 +256,10 @@ def tau_distribution_svg(data: TauDistribution, *, simulated: bool = False) -> s
         return to_svg(fig, "tau-domain", simulated=simulated)
 
 
+#: Where a trial's configuration came from, coloured as the role it stands for.
+_SOURCE_COLOURS = {"card": colours.MODEL_CARD, "sglang-auto": colours.AUTOMATIC}
+
+
 def history_svg(data: OptimizationHistory, *, simulated: bool = False) -> str:
     with _figure() as fig:
         ax = fig.add_subplot()
@@ -250,26 +268,31 @@ def history_svg(data: OptimizationHistory, *, simulated: bool = False) -> str:
             xs = [n for n, s in zip(data.trial_numbers, data.sources, strict=True) if s == source]
             ys = [v for v, s in zip(data.speedups, data.sources, strict=True) if s == source]
             ax.scatter(
-                xs, ys, s=14, color=PALETTE[i % len(PALETTE)], label=plain_text(source), zorder=3
+                xs,
+                ys,
+                s=14,
+                color=_SOURCE_COLOURS.get(source, colours.other_colour(i)),
+                label=plain_text(source),
+                zorder=3,
             )
         ax.step(
             data.trial_numbers,
             data.best_so_far,
             where="post",
-            color="black",
+            color="#555555",
             lw=1.4,
             label="best so far",
         )
-        ax.axhline(1.0, color="grey", lw=1, ls="--")
+        ax.axhline(1.0, color=colours.NO_SPECULATION, lw=1, ls="--", label="no speculation")
         ax.set_xlabel("trial number")
         ax.set_ylabel(f"speedup at concurrency {data.concurrency}")
         ax.set_title("Optimization history")
-        ax.legend(fontsize=8, loc="lower right", ncols=2)
+        ax.legend(loc="lower right", ncols=2)
         return to_svg(fig, "history", simulated=simulated)
 
 
 def prediction_svg(data: PredictionCheck, *, simulated: bool = False) -> str:
-    with _figure(4.8, 4.0) as fig:
+    with _figure(4.6, 4.0) as fig:
         ax = fig.add_subplot()
         concurrencies = sorted({p.concurrency for p in data.points})
         lo, hi = math.inf, -math.inf
@@ -278,7 +301,7 @@ def prediction_svg(data: PredictionCheck, *, simulated: bool = False) -> str:
             xs = [p.measured for p in pts]
             ys = [p.predicted for p in pts]
             lo, hi = min(lo, *xs, *ys), max(hi, *xs, *ys)
-            ax.scatter(xs, ys, s=12, color=PALETTE[i % len(PALETTE)], label=f"concurrency {c}")
+            ax.scatter(xs, ys, s=12, color=colours.other_colour(i), label=f"concurrency {c}")
         pad = 0.05 * (hi - lo + 1e-9)
         ax.plot(
             [lo - pad, hi + pad], [lo - pad, hi + pad], color="black", lw=1, ls="--", label="y = x"
@@ -286,13 +309,13 @@ def prediction_svg(data: PredictionCheck, *, simulated: bool = False) -> str:
         ax.set_xlabel("measured speedup")
         ax.set_ylabel("predicted speedup (model, SIMULATED)")
         ax.set_title("Model prediction vs measurement")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(loc="upper left")
         ax.set_aspect("equal", adjustable="datalim")
         return to_svg(fig, "prediction", simulated=simulated)
 
 
 def allreduce_svg(series: Sequence[AllReduceSeries], *, simulated: bool = False) -> str:
-    with _figure(6.4, 3.4) as fig:
+    with _figure(5.0, 3.4) as fig:
         ax = fig.add_subplot()
         for i, s in enumerate(series):
             ax.plot(
@@ -301,20 +324,20 @@ def allreduce_svg(series: Sequence[AllReduceSeries], *, simulated: bool = False)
                 marker="o" if s.measured else None,
                 ms=3.5,
                 ls="-" if s.measured else "--",
-                color=PALETTE[i % len(PALETTE)],
+                color=colours.other_colour(i),
                 label=plain_text(s.label),
             )
         ax.set_xscale("log", base=2)
         ax.set_yscale("log")
         sizes = sorted({b for s in series for b in s.bytes})
         if sizes:
-            shown = sizes[:: max(1, len(sizes) // 6)]
+            shown = sizes[:: max(1, math.ceil(len(sizes) / 6))]  # labels that do not collide
             ax.set_xticks(shown, [_fmt_bytes(b) for b in shown])
             ax.minorticks_off()
         ax.set_xlabel("message size")
         ax.set_ylabel("all-reduce latency (us)")
         ax.set_title("All-reduce latency")
-        ax.legend(fontsize=8, loc="upper left")
+        ax.legend(loc="upper left")
         return to_svg(fig, "allreduce", simulated=simulated)
 
 

@@ -17,7 +17,8 @@ import numpy as np
 from matplotlib.colors import TwoSlopeNorm
 from matplotlib.patches import Rectangle
 
-from specbench.report.plots import PALETTE, _figure, plain_text, to_svg
+from specbench.report import colours
+from specbench.report.plots import _figure, plain_text, to_svg
 from specbench.report.verdict_views import (
     AcceptanceByPosition,
     BreakEvenView,
@@ -26,14 +27,16 @@ from specbench.report.verdict_views import (
 )
 from specbench.report.why import StepBreakdown
 
-#: Colours of the step-time parts, the same in every plot.
+#: Colours of the step-time parts, the same in every plot (none of them the pick's).
 PART_COLOURS = {
     "draft": "#E69F00",
     "verify": "#0072B2",
-    "all-reduce": "#D55E00",
+    "all-reduce": "#882255",
     "other": "#999999",
 }
 UNMEASURED = "#e6e6e6"
+#: A heatmap cell whose interval includes 1.0x: within noise of no speculation.
+WITHIN_NOISE = "#f7f7f7"
 
 
 def add_tooltips(svg: str, prefix: str, tips: Mapping[str, str]) -> str:
@@ -60,11 +63,11 @@ def _log2_axis(ax: matplotlib.axes.Axes, xs: Sequence[float]) -> None:
 def break_even_svg(view: BreakEvenView, *, simulated: bool = False) -> str:
     """Speedup vs load with intervals; the model's curve dashed and labelled as such."""
     tips: dict[str, str] = {}
-    with _figure(6.4, 4.6) as fig:
+    with _figure(5.0, 5.4) as fig:
         ax = fig.add_subplot()
         xs: list[float] = []
         for i, s in enumerate(view.series):
-            colour = PALETTE[i % len(PALETTE)]
+            colour = colours.series_colour(s.label, i)
             xs += s.x
             ax.plot(
                 s.x, s.y, lw=2.4 if s.emphasis else 1.2, color=colour, label=plain_text(s.label)
@@ -84,13 +87,13 @@ def break_even_svg(view: BreakEvenView, *, simulated: bool = False) -> str:
                 label=plain_text(view.model_label),
             )
             xs += view.model_x
-        ax.axhline(1.0, color="black", lw=1.0, ls=":", label="no speculation (1.0x)")
+        ax.axhline(1.0, color=colours.NO_SPECULATION, lw=1.0, ls=":", label="no speculation (1.0x)")
         _break_even_marks(ax, view)
         _log2_axis(ax, xs)
         ax.set_xlabel("concurrency (requests in flight)")
         ax.set_ylabel("speedup vs no speculation")
         ax.set_title("Where speculation stops paying")
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.2), ncols=2)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.16), ncols=1, frameon=False)
         return add_tooltips(to_svg(fig, "break-even", simulated=simulated), "break-even", tips)
 
 
@@ -136,7 +139,7 @@ def _break_even_marks(ax: matplotlib.axes.Axes, view: BreakEvenView) -> None:
 def step_breakdown_svg(rows: Sequence[StepBreakdown], *, simulated: bool = True) -> str:
     """Milliseconds per generated token, split into draft / verify / all-reduce / other."""
     tips: dict[str, str] = {}
-    with _figure(6.4, max(2.6, 1.3 + 0.42 * len(rows))) as fig:
+    with _figure(5.0, max(2.8, 1.5 + 0.42 * len(rows))) as fig:
         ax = fig.add_subplot()
         labels = [f"{r.label} @ {r.concurrency}" for r in rows]
         for i, r in enumerate(rows):
@@ -166,18 +169,19 @@ def step_breakdown_svg(rows: Sequence[StepBreakdown], *, simulated: bool = True)
         ax.invert_yaxis()
         ax.set_xlabel("ms per generated token (model, SIMULATED)")
         ax.set_title("Step time per token, by part")
-        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.25), ncols=4)
+        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.3), ncols=2, frameon=False)
         return add_tooltips(to_svg(fig, "step-time", simulated=simulated), "step-time", tips)
 
 
 def latency_svg(series: Sequence[LatencySeries], *, simulated: bool = False) -> str:
     """TTFT and ITL (p50) against load, one line per configuration."""
     tips: dict[str, str] = {}
-    with _figure(6.4, 3.2) as fig:
-        left, right = fig.subplots(1, 2)
+    # Stacked, not side by side: two panels in one row leave a phone ~6 px text.
+    with _figure(5.0, 5.6) as fig:
+        left, right = fig.subplots(2, 1, sharex=True)
         xs: list[float] = []
         for i, s in enumerate(series):
-            colour = PALETTE[i % len(PALETTE)]
+            colour = colours.series_colour(s.label, i)
             for ax, values, what in ((left, s.ttft_ms_p50, "TTFT"), (right, s.itl_ms_p50, "ITL")):
                 pts = [(c, v) for c, v in zip(s.concurrency, values, strict=True) if v is not None]
                 if not pts:
@@ -195,9 +199,9 @@ def latency_svg(series: Sequence[LatencySeries], *, simulated: bool = False) -> 
                 xs += [p[0] for p in pts]
         for ax, title in ((left, "TTFT p50 (ms)"), (right, "ITL p50 (ms)")):
             _log2_axis(ax, xs)
-            ax.set_xlabel("concurrency")
             ax.set_title(title)
-        left.legend(fontsize=7.5, loc="upper left")
+        right.set_xlabel("concurrency")
+        left.legend(loc="upper left")
         return add_tooltips(to_svg(fig, "latency", simulated=simulated), "latency", tips)
 
 
@@ -205,10 +209,10 @@ def throughput_latency_svg(series: Sequence[LatencySeries], *, simulated: bool =
     """Aggregate output tokens/s against ITL p50, one curve per configuration over load
     (the trade-off view of vLLM's benchmark sweep plots)."""
     tips: dict[str, str] = {}
-    with _figure(6.4, 3.6) as fig:
+    with _figure(5.0, 3.8) as fig:
         ax = fig.add_subplot()
         for i, s in enumerate(series):
-            colour = PALETTE[i % len(PALETTE)]
+            colour = colours.series_colour(s.label, i)
             pts = [
                 (c, x, y)
                 for c, x, y in zip(s.concurrency, s.itl_ms_p50, s.output_tokens_per_s, strict=True)
@@ -222,12 +226,12 @@ def throughput_latency_svg(series: Sequence[LatencySeries], *, simulated: bool =
             for c, x, y in pts:
                 gid = f"tip-{len(tips)}"
                 ax.plot([x], [y], marker="o", ms=4, color=colour, gid=gid)
-                ax.annotate(f"c={c}", (x, y), fontsize=7, xytext=(3, 3), textcoords="offset points")
+                ax.annotate(f"c={c}", (x, y), fontsize=9, xytext=(3, 3), textcoords="offset points")
                 tips[gid] = f"{s.label} at concurrency {c}: {y:.0f} tok/s, ITL p50 {x:.1f} ms"
         ax.set_xlabel("ITL p50 (ms per token, lower is more interactive)")
         ax.set_ylabel("output tokens/s (all streams)")
         ax.set_title("Throughput vs latency")
-        ax.legend(fontsize=7.5, loc="best")
+        ax.legend(loc="best")
         return add_tooltips(to_svg(fig, "tput-latency", simulated=simulated), "tput-latency", tips)
 
 
@@ -238,9 +242,14 @@ def heatmap_svg(
     speedup: Sequence[Sequence[float | None]],
     draft_tokens: Sequence[Sequence[int | None]],
     *,
+    tones: Sequence[Sequence[str]] = (),
+    pick_cell: tuple[int, int] | None = None,
+    pick_key: str | None = None,
     simulated: bool = False,
 ) -> str:
-    """Best speedup per (num_steps, topk); unmeasured cells hatched grey, not white."""
+    """Best speedup per (num_steps, topk); unmeasured cells hatched grey, cells within
+    noise of 1.0x plain (``tones``, from each cell's interval; the 2% noise band where
+    none is given), the pick's cell outlined in the pick's colour."""
     tips: dict[str, str] = {}
     values = np.array([[np.nan if v is None else v for v in row] for row in speedup], dtype=float)
     finite = values[np.isfinite(values)]
@@ -248,7 +257,8 @@ def heatmap_svg(
     hi = max(float(finite.max()) if finite.size else 1.0, 1.05)
     norm = TwoSlopeNorm(vcenter=1.0, vmin=lo, vmax=hi)
     cmap = matplotlib.colormaps["RdBu"].resampled(16)
-    with _figure(1.3 + 1.0 * len(topks), max(2.8, 1.0 + 0.48 * len(steps))) as fig:
+    # Wide enough for its two-line title and legend even with one topk column.
+    with _figure(max(4.2, 1.6 + 0.95 * len(topks)), max(3.2, 1.5 + 0.48 * len(steps))) as fig:
         ax = fig.add_subplot()
         ax.grid(False)
         for i, s in enumerate(steps):
@@ -270,29 +280,52 @@ def heatmap_svg(
                     )
                     tips[gid] = f"num_steps {s}, topk {k}: not tested"
                     continue
-                ax.add_patch(
-                    Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=cmap(norm(v)), lw=0, gid=gid)
-                )
+                cell_tone = tones[i][j] if tones else colours.tone(v * 0.98, v * 1.02)
+                neutral = cell_tone == colours.TONE_NEUTRAL
+                face = WITHIN_NOISE if neutral else cmap(norm(v))
+                ax.add_patch(Rectangle((j - 0.5, i - 0.5), 1, 1, facecolor=face, lw=0, gid=gid))
                 n = draft_tokens[i][j]
                 tips[gid] = f"num_steps {s}, topk {k}: best {v:.2f}x with num_draft_tokens {n}"
-                dark = abs(float(norm(v)) - 0.5) > 0.3
+                dark = not neutral and abs(float(norm(v)) - 0.5) > 0.3
                 ax.text(
                     j,
                     i,
                     f"{v:.2f}x\nn={n}",
                     ha="center",
                     va="center",
-                    fontsize=8,
+                    fontsize=9.5,
                     color="white" if dark else "black",
                 )
+        handles = [Rectangle((0, 0), 1, 1, facecolor=WITHIN_NOISE, edgecolor="#999999", lw=0.5)]
+        labels = ["within noise of 1.0x"]
+        if pick_cell is not None:
+            i, j = pick_cell
+            ax.add_patch(
+                Rectangle(
+                    (j - 0.46, i - 0.46), 0.92, 0.92, fill=False, edgecolor=colours.PICK, lw=3
+                )
+            )
+            handles.append(Rectangle((0, 0), 1, 1, fill=False, edgecolor=colours.PICK, lw=2))
+            labels.append(f"pick {pick_key}'s cell" if pick_key else "the pick's cell")
         ax.set_xlim(-0.5, len(topks) - 0.5)
         ax.set_ylim(len(steps) - 0.5, -0.5)
         ax.set_xticks(range(len(topks)), [str(k) for k in topks])
         ax.set_yticks(range(len(steps)), [str(s) for s in steps])
         ax.set_xlabel("topk (--speculative-eagle-topk)")
         ax.set_ylabel("num_steps")
-        ax.set_title(
-            f"Best speedup at concurrency {concurrency} (n = draft tokens; hatched = not tested)"
+        # A figure title, not the axes': constrained layout keeps it inside the figure,
+        # where a long axes title over a narrow grid was cut at both page widths.
+        fig.suptitle(
+            f"Best speedup at concurrency {concurrency}\n(n = draft tokens; hatched = not tested)",
+            fontsize=10.5,
+        )
+        ax.legend(
+            handles,
+            labels,
+            loc="upper center",
+            bbox_to_anchor=(0.5, -0.16),
+            ncols=len(handles),
+            frameon=False,
         )
         mappable = matplotlib.cm.ScalarMappable(norm=norm, cmap=cmap)
         bar = fig.colorbar(mappable, ax=ax, label="speedup vs no speculation", shrink=0.9)
@@ -304,11 +337,11 @@ def heatmap_svg(
 def acceptance_position_svg(data: AcceptanceByPosition, *, simulated: bool = False) -> str:
     """Share of verify steps that accept the draft token at each tree depth."""
     tips: dict[str, str] = {}
-    with _figure(6.4, 3.0) as fig:
+    with _figure(5.0, 3.0) as fig:
         ax = fig.add_subplot()
         for pos, rate in zip(data.positions, data.accept_rate, strict=True):
             gid = f"tip-{len(tips)}"
-            ax.bar([pos], [rate], color=PALETTE[0], gid=gid)
+            ax.bar([pos], [rate], color=colours.other_colour(0), gid=gid)
             tips[gid] = f"position {pos}: accepted in {rate:.0%} of verify steps"
         ax.set_ylim(0, 1)
         ax.set_xticks(data.positions, [str(p) for p in data.positions])

@@ -14,6 +14,7 @@ from typing import Any
 
 import pandas as pd
 
+from specbench.report.colours import tone
 from specbench.rundir.break_even import BreakEven
 from specbench.rundir.decision import Outcome
 from specbench.rundir.defaults import DefaultComparison
@@ -45,7 +46,13 @@ class Interval:
 
     @property
     def loses(self) -> bool:
-        return self.speedup < 1.0
+        """Slower than no speculation beyond noise: the whole interval below 1.0x."""
+        return self.high < 1.0
+
+    @property
+    def tone(self) -> str:
+        """pays / nopay / neutral from the interval (the page's colour for it)."""
+        return tone(self.low, self.high)
 
     @property
     def text(self) -> str:

@@ -53,6 +53,25 @@ class Overview:
     num_completed: int
     num_failed: int
     num_requests: int
+    #: Trials the search ran (Optuna numbers them all) and how many of them repeated a
+    #: configuration already measured, so its result was reused: why trial numbers run
+    #: past the count of trials shown.
+    search_trials: int = 0
+    reused: int = 0
+
+    @property
+    def trials_text(self) -> str:
+        """``30 trials (30 completed, 0 failed)``, and where the numbers go past 30."""
+        text = (
+            f"{self.num_trials} trials ({self.num_completed} completed, {self.num_failed} failed)"
+        )
+        if self.search_trials > self.num_trials:
+            text += (
+                f", numbered 0-{self.search_trials - 1}: the search ran {self.search_trials} "
+                f"trials and {self.reused or self.search_trials - self.num_trials} of them "
+                "repeated a configuration already measured, whose result was reused"
+            )
+        return text
 
 
 @dataclass
@@ -111,6 +130,11 @@ class Heatmap:
     topks: list[int]
     speedup: list[list[float | None]]  # [steps index][topk index]
     draft_tokens: list[list[int | None]]
+    #: The tone of each cell's interval (colours.tone); "" where not tested.
+    tones: list[list[str]] = field(default_factory=list)
+    #: (steps index, topk index) of the mixed-load pick's cell, when it is drawn.
+    pick_cell: tuple[int, int] | None = None
+    pick_key: str | None = None
 
 
 @dataclass
@@ -162,17 +186,20 @@ class FailedTrial:
 
 
 #: (column name, header, kind) of the all-trials table; kind drives formatting and sort.
+#: The trial table's columns, the ones a reader compares first: on a phone the
+#: configuration stays pinned and speedup, tau and the load fit the first screen, the
+#: rest scrolls sideways.
 TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
-    ("trial_number", "Trial", "int"),
     ("config_key", "Config", "text"),
+    ("speedup", "Speedup", "float2x"),
+    ("tau", "tau", "float2"),
+    ("concurrency", "Conc.", "int"),
+    ("trial_number", "Trial", "int"),
+    ("state", "State", "text"),
+    ("source", "Source", "text"),
     ("num_steps", "Steps", "int"),
     ("topk", "Top-k", "int"),
     ("num_draft_tokens", "Draft tokens", "int"),
-    ("concurrency", "Concurrency", "int"),
-    ("state", "State", "text"),
-    ("source", "Source", "text"),
-    ("tau", "tau", "float2"),
-    ("speedup", "Speedup", "float2x"),
     ("output_tokens_per_s", "Output tok/s", "float1"),
     ("per_stream_tokens_per_s", "Per-stream tok/s", "float1"),
     ("ttft_ms_p50", "TTFT p50 ms", "float1"),
@@ -189,7 +216,8 @@ TABLE_COLUMNS: tuple[tuple[str, str, str], ...] = (
 class TableCell:
     text: str
     sort: str  # numeric or lowercase text sort key; empty sorts last
-    loses: bool = False  # a speedup below 1.0 (drawn red)
+    #: A speedup's tone from its interval (colours.tone); "" for other cells.
+    tone: str = ""
 
 
 @dataclass

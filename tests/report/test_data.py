@@ -150,7 +150,8 @@ def test_trial_table_sort_keys_are_numeric_and_empty_for_missing() -> None:
     )
     headers = [h for h, _ in table.headers]
     col = headers.index("Speedup")
-    assert [r[0].text for r in table.rows] == ["0", "1"]  # ordered by trial number
+    trial_col = headers.index("Trial")
+    assert [r[trial_col].text for r in table.rows] == ["0", "1"]  # ordered by trial number
     assert table.rows[0][col].text == "" and table.rows[0][col].sort == ""
     assert table.rows[1][col].text == "1.25x" and float(table.rows[1][col].sort) == 1.25
 
@@ -290,7 +291,7 @@ def test_probe_read_from_the_file_the_manifest_names(tmp_path: Path) -> None:
     assert hw.evidence == ["GPU0-GPU1: SYS, no P2P."]
     assert [s.label for s in hw.allreduce] == ["nccl host-staged x2"]
     assert hw.allreduce[0].bytes == [1024, 1 << 20] and hw.allreduce[0].measured
-    assert ("origin", str(probe_path)) in hw.details
+    assert ("Profile origin", str(probe_path)) in hw.details  # a label, not the raw key
 
 
 def test_break_even_is_measured_and_the_model_curve_is_labelled(tmp_path: Path) -> None:
