@@ -229,6 +229,29 @@ def _gpu_for_name(gpu_name: str) -> tuple[GpuSpec, str]:
     )
 
 
+def profile_for_machine(gpu_name: str, interconnect_class: str) -> tuple[str, str]:
+    """The shipped profile that describes a machine NVML reports, and why that one.
+
+    The GPU (as NVML names it) picks the datasheet figures, the interconnect class the
+    collective costs: the profile with both is taken; one GPU needs no collective, so the
+    GPU's own profile serves; where no shipped profile has this GPU on this class, the
+    GPU's own profile is taken and the reason says the collectives are another class's.
+    An unknown GPU is a BadInputError naming the GPUs that are known.
+    """
+    _, base = _gpu_for_name(gpu_name)
+    gpu = load_hardware(base).gpu.name
+    same_gpu = [name for name in list_profiles() if load_hardware(name).gpu.name == gpu]
+    exact = [n for n in same_gpu if load_hardware(n).interconnect_class == interconnect_class]
+    if exact:
+        return exact[0], f"{gpu_name} on {interconnect_class}"
+    if interconnect_class == "single-gpu":
+        return base, f"one {gpu_name}: no all-reduce to price"
+    return base, (
+        f"{gpu_name} on {interconnect_class}: no shipped profile has that class for this GPU, "
+        f"so {base}'s collectives stand in (a `specbench probe` measures them)"
+    )
+
+
 #: Preference among a probe's all-reduce fits for one world size: what SGLang runs. NCCL as
 #: the machine configures it comes first; the forced host-staged run is a what-if, and gloo
 #: (CPU tensors) is never on a GPU decode path, so neither may price the model's collectives

@@ -46,6 +46,7 @@ from specbench.sweeps.backends import (
     hardware_spec_for,
 )
 from specbench.sweeps.launch_plan import launch_estimate, sglang_auto_config
+from specbench.sweeps.machine_prior import prior_spec
 from specbench.sweeps.options import (
     DEFAULT_TRIALS,
     SweepOptions,
@@ -155,11 +156,16 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     # not the TP the hardware profile was written for.
     tp = options.tp or target.default_tp
     profile = load_hardware(hardware_spec, tp=tp) if hardware_spec else None
-    prior_spec = options.prior_hardware or hardware_spec or DEFAULT_SIM_PROFILE
+    prior = prior_spec(
+        options.prior_hardware,
+        hardware_spec,
+        launching=launching,
+        tp=tp,
+        default=DEFAULT_SIM_PROFILE,
+        notes=notes,
+    )
     prior_profile = (
-        profile
-        if prior_spec == hardware_spec and profile is not None
-        else load_hardware(prior_spec, tp=tp)
+        profile if prior == hardware_spec and profile is not None else load_hardware(prior, tp=tp)
     )
     backends = build_backends(options, engine, target, profile)
     if rates is not None and not backends.backend.runs_rate_loads:
