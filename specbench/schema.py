@@ -80,9 +80,66 @@ def write_text_atomic(path: Path, text: str) -> None:
         # mkstemp creates 0600; results, baselines and reports are meant to be shared.
         Path(tmp).chmod(0o666 & ~_UMASK)
         Path(tmp).replace(path)
+    except OSError as exc:
+        Path(tmp).unlink(missing_ok=True)
+        if exc.filename is not None:
+            raise
+        # A full disk fails inside the temp file's write: name the file being written.
+        raise OSError(exc.errno, exc.strerror, str(path)) from None
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def append_whole(path: Path, data: bytes, *, header: bytes = b"", sync: bool = False) -> None:
+    """Append ``data`` (whole lines), after ``header`` when the file is empty, so that
+    the file ends with a whole line whatever happens: a write the disk refuses part-way (ENOSPC, EDQUOT) is cut back to where it
+    began before the error is raised, and a torn last line left by a killed writer is
+    dropped before appending, so the next line never glues onto it.
+
+    The caller must be the only writer of ``path`` meanwhile (it holds the file's lock),
+    and every byte must reach the disk or none: a JSON-lines reader then never meets
+    half a record, and a sweep resumed after space is freed appends to a valid file.
+    """
+    path = Path(path)
+    fd = os.open(path, os.O_RDWR | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o666 & ~_UMASK)
+    try:
+        start = _drop_torn_tail(fd, os.fstat(fd).st_size)
+        if start == 0:
+            data = header + data
+        view, written = memoryview(data), 0
+        try:
+            while written < len(data):
+                written += os.write(fd, view[written:])
+            if sync:
+                os.fsync(fd)
+        except OSError as exc:
+            os.ftruncate(fd, start)  # frees blocks: needs no space
+            raise OSError(exc.errno, exc.strerror, str(path)) from None
+    finally:
+        os.close(fd)
+
+
+#: Bytes read at a time while looking for the end of the last whole line.
+_TAIL_BLOCK = 65536
+
+
+def _drop_torn_tail(fd: int, size: int) -> int:
+    """Cut an unterminated last line off the file open as ``fd``; its new size."""
+    end = size
+    while end > 0:
+        begin = max(0, end - _TAIL_BLOCK)
+        block = os.pread(fd, end - begin, begin)
+        if end == size and block.endswith(b"\n"):
+            return size
+        newline = block.rfind(b"\n")
+        if newline >= 0:
+            os.ftruncate(fd, begin + newline + 1)
+            return begin + newline + 1
+        end = begin
+    if size:
+        os.ftruncate(fd, 0)
+    return 0
 
 
 def write_json(path: Path, payload: Mapping[str, Any]) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import difflib
+import errno
 import importlib
 import os
 import sys
@@ -144,8 +145,11 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:
         sys.exit(EXIT_FAILURE)
     except OSError as exc:
-        # A file the user named that the OS refuses (read-only, forbidden, full disk)
-        # is the user's to fix; an OSError without a file name is not known to be.
+        if exc.errno in (errno.ENOSPC, errno.EDQUOT) and not debug:
+            error_line(disk_full_line(exc))
+            sys.exit(EXIT_FAILURE)
+        # A file the user named that the OS refuses (read-only, forbidden) is the
+        # user's to fix; an OSError without a file name is not known to be.
         if debug or exc.filename is None:
             raise_internal(exc, debug)
         error_line(f"{printable(str(exc.filename))}: {os_error_reason(exc)}")
@@ -153,6 +157,19 @@ def main(argv: list[str] | None = None) -> None:
     except Exception as exc:
         raise_internal(exc, debug)
     sys.exit(code if isinstance(code, int) else 0)
+
+
+def disk_full_line(exc: OSError) -> str:
+    """A full disk or quota, said as such: the run failed (exit 1), nothing is corrupt.
+
+    Every file is written whole or not at all (atomic JSON, appends cut back on error),
+    so freeing space and running the same command resumes where it stopped.
+    """
+    where = f" writing {printable(str(exc.filename))}" if exc.filename is not None else ""
+    return (
+        f"{os_error_reason(exc)}{where}; every file written so far is whole: free some "
+        "space and run the same command again (a sweep resumes where it stopped)"
+    )
 
 
 def raise_internal(exc: Exception, debug: bool) -> NoReturn:

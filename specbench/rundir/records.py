@@ -16,7 +16,13 @@ from typing import Any
 
 from specbench.errors import FileFormatError
 from specbench.rundir.chunk_summary import ITL_SUMMARY_FIELDS, compact_record
-from specbench.schema import SCHEMA_VERSION, check_schema_version, dumps
+from specbench.schema import (
+    SCHEMA_VERSION,
+    append_whole,
+    check_schema_version,
+    dumps,
+    write_text_atomic,
+)
 
 #: GPU engines decode one stream at hundreds to a few thousand tokens/s; a stream whose
 #: tokens arrive faster than this was buffered and released at once, not decoded.
@@ -252,21 +258,24 @@ def write_records(
 
     ``compact`` (what a sweep writes) summarises each record's ITL list unless
     ``keep_chunks``, leaves absent fields out and rounds floats (chunk_summary); readers
-    accept both forms.
+    accept both forms. The lines are appended whole or not at all (schema.append_whole:
+    a full disk leaves the file as it was), under the caller's lock on the file.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    new = not path.exists() or path.stat().st_size == 0 or not append
-    with path.open("a" if append else "w", encoding="utf-8") as fh:
-        if new:
-            fh.write(dumps({"kind": REQUESTS_KIND}, indent=None) + "\n")
-        for record in records:
-            if compact:
-                data = compact_record(record.to_dict(), keep_chunks=keep_chunks)
-                fh.write(json.dumps(data, allow_nan=False, separators=(",", ":")) + "\n")
-            else:
-                fh.write(json.dumps(record.to_dict(), allow_nan=False) + "\n")
-        fh.flush()
+    header = dumps({"kind": REQUESTS_KIND}, indent=None) + "\n"
+    lines: list[str] = []
+    for record in records:
+        if compact:
+            data = compact_record(record.to_dict(), keep_chunks=keep_chunks)
+            lines.append(json.dumps(data, allow_nan=False, separators=(",", ":")))
+        else:
+            lines.append(json.dumps(record.to_dict(), allow_nan=False))
+    text = "".join(f"{line}\n" for line in lines)
+    if append:
+        append_whole(path, text.encode("utf-8"), header=header.encode("utf-8"))
+    else:
+        write_text_atomic(path, header + text)
 
 
 def iter_records(path: Path) -> Iterator[RequestRecord]:

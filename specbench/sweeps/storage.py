@@ -22,12 +22,14 @@ from urllib.parse import urlsplit, urlunsplit
 import optuna
 from optuna.storages import BaseStorage, JournalStorage, RDBStorage
 from optuna.storages.journal import JournalFileBackend
+from optuna.storages.journal._file import get_lock_file
 from optuna.trial import FrozenTrial, TrialState
 
 from specbench.errors import BadInputError, FileFormatError
 from specbench.process.deferred_signals import deferred_signals
 from specbench.process.liveness import ProcessIdentity, is_current
 from specbench.safe_text import printable
+from specbench.schema import append_whole
 
 #: Trials a dead worker left RUNNING and that nobody can vouch for after this long are
 #: failed on resume even when their host cannot be checked (another machine).
@@ -88,13 +90,17 @@ def with_available_driver(url: str) -> str:
 
 
 class _WholeAppendJournal(JournalFileBackend):
-    """Optuna's journal file whose appends a Ctrl-C or SIGTERM cannot cut: a signal in
-    the middle of one (its lock taken, lines half written, the lock's rename) waits for
-    the append to end, so the journal holds whole lines and no stale lock."""
+    """Optuna's journal file whose appends neither a signal nor a full disk can cut: a
+    Ctrl-C or SIGTERM in the middle of one (its lock taken, lines half written, the
+    lock's rename) waits for the append to end, and a write refused part-way is undone,
+    so the journal holds whole lines and no stale lock."""
 
     def append_logs(self, logs: list[dict[str, Any]]) -> None:
-        with deferred_signals():
-            super().append_logs(logs)
+        # Optuna's own append, except that a write the disk refuses part-way is cut
+        # back (schema.append_whole): a full disk leaves a journal that resumes as is.
+        data = "".join(json.dumps(log, separators=(",", ":")) + "\n" for log in logs)
+        with deferred_signals(), get_lock_file(self._lock):
+            append_whole(Path(self._file_path), data.encode("utf-8"), sync=True)
 
 
 def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
