@@ -33,7 +33,7 @@ from specbench.cli.options import (
 from specbench.cli.sweep_measure_options import measure_options
 from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
-from specbench.harness.engines import backend_choices
+from specbench.harness.engines import AUTO, backend_choices, create
 from specbench.limits import check_bound, check_bounds
 from specbench.spec_config import SpecConfig
 
@@ -436,6 +436,10 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
     from specbench.sweeps.progress import RichProgress
     from specbench.sweeps.runner import run_sweep
 
+    # The engine is an object from here on; auto is resolved by set_up, which knows
+    # whether an endpoint is attached and what this machine can run.
+    if values["backend"] != AUTO:
+        values["backend"] = create(values["backend"])
     sweep_options = SweepOptions(
         **values,
         strategy=strategy or ("fixed" if values["endpoint"] is not None else "optuna"),
