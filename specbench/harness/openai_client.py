@@ -16,6 +16,7 @@ the native client: a chunk of n tokens after a gap g gives n entries of g / n.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections.abc import Mapping
@@ -24,9 +25,10 @@ from typing import Any
 
 import aiohttp
 
+from specbench.errors import ServerError
 from specbench.harness.backend import LoadSpec
 from specbench.harness.claims import ClaimContext
-from specbench.harness.engine import EngineAdapter, RequestStats
+from specbench.harness.engine import EngineAdapter, RequestSender, RequestStats
 from specbench.harness.prompts import Prompt
 from specbench.harness.sse_request import (
     CONNECT_TIMEOUT_S,
@@ -140,6 +142,30 @@ async def served_model(http: aiohttp.ClientSession, endpoint: str) -> str:
     return str(models[0]["id"])
 
 
+async def openai_sender(
+    http: aiohttp.ClientSession,
+    endpoint: str,
+    load: LoadSpec,
+    engine: EngineAdapter,
+    claims: ClaimContext,
+) -> RequestSender:
+    """One request at a time through ``openai_request``, under the model name the
+    server serves (read once); ServerError when the server names none."""
+    try:
+        model = await served_model(http, endpoint)
+    except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
+        raise ServerError(
+            f"cannot read the served model of {endpoint}: {printable(str(exc))}"
+        ) from None
+
+    async def send(prompt: Prompt, max_new_tokens: int) -> RequestRecord:
+        return await openai_request(
+            http, endpoint, model, prompt, load, engine, max_new_tokens, claims
+        )
+
+    return send
+
+
 async def openai_request(
     http: aiohttp.ClientSession,
     endpoint: str,
@@ -218,6 +244,7 @@ __all__ = [
     "ChunkReading",
     "openai_payload",
     "openai_request",
+    "openai_sender",
     "read_chunk",
     "served_model",
 ]

@@ -36,7 +36,6 @@ from specbench.harness.engine import (
     RequestStats,
 )
 from specbench.harness.net import fetch_server_info, http_call, printable_fields
-from specbench.safe_text import printable
 from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
@@ -44,8 +43,6 @@ if TYPE_CHECKING:
 
     from specbench.harness.backend import LoadSpec
     from specbench.harness.claims import ClaimContext
-    from specbench.harness.prompts import Prompt
-    from specbench.rundir.records import RequestRecord
 
 #: The preset's algorithm name -> vLLM's ``method`` (speculative.py ``SpeculativeMethod``).
 METHODS: dict[str, str] = {
@@ -367,27 +364,10 @@ class VllmAdapter(EngineAdapter):
         load: LoadSpec,
         claims: ClaimContext,
     ) -> RequestSender:
-        """The OpenAI-compatible completions/chat stream (harness.openai_client), under
-        the name the server serves its model as."""
-        import asyncio
+        """The OpenAI-compatible completions/chat stream under the served model name."""
+        from specbench.harness.openai_client import openai_sender
 
-        import aiohttp
-
-        from specbench.harness.openai_client import openai_request, served_model
-
-        try:
-            model = await served_model(http, endpoint)
-        except (aiohttp.ClientError, asyncio.TimeoutError, ValueError) as exc:
-            raise ServerError(
-                f"cannot read the served model of {endpoint}: {printable(str(exc))}"
-            ) from None
-
-        async def send(prompt: Prompt, max_new_tokens: int) -> RequestRecord:
-            return await openai_request(
-                http, endpoint, model, prompt, load, self, max_new_tokens, claims
-            )
-
-        return send
+        return await openai_sender(http, endpoint, load, self, claims)
 
     def spec_counters(self, endpoint: str) -> dict[str, Any] | None:
         counters = fetch_spec_counters(endpoint)
