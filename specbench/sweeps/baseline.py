@@ -16,9 +16,9 @@ from specbench.errors import RunFailedError, ServerError
 from specbench.rundir.layout import STATE_COMPLETE
 from specbench.rundir.trials import TrialRow, jsonable
 from specbench.sweeps.comparison import store_baseline_samples
+from specbench.sweeps.context import SweepContext
 from specbench.sweeps.measure import measure_loads
 from specbench.sweeps.measure_rates import store_baseline_rates
-from specbench.sweeps.setup import SweepContext
 from specbench.sweeps.storage import (
     STUDY_BASELINE,
     STUDY_BASELINE_CLAIM,

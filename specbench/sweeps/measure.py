@@ -26,6 +26,7 @@ from specbench.schema import write_json
 from specbench.spec_config import SpecConfig, config_key
 from specbench.sweeps.budget import Interval, prune_reason
 from specbench.sweeps.comparison import baseline_samples, measured_intervals
+from specbench.sweeps.context import SweepContext, locked
 from specbench.sweeps.measure_rates import (
     RateMeasurement,
     measure_rate_loads,
@@ -34,7 +35,6 @@ from specbench.sweeps.measure_rates import (
 )
 from specbench.sweeps.options import requests_per_load
 from specbench.sweeps.search import ConfigSearch, Proposal
-from specbench.sweeps.setup import SweepContext, locked
 from specbench.sweeps.storage import baseline_rows
 
 #: Characters of a failed server's log kept with its trial.

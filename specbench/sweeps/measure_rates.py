@@ -23,8 +23,8 @@ from specbench.harness.rate_search import saturation_rate, slo_rate
 from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import jsonable
 from specbench.spec_config import BASELINE_KEY, SpecConfig, config_key
+from specbench.sweeps.context import SweepContext, locked
 from specbench.sweeps.rate_plan import RatePlan
-from specbench.sweeps.setup import SweepContext, locked
 
 #: Study attributes: the baseline's rate rows, its SLO-rate, and the saturation rate a
 #: ``--load sweep`` spreads its rates up to.

@@ -18,10 +18,9 @@ from specbench.harness.prompts import Prompt
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.budget import DEFAULT_LAUNCH_TIME_S
-from specbench.sweeps.search import SAMPLERS, STRATEGIES
+from specbench.sweeps.strategy import SAMPLERS, STRATEGIES
 
 DEFAULT_TARGET = "minimax-m2.7"
-DEFAULT_TRIALS = 30
 DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
 DEFAULT_NUM_PROMPTS = 16
 DEFAULT_MAX_NEW_TOKENS = 256

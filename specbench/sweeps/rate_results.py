@@ -19,6 +19,7 @@ from specbench.rundir.layout import normalise_trials
 from specbench.rundir.rate_decision import rate_decision
 from specbench.schema import SCHEMA_VERSION, write_text_atomic
 from specbench.spec_config import BASELINE_KEY
+from specbench.sweeps.context import SweepContext
 from specbench.sweeps.measure_rates import (
     ATTR_RATE_ROWS,
     ATTR_SLO_RATE,
@@ -27,7 +28,6 @@ from specbench.sweeps.measure_rates import (
     STUDY_SATURATION,
 )
 from specbench.sweeps.search import ATTR_CONFIG, ATTR_REUSED, ATTR_SKIPPED, retried_trials
-from specbench.sweeps.setup import SweepContext
 
 #: The columns rate rows add to trials.csv, after the closed-loop ones.
 RATE_COLUMNS: tuple[str, ...] = (

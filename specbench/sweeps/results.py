@@ -30,6 +30,7 @@ from specbench.rundir.lossless import losslessness
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY
+from specbench.sweeps.context import SweepContext, locked
 from specbench.sweeps.rate_results import rates_section, write_trials_with_rates
 from specbench.sweeps.search import (
     ATTR_CONFIG,
@@ -41,7 +42,6 @@ from specbench.sweeps.search import (
     retried_trials,
     trial_config,
 )
-from specbench.sweeps.setup import SweepContext, locked
 from specbench.sweeps.storage import (
     ATTR_ERROR,
     ATTR_WORKER,
@@ -191,8 +191,8 @@ def _study_summary(ctx: SweepContext) -> dict[str, Any]:
     return {
         "name": ctx.study_name,
         "storage": redact_url(options.storage) if options.storage else "study.journal",
-        "strategy": ctx.strategy,
-        "sampler": options.sampler if ctx.strategy == "optuna" else None,
+        "strategy": ctx.strategy.name,
+        "sampler": ctx.strategy.sampler_label(options.sampler),
         "space": ctx.space.describe(),
         "space_size": len(ctx.space),
         "measured": ctx.search.measured_count(),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from specbench.harness.server_backend import ServerBackend
 from specbench.process.server_pidfile import reap_stale_servers
-from specbench.sweeps.setup import SweepContext
+from specbench.sweeps.context import SweepContext
 from specbench.sweeps.storage import fail_abandoned_trials
 
 

@@ -21,13 +21,14 @@ from specbench.errors import RunFailedError, SpecbenchError
 from specbench.rundir.layout import STATE_COMPLETE, RunDirectory
 from specbench.spec_config import BASELINE_KEY
 from specbench.sweeps.baseline import ensure_baseline
+from specbench.sweeps.context import SweepContext
 from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.measure import run_trial
 from specbench.sweeps.options import SweepOptions, check_options
 from specbench.sweeps.progress import NullProgress, SweepProgress
 from specbench.sweeps.results import WriteBudget, write_results
 from specbench.sweeps.resume import prepare_resume
-from specbench.sweeps.setup import SweepContext, set_up
+from specbench.sweeps.setup import set_up
 from specbench.sweeps.storage import ATTR_WORKER
 
 #: Renders the report of a run directory and returns its path (the CLI passes

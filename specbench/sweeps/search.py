@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import contextlib
 import time
-import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -32,12 +31,17 @@ import optuna
 from optuna.trial import FrozenTrial, Trial, TrialState
 
 from specbench.errors import BadInputError, InvalidConfigError
-from specbench.spec_config import NUM_STEPS_RANGE, SpecConfig, valid_configs
+from specbench.spec_config import SpecConfig, valid_configs
 from specbench.sweeps.space import SearchSpace
 from specbench.sweeps.storage import ATTR_ERROR, ATTR_INTERRUPTED, ATTR_WORKER, worker_gone
-
-STRATEGIES: tuple[str, ...] = ("optuna", "grid", "fixed")
-SAMPLERS: tuple[str, ...] = ("tpe", "gp")
+from specbench.sweeps.strategy import (
+    SAMPLERS,
+    STRATEGIES,
+    Bounds,
+    Enqueued,
+    SearchStrategy,
+    search_strategy,
+)
 
 #: Trial user attributes (the study is the single source of truth for results).
 ATTR_SOURCE = "source"
@@ -64,7 +68,6 @@ SOURCE_RETRY = "retry"
 #: SGLang supports, whatever --space says, because Optuna refuses a study whose
 #: categorical choices change between runs; a narrowed topk is handled by projection.
 TOPK_DISTRIBUTION: tuple[int, ...] = (1, 2, 4, 8)
-NDT_BOUNDS = (2, 64)
 
 #: A study asks at most this many times per measurement before giving up: projection
 #: and reuse make most late proposals free duplicates once the good region is covered.
@@ -80,26 +83,10 @@ OTHERS_RECENT = timedelta(minutes=10)
 
 
 def make_sampler(
-    strategy: str, sampler: str, *, seed: int, n_startup_trials: int
+    strategy: str | SearchStrategy, sampler: str, *, seed: int, n_startup_trials: int
 ) -> optuna.samplers.BaseSampler:
-    """The sampler for a strategy. Grid and fixed only pop enqueued trials, so theirs
-    never samples; its seed still makes a stray ask reproducible."""
-    if strategy not in STRATEGIES:
-        raise BadInputError(f"unknown strategy {strategy!r} (expected {', '.join(STRATEGIES)})")
-    if strategy != "optuna":
-        return optuna.samplers.RandomSampler(seed=seed)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # experimental-feature warnings are not for users
-        if sampler == "tpe":
-            return optuna.samplers.TPESampler(
-                seed=seed,
-                n_startup_trials=n_startup_trials,
-                multivariate=True,
-                constant_liar=True,  # parallel workers spread out instead of colliding
-            )
-        if sampler == "gp":
-            return optuna.samplers.GPSampler(seed=seed, n_startup_trials=n_startup_trials)
-    raise BadInputError(f"unknown sampler {sampler!r} (expected {', '.join(SAMPLERS)})")
+    """The sampler of a strategy (named or ready)."""
+    return search_strategy(strategy).sampler(sampler, seed=seed, n_startup_trials=n_startup_trials)
 
 
 def config_params(config: SpecConfig) -> dict[str, Any]:
@@ -187,34 +174,23 @@ class Proposal:
 
 
 @dataclass
-class Enqueued:
-    config: SpecConfig
-    source: str
-
-
-@dataclass
 class ConfigSearch:
     """Proposes configurations from a study; never hands out one already measured."""
 
     study: optuna.Study
     space: SearchSpace
-    strategy: str
+    #: The strategy, or its --strategy name (resolved once, here).
+    strategy: SearchStrategy | str
     sampler_name: str = "tpe"
     worker: str = ""
     asks: int = 0
     reused: int = 0
-    _bounds: tuple[tuple[int, int], tuple[int, int]] = field(init=False)
+    _strategy: SearchStrategy = field(init=False)
+    _bounds: Bounds = field(init=False)
 
     def __post_init__(self) -> None:
-        if self.strategy == "optuna":
-            steps = (min(self.space.num_steps), max(self.space.num_steps))
-            ndt = (min(self.space.num_draft_tokens), max(self.space.num_draft_tokens))
-        else:
-            # Grid/fixed only replay enqueued valid configurations: widest bounds, so a
-            # fixed configuration outside any earlier --space still fits.
-            steps = (min(NUM_STEPS_RANGE), max(NUM_STEPS_RANGE))
-            ndt = NDT_BOUNDS
-        self._bounds = (steps, ndt)
+        self._strategy = search_strategy(self.strategy)
+        self._bounds = self._strategy.bounds(self.space)
 
     # -- enqueueing ------------------------------------------------------------
     def enqueue(self, items: Iterable[Enqueued]) -> list[Enqueued]:
@@ -317,22 +293,23 @@ class ConfigSearch:
         one that another worker is measuring right now is pruned.
         """
         streak = 0
+        replays = self._strategy.replays_queue
         for _ in range(MAX_ASKS_PER_MEASUREMENT):
-            if self.strategy != "optuna" and self.waiting() == 0:
+            if replays and self.waiting() == 0:
                 return None
-            if self.strategy == "optuna" and self.exhausted():
+            if not replays and self.exhausted():
                 return None
             trial = self.study.ask()
             self.asks += 1
             trial.set_user_attr(ATTR_WORKER, self.worker)
             source = trial.user_attrs.get(ATTR_SOURCE)
-            if source is None and self.strategy != "optuna":
+            if source is None and replays:
                 # Another worker popped the last queued trial between our check and ask.
                 trial.set_user_attr(ATTR_SKIPPED, "queue empty")
                 self.study.tell(trial, state=TrialState.PRUNED)
                 return None
             sampled = self._suggest(trial)
-            if self.strategy != "optuna":
+            if replays:
                 config = SpecConfig(*sampled)  # an enqueued configuration, valid as built
             elif streak < REUSE_PATIENCE:
                 config = self.space.nearest(*sampled)

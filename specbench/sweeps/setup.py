@@ -2,18 +2,14 @@
 
 ``set_up`` loads the target and the prompts, builds the backends, describes the run in
 a manifest, opens (or resumes) the run directory and the Optuna study, and enqueues the
-first configurations. What it returns, ``SweepContext``, is all the later steps read.
+first configurations. What it returns, ``SweepContext`` (sweeps.context), is all the
+later steps read; they import that module, never this one.
 """
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
-import fcntl
-import os
 import sys
-from collections.abc import Iterator
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
@@ -23,7 +19,6 @@ import optuna
 from specbench import __version__
 from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
-from specbench.harness.engine import EngineAdapter
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
 from specbench.model import (
     DEFAULT_SIM_PROFILE,
@@ -36,7 +31,6 @@ from specbench.model import (
 from specbench.outpaths import check_output_dir
 from specbench.process.server_pidfile import SERVERS_DIR
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
-from specbench.rundir.records import write_records
 from specbench.rundir.writer_lock import LOCK_NAME
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.backends import (
@@ -45,10 +39,10 @@ from specbench.sweeps.backends import (
     check_fixed_configs,
     hardware_spec_for,
 )
+from specbench.sweeps.context import SweepContext
 from specbench.sweeps.launch_plan import launch_estimate, sglang_auto_config
 from specbench.sweeps.machine_prior import prior_spec
 from specbench.sweeps.options import (
-    DEFAULT_TRIALS,
     SweepOptions,
     check_auto_backend,
     resolve_engine,
@@ -56,14 +50,13 @@ from specbench.sweeps.options import (
     startup_trials,
 )
 from specbench.sweeps.progress import SweepProgress
-from specbench.sweeps.rate_plan import RatePlan, resolve_loads
+from specbench.sweeps.rate_plan import resolve_loads
 from specbench.sweeps.search import (
     SOURCE_AUTO,
     SOURCE_CARD,
     SOURCE_PRIOR,
     ConfigSearch,
     Enqueued,
-    make_sampler,
 )
 from specbench.sweeps.space import SearchSpace, chain_space, parse_space
 from specbench.sweeps.storage import (
@@ -76,6 +69,7 @@ from specbench.sweeps.storage import (
     redact_url,
     worker_id,
 )
+from specbench.sweeps.strategy import Fixed, SearchStrategy, search_strategy
 
 #: Files a run directory may hold before its manifest exists (a fresh --out).
 _RUN_DIR_ENTRIES = {
@@ -87,50 +81,6 @@ _RUN_DIR_ENTRIES = {
     LOCK_NAME,
     SERVERS_DIR,
 }
-
-
-@dataclass
-class SweepContext:
-    """One sweep as the steps after ``set_up`` see it."""
-
-    options: SweepOptions
-    target: TargetPreset
-    prompts: list[Prompt]
-    run_dir: RunDirectory
-    manifest: Manifest
-    #: The engine measured (sglang, vllm, sim or one a program registered), resolved once.
-    engine: EngineAdapter
-    backend: Backend
-    baseline_backend: Backend | None
-    prior: PerformanceModel
-    simulated: bool
-    worker: str
-    progress: SweepProgress
-    strategy: str
-    space: SearchSpace
-    study: optuna.Study
-    search: ConfigSearch
-    #: Configurations this study measures in all (all workers together).
-    total_target: int
-    notes: list[str] = field(default_factory=list)
-    #: The request-rate loads and objectives; None when only concurrencies are measured.
-    rates: RatePlan | None = None
-
-    @property
-    def concurrencies(self) -> tuple[int, ...]:
-        return tuple(self.options.concurrencies)
-
-    @property
-    def primary(self) -> int:
-        return self.concurrencies[0]
-
-    @property
-    def hardware(self) -> dict[str, Any]:
-        return self.manifest.hardware
-
-    @property
-    def study_name(self) -> str:
-        return self.manifest.study_name
 
 
 def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
@@ -173,12 +123,12 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
             f"the {backends.backend.name} backend cannot run request-rate loads yet; "
             "use --backend sim or --load concurrency:..."
         )
-    strategy = "fixed" if options.endpoint is not None else options.strategy
+    strategy = search_strategy(Fixed() if options.endpoint is not None else options.strategy)
     manifest = _manifest(options, target, backends.backend, profile, hardware_spec, fingerprint)
-    manifest.strategy = strategy
+    manifest.strategy = strategy.name
     manifest.extra.update(
         space=space.describe(),
-        sampler=options.sampler if strategy == "optuna" else None,
+        sampler=strategy.sampler_label(options.sampler),
         prior_hardware=prior_profile.name,
         sim_perturbation=options.sim_perturbation if engine.in_process else None,
         num_prompts=len(prompts),
@@ -284,7 +234,7 @@ def _manifest(
 
 
 def _open_run(
-    options: SweepOptions, manifest: Manifest, strategy: str, space: SearchSpace
+    options: SweepOptions, manifest: Manifest, strategy: SearchStrategy, space: SearchSpace
 ) -> tuple[RunDirectory, optuna.Study, int, int]:
     """The run directory (created or resumed) and its study; nothing is written to a
     directory that belongs to another sweep, or before a database answers."""
@@ -313,10 +263,14 @@ def _open_run(
         run_dir.logs_dir.mkdir(parents=True, exist_ok=True)
         if storage is None:
             storage = open_storage(options.storage, run_dir.journal_path)
-        total = _target_trials(options, strategy, space)
+        total = (
+            1
+            if options.endpoint is not None
+            else strategy.target_trials(space, options.configs, options.trials)
+        )
         prior_top = max(0, min(options.prior_top, total - 2))
-        sampler = make_sampler(
-            strategy, options.sampler, seed=options.seed, n_startup_trials=startup_trials(prior_top)
+        sampler = strategy.sampler(
+            options.sampler, seed=options.seed, n_startup_trials=startup_trials(prior_top)
         )
         study = open_study(storage, manifest.study_name, sampler)
         _check_study(study, manifest.target, manifest.workload, manifest.simulated)
@@ -379,42 +333,6 @@ def _belongs_to_a_run(name: str) -> bool:
     return name in _RUN_DIR_ENTRIES or any(name.startswith(f".{e}.") for e in _RUN_DIR_ENTRIES)
 
 
-@contextlib.contextmanager
-def locked(path: Path) -> Iterator[None]:
-    """An exclusive lock on requests.jsonl (``path``), so workers sharing one run
-    directory append whole lines and write results.json one at a time.
-
-    The lock is taken on the requests file itself rather than on a lock file, which
-    would be left behind in every run directory. A file created here gets its schema
-    header at once, so readers never meet a requests file without one.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("a", encoding="utf-8") as fh:
-        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
-        try:
-            if os.fstat(fh.fileno()).st_size == 0:
-                write_records(path, [])
-            yield
-        finally:
-            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
-
-
-def _target_trials(options: SweepOptions, strategy: str, space: SearchSpace) -> int:
-    if options.endpoint is not None:
-        return 1
-    if strategy == "fixed":
-        wanted = len({c.key for c in options.configs})
-    elif strategy == "grid":
-        wanted = len(space)
-    else:
-        wanted = min(DEFAULT_TRIALS, len(space))
-    if options.trials is not None:
-        wanted = (
-            min(options.trials, wanted) if strategy != "optuna" else min(options.trials, len(space))
-        )
-    return wanted
-
-
 def _check_study(
     study: optuna.Study, target: str, fingerprint: WorkloadFingerprint, simulated: bool
 ) -> None:
@@ -458,11 +376,7 @@ def _banner(ctx: SweepContext, backends: SweepBackends) -> str:
             f"{config.topk}, num_draft_tokens {config.num_draft_tokens}); baseline server: "
             f"{baseline}; {load}"
         )
-    if ctx.strategy == "fixed":
-        n = len({c.key for c in ctx.options.configs})
-        what = f"{n} fixed configuration{'s' if n != 1 else ''}"
-    else:
-        what = f"strategy {ctx.strategy} over {len(ctx.space)} valid configurations"
+    what = ctx.strategy.describe(ctx.space, ctx.options.configs)
     hw = ctx.hardware.get("name", "unknown")
     return (
         f"{sim}sweep of [bold]{ctx.target.name}[/] on {hw} ({ctx.backend.name} backend), "
@@ -475,17 +389,17 @@ def _first_configs(
 ) -> list[Enqueued]:
     if endpoint_config is not None:
         return [Enqueued(endpoint_config, "endpoint")]
-    if ctx.strategy == "fixed":
-        return [Enqueued(c, "fixed") for c in ctx.options.configs]
-    if ctx.strategy == "grid":
-        return [Enqueued(c, "grid") for c in ctx.space.configs]
-    return prior_candidates(
-        ctx.prior,
-        ctx.target,
+    return ctx.strategy.first(
         ctx.space,
-        ctx.primary,
-        prior_top,
-        auto=sglang_auto_config(ctx.target),
+        ctx.options.configs,
+        lambda: prior_candidates(
+            ctx.prior,
+            ctx.target,
+            ctx.space,
+            ctx.primary,
+            prior_top,
+            auto=sglang_auto_config(ctx.target),
+        ),
     )
 
 
