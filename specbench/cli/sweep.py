@@ -50,6 +50,7 @@ SECTIONS = (
             "arrival",
             "max_concurrency",
             "slo",
+            "adaptive",
             "request_timeout_s",
             "repeats",
             "prune",
@@ -122,7 +123,9 @@ def _bounded(option: str) -> Any:
 
 def _loads_and_concurrencies(ctx: click.Context, values: dict[str, Any]) -> None:
     """``--concurrency`` is ``--load concurrency:``'s short form; with a rate load and no
-    ``--concurrency`` the closed loop is narrowed to 1 (tau and single-stream speed)."""
+    ``--concurrency`` the closed loop is narrowed to 1 (tau and single-stream speed); a
+    ramp's search measures its phases' concurrencies, lowest first (the per-load picks
+    the ramp's candidates and the written adaptive config come from)."""
     load = values.get("load")
     if load is None:
         return
@@ -136,7 +139,14 @@ def _loads_and_concurrencies(ctx: click.Context, values: dict[str, Any]) -> None
                 "--concurrency is the short form of --load concurrency:...; give one of them"
             )
         return
-    if not given:
+    if not given and load.strip().startswith("ramp"):
+        from specbench.harness.loads import RampLoad, parse_load
+
+        parsed = parse_load(load)
+        ramp = parsed[0] if isinstance(parsed, list) else None
+        assert isinstance(ramp, RampLoad)  # a ramp: parse_load's contract
+        values["concurrencies"] = tuple(sorted(set(ramp.phases)))
+    elif not given:
         values["concurrencies"] = (1,)
 
 
@@ -285,8 +295,9 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     show_default="the --concurrency values",
     help="concurrency:1,8,32 (closed loop, as --concurrency), rate:0.5,2,8 (requests/s "
     "sent whatever the server does: open loop) or sweep[:N] (the baseline's saturation "
-    "rate first, then N rates up to it). Rate loads come after a closed loop at "
-    "--concurrency (1 unless given).",
+    "rate first, then N rates up to it), or ramp:1,8,32,8,1 (phases of closed-loop "
+    "load in turn on one server per candidate, after the search). Rate loads come after "
+    "a closed loop at --concurrency (1 unless given).",
 )
 @click.option(
     "--arrival",
@@ -313,6 +324,15 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     help="Latency objectives of rate loads, e.g. ttft_p99_ms=2000,tpot_p99_ms=50 (ttft, "
     "tpot, itl, e2e at p50, p90, p99): goodput counts requests within all of them, and "
     "with --load sweep each configuration's highest rate within them is searched.",
+)
+@click.option(
+    "--adaptive",
+    is_flag=True,
+    default=False,
+    help="After the search, measure the engine's default adaptive speculation and the "
+    "config written from this run (specbench export) beside the best static "
+    "configuration and no speculation, over --load ramp (else the concurrencies in "
+    "order) on one server each. The simulator only, for now.",
 )
 @click.option(
     "--strategy",
@@ -460,6 +480,11 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
         return
     console = Console()
     print_summary(console, outcome)
+    from specbench.rundir.ramp import read_ramp
+
+    ramp = read_ramp(outcome.run_dir.path)
+    if ramp is not None and (sweep_options.ramp or sweep_options.adaptive):
+        console.print(ramp["answer"], highlight=False, soft_wrap=True)
     for line in run_next_steps(
         argv=sweep_options.command,
         run_dir=outcome.run_dir.path,

@@ -100,6 +100,8 @@ class AdaptiveFormat(ABC):
     #: True when the engine picks among several chain lengths per tier by the acceptance
     #: it observes (SGLang); False when each range runs one k (vLLM).
     chooses_at_run_time: bool
+    #: What the engine runs when told to adapt without a file (None: it needs one).
+    default_body: dict[str, Any] | None = None
 
     @abstractmethod
     def build(
@@ -144,6 +146,7 @@ class SglangAdaptive(AdaptiveFormat):
     engine = "sglang"
     file_name = "adaptive-sglang.json"
     chooses_at_run_time = True
+    default_body = SGLANG_DEFAULT_CONFIG
 
     def render(self, tiers: Sequence[AdaptiveTier]) -> dict[str, Any]:
         """The file: each tier's candidate steps under its lowest batch size."""

@@ -186,6 +186,14 @@ class AdaptiveSpec:
         VLLM_ADAPTIVE.check(body, name)
         return cls(name, VLLM_ADAPTIVE, dict(body))
 
+    @classmethod
+    def of(
+        cls, fmt: AdaptiveFormat, body: Mapping[str, Any], *, initial_steps: int, name: str
+    ) -> AdaptiveSpec:
+        """``body`` in ``fmt``'s format, checked by its rules."""
+        fmt.check(body, name)
+        return cls(name, fmt, dict(body), initial_steps)
+
     @property
     def longest(self) -> int:
         """The longest chain it can run (what the server is sized for)."""

@@ -158,6 +158,34 @@ class RateLoad(LoadKind):
 
 
 @dataclass(frozen=True)
+class RampLoad(LoadKind):
+    """``ramp:1,8,32,8,1``: phases of closed-loop load at each concurrency in turn, on
+    one server, so that what a server carries from one load to the next (an adaptive
+    engine's learned chain length, its caches) is part of what is measured. Each phase
+    sends at least twice its concurrency of requests, so its batch reaches that size."""
+
+    phases: tuple[int, ...]
+
+    @property
+    def label(self) -> str:
+        return "ramp " + "-".join(str(c) for c in self.phases)
+
+    @property
+    def max_in_flight(self) -> int:
+        return max(self.phases)
+
+    def send_offsets_s(self, count: int) -> None:
+        return None
+
+    def requests_in_phase(self, concurrency: int, num_prompts: int) -> int:
+        """Requests a phase at ``concurrency`` sends: every prompt, and 2 x concurrency."""
+        return max(num_prompts, 2 * concurrency)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"kind": "ramp", "phases": list(self.phases)}
+
+
+@dataclass(frozen=True)
 class RateSweepPlan:
     """``--load sweep``: find the baseline's saturation rate, then ``count`` rates up to it
     (guidellm's sweep profile: a throughput run first, then evenly spaced rates)."""
@@ -251,6 +279,16 @@ def parse_load(
             check_bound("--load rate", value)
             rates.append(RateLoad(value, process, seed, max_concurrency))
         return rates
+    if kind == "ramp":
+        phases: list[int] = []
+        for value in _numbers(kind, rest):
+            if not value.is_integer():
+                raise BadInputError(f"--load ramp: {value:g} is not a whole number")
+            check_bound("--concurrency", value)
+            phases.append(int(value))
+        if len(phases) < 2:
+            raise BadInputError("--load ramp: needs at least two phases, e.g. ramp:1,8,32,8,1")
+        return [RampLoad(tuple(phases))]
     if kind == "sweep":
         count = DEFAULT_SWEEP_RATES
         if rest:
@@ -259,7 +297,8 @@ def parse_load(
             count = int(value)
         return RateSweepPlan(count, process, seed, max_concurrency)
     raise BadInputError(
-        f"--load must be concurrency:N[,N...], rate:R[,R...] or sweep[:N] (got {text!r})"
+        "--load must be concurrency:N[,N...], rate:R[,R...], sweep[:N] or ramp:C,C[,C...] "
+        f"(got {text!r})"
     )
 
 
@@ -271,6 +310,7 @@ __all__ = [
     "ConstantArrival",
     "LoadKind",
     "PoissonArrival",
+    "RampLoad",
     "RateLoad",
     "RateRun",
     "RateSweepPlan",

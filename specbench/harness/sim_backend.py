@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from specbench.harness.adaptive_steps import AdaptiveSpec
 from specbench.harness.backend import (
     Backend,
     LoadSpec,
@@ -187,12 +188,25 @@ def run_closed_loop_sim(
 class SimSession(Session):
     """One simulated server: a SimEngine whose clock keeps running across loads."""
 
-    def __init__(self, backend: SimBackend, config: SpecConfig | None, log_path: Path) -> None:
+    def __init__(
+        self,
+        backend: SimBackend,
+        config: SpecConfig | None,
+        log_path: Path,
+        *,
+        adaptive: AdaptiveSpec | None = None,
+        seed: int | None = None,
+    ) -> None:
         self.config = config
         self.endpoint = None
         self._backend = backend
         self._log_path = log_path
-        self._engine = SimEngine(backend.model, config, seed=backend.seed)
+        self._engine = SimEngine(
+            backend.model,
+            config,
+            seed=backend.seed if seed is None else seed,
+            adaptive=adaptive,
+        )
         self._runs = 0
 
     def run(
@@ -297,12 +311,32 @@ class SimBackend(Backend):
     ) -> AbstractContextManager[Session]:
         return self._session(config, Path(log_path))
 
+    def seeded_session(
+        self,
+        config: SpecConfig | None,
+        adaptive: AdaptiveSpec | None,
+        *,
+        log_path: Path,
+        seed: int,
+    ) -> AbstractContextManager[Session]:
+        """A simulated server launched at ``config`` whose chain, with ``adaptive``, then
+        follows the batch size as it says; ``seed`` draws its acceptance (a repeat's own)."""
+        return self._session(config, Path(log_path), adaptive=adaptive, seed=seed)
+
     @contextmanager
-    def _session(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
+    def _session(
+        self,
+        config: SpecConfig | None,
+        log_path: Path,
+        *,
+        adaptive: AdaptiveSpec | None = None,
+        seed: int | None = None,
+    ) -> Iterator[Session]:
         log_path.parent.mkdir(parents=True, exist_ok=True)
-        session = SimSession(self, config, log_path)
+        session = SimSession(self, config, log_path, adaptive=adaptive, seed=seed)
+        what = config_key(config) if adaptive is None else f"adaptive {adaptive.name}"
         session._log(
-            f"SIMULATED server for {config_key(config)} "
+            f"SIMULATED server for {what} "
             f"(target {self.model.target.name}, hardware {self.model.hardware.name}, "
             f"seed {self.seed}): no process launched"
         )

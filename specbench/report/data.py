@@ -23,6 +23,7 @@ from specbench.errors import BadInputError, FileFormatError, SpecbenchError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import launch_engine_of
 from specbench.model import HardwareProfile, TargetPreset, load_hardware, load_target
+from specbench.report.adaptive_view import build_adaptive_view
 from specbench.report.charts import (
     build_failed,
     build_heatmap,
@@ -220,6 +221,7 @@ def build_report_data(run: RunData) -> ReportData:
         notes=[*engine_checks(run.results), *run.notes],
         verdict_section=section,
         engine_checks=engine_checks(run.results),
+        adaptive=build_adaptive_view(run.path, trials, concurrencies, deployment),
     )
 
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 
+from specbench.report.adaptive_view import AdaptiveView
 from specbench.report.verdict_section import VerdictSection
 from specbench.rundir.verdict import (
     Verdict,
@@ -257,3 +258,5 @@ class ReportData:
     verdict_section: VerdictSection
     #: Checks against the engine itself: losslessness, tau vs the engine's counters.
     engine_checks: list[str] = field(default_factory=list)
+    #: Both engines' adaptive configs from this run, and the ramp's answer.
+    adaptive: AdaptiveView | None = None

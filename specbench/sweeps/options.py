@@ -101,6 +101,12 @@ class SweepOptions:
     max_concurrency: int | None = None
     #: ``--slo ttft_p99_ms=2000,tpot_p99_ms=50``: latency objectives of rate loads.
     slo: str | None = None
+    #: ``--load ramp:1,8,32,8,1`` resolved (specbench.sweeps.rate_plan): the phases'
+    #: concurrencies, measured after the search on one server per candidate.
+    ramp: tuple[int, ...] = ()
+    #: ``--adaptive``: the engine's default adaptive config and the one written from
+    #: this run are measured over the ramp (the concurrencies in order without one).
+    adaptive: bool = False
     #: Tests and embedders may inject a ready backend (e.g. one that fails on purpose).
     backend_instance: Backend | None = None
 

@@ -19,7 +19,13 @@ from dataclasses import dataclass
 from typing import Any
 
 from specbench.errors import BadInputError
-from specbench.harness.loads import ConcurrencyLoad, RateLoad, RateSweepPlan, parse_load
+from specbench.harness.loads import (
+    ConcurrencyLoad,
+    RampLoad,
+    RateLoad,
+    RateSweepPlan,
+    parse_load,
+)
 from specbench.harness.slo import Objective, parse_objectives
 from specbench.limits import MAX_NUM_PROMPTS
 from specbench.sweeps.options import SweepOptions
@@ -118,6 +124,11 @@ def resolve_loads(options: SweepOptions, num_prompts: int) -> tuple[SweepOptions
         seed=options.seed,
         max_concurrency=options.max_concurrency,
     )
+    if isinstance(parsed, list) and len(parsed) == 1 and isinstance(parsed[0], RampLoad):
+        given = [flag for flag, value in rate_only.items() if value is not None]
+        if given:
+            raise BadInputError(f"{given[0]} applies to request-rate loads, not to a ramp")
+        return dataclasses.replace(options, ramp=parsed[0].phases, load=None), None
     if isinstance(parsed, list) and all(isinstance(p, ConcurrencyLoad) for p in parsed):
         given = [flag for flag, value in rate_only.items() if value is not None]
         if given:

@@ -26,6 +26,7 @@ from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.measure import run_trial
 from specbench.sweeps.options import SweepOptions, check_options
 from specbench.sweeps.progress import NullProgress, SweepProgress
+from specbench.sweeps.ramp import check_ramp_backend, measure_ramp
 from specbench.sweeps.results import WriteBudget, write_results
 from specbench.sweeps.resume import prepare_resume
 from specbench.sweeps.setup import set_up
@@ -78,10 +79,15 @@ def _run(
     prepare_resume(ctx)
     measured_now = 0
     interrupted = False
+    check_ramp_backend(ctx)
     try:
         ensure_baseline(ctx)
         _note_measured_launch(ctx)
         measured_now = _measure(ctx)
+        if options.ramp or options.adaptive:
+            # After the search: the ramp's candidates come from its results.
+            _, searched = write_results(ctx)
+            measure_ramp(ctx, searched)
     except KeyboardInterrupt:
         interrupted = True
         raise

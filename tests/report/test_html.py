@@ -59,6 +59,7 @@ def test_html_report_with_failed_trials(tmp_path: Path) -> None:
     assert all("badge sim" in s for s in sections)
     assert [re.match(r'<section id="([^"]+)"', x).group(1) for x in sections] == [  # type: ignore[union-attr]
         "verdict",
+        "adaptive",
         "why",
         "latency",
         "hardware",
