@@ -68,6 +68,7 @@ BOUNDS: dict[str, Bound] = {
     "--request-timeout": Bound(0.001, MAX_TIMEOUT_S, "s"),
     "--ready-timeout": Bound(0.001, MAX_TIMEOUT_S, "s"),
     "--budget-minutes": Bound(0.001, MAX_TIMEOUT_S / 60.0, "minutes"),
+    "--storage-retry": Bound(0, MAX_TIMEOUT_S, "s"),
     "--port": Bound(1, 65535),
     "--tp": Bound(1, MAX_TP),
     "--time-scale": Bound(1e-4, 1e4),

@@ -85,7 +85,7 @@ SECTIONS = (
     ),
     (
         "Output and storage",
-        ("out", "storage", "study_name", "keep_chunks", "no_report", "as_json"),
+        ("out", "storage", "storage_retry_s", "study_name", "keep_chunks", "no_report", "as_json"),
     ),
 )
 
@@ -386,6 +386,15 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     help="Optuna storage: postgresql://... to share a study between hosts.",
 )
 @click.option(
+    "--storage-retry",
+    "storage_retry_s",
+    type=float,
+    default=0.0,
+    metavar="SECONDS",
+    help="Wait this long for a --storage database that stops answering, then stop "
+    "(0: stop at once; the same command resumes).",
+)
+@click.option(
     "--study-name",
     default=None,
     metavar="NAME",
@@ -438,6 +447,7 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
             "--ready-timeout": values["ready_timeout_s"],
             "--request-timeout": values["request_timeout_s"],
             "--budget-minutes": values["budget_minutes"],
+            "--storage-retry": values["storage_retry_s"],
             "--sim-perturbation": values["sim_perturbation"],
         }
     )

@@ -67,6 +67,8 @@ class SweepOptions:
     seed: int = 0
     out: Path | None = None
     storage: str | None = None
+    #: Seconds a database that stops answering is waited for before the sweep gives up.
+    storage_retry_s: float = 0.0
     study_name: str | None = None
     report: bool = True
     command: tuple[str, ...] = ()

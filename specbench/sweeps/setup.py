@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import dataclasses
 import sys
+from collections.abc import Callable
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import optuna
+from rich.markup import escape
 
 from specbench import __version__
 from specbench.errors import BadInputError
@@ -139,7 +141,9 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         rate_loads=None if rates is None else rates.describe(),
     )
     progress.phase("opening the run directory and the study")
-    run_dir, study, prior_top, total = _open_run(options, manifest, strategy, space)
+    run_dir, study, prior_top, total = _open_run(
+        options, manifest, strategy, space, lambda line: progress.note(escape(line))
+    )
     worker = worker_id()
     ctx = SweepContext(
         options=options,
@@ -234,7 +238,11 @@ def _manifest(
 
 
 def _open_run(
-    options: SweepOptions, manifest: Manifest, strategy: SearchStrategy, space: SearchSpace
+    options: SweepOptions,
+    manifest: Manifest,
+    strategy: SearchStrategy,
+    space: SearchSpace,
+    note: Callable[[str], None],
 ) -> tuple[RunDirectory, optuna.Study, int, int]:
     """The run directory (created or resumed) and its study; nothing is written to a
     directory that belongs to another sweep, or before a database answers."""
@@ -252,7 +260,13 @@ def _open_run(
         redact_url(options.storage) if options.storage else str(run_dir.journal_path.name)
     )
     rdb = options.storage is not None and is_url(options.storage)
-    storage = open_storage(options.storage, run_dir.journal_path) if rdb else None
+    storage = (
+        open_storage(
+            options.storage, run_dir.journal_path, retry_s=options.storage_retry_s, note=note
+        )
+        if rdb
+        else None
+    )
     check_output_dir(run_dir.path)
     run_dir.path.mkdir(parents=True, exist_ok=True)
     run_dir.lock_for_writing(worker_id(), shared=options.storage is not None)

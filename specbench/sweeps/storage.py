@@ -14,6 +14,7 @@ import json
 import random
 import time
 import warnings
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -30,6 +31,7 @@ from specbench.process.deferred_signals import deferred_signals
 from specbench.process.liveness import ProcessIdentity, is_current
 from specbench.safe_text import printable
 from specbench.schema import append_whole
+from specbench.sweeps.storage_outage import through_outages
 
 #: Trials a dead worker left RUNNING and that nobody can vouch for after this long are
 #: failed on resume even when their host cannot be checked (another machine).
@@ -103,12 +105,20 @@ class _WholeAppendJournal(JournalFileBackend):
             append_whole(Path(self._file_path), data.encode("utf-8"), sync=True)
 
 
-def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
+def open_storage(
+    spec: str | None,
+    journal_path: Path,
+    *,
+    retry_s: float = 0.0,
+    note: Callable[[str], None] | None = None,
+) -> BaseStorage:
     """Open the study storage: ``spec`` is an RDB URL, a journal file path, or None.
 
     None uses ``journal_path`` (the run directory's ``study.journal``). Every failure
     (unreachable server, missing driver, bad URL) becomes one BadInputError line,
-    because the user fixes it by changing ``--storage``.
+    because the user fixes it by changing ``--storage``. A database that stops
+    answering later is waited for up to ``retry_s`` seconds (``note`` says so), then
+    one StorageUnavailableError line (storage_outage).
     """
     if spec is None or not is_url(spec):
         path = journal_path if spec is None else Path(spec)
@@ -139,7 +149,8 @@ def open_storage(spec: str | None, journal_path: Path) -> BaseStorage:
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                return RDBStorage(spec, engine_kwargs=engine_kwargs)
+                opened = RDBStorage(spec, engine_kwargs=engine_kwargs)
+            return through_outages(opened, shown=shown, retry_s=retry_s, note=note)
         except Exception as exc:
             if attempt < SCHEMA_RACE_ATTEMPTS and _lost_schema_race(exc):
                 time.sleep(random.uniform(0.2, 1.0) * attempt)
