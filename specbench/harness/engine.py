@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import shlex
 from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ from specbench.harness.claims import (
 )
 from specbench.harness.net import fetch_server_info
 from specbench.harness.sglang_server_state import KEPT_SERVER_ARGS, TauResolution, resolve_tau
+from specbench.harness.shell_line import shell_line
 from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
@@ -359,6 +359,12 @@ class EngineAdapter(ABC):
         (None unless the engine is SGLang) and run directories keep one shape."""
         return {"sglang_version": None}
 
+    def served_deployment(self, info: Mapping[str, Any], base: Deployment) -> Deployment:
+        """The deployment an attached server runs, from its own description ``info``;
+        ``base`` (the preset's) supplies what the server does not report. The default
+        reads nothing: an engine that describes itself overrides it."""
+        return base
+
     def fetch_info(self, endpoint: str) -> dict[str, Any]:
         """What a running server says about itself (its server-info route)."""
         return fetch_server_info(endpoint.rstrip("/"), self.server_info_paths)
@@ -377,12 +383,12 @@ class EngineAdapter(ABC):
         Built by ``launch_args`` like every launched server, without host and port.
         """
         line = self.command(self.launch_args(deployment, config), python="python")
-        return self.speculative_flags(deployment, config), shlex.join(line)
+        return self.speculative_flags(deployment, config), shell_line(line)
 
     def baseline_launch_line(self, deployment: Deployment) -> str:
         """The same server without speculation, as a copyable shell line (what to run
         at the loads where speculation does not pay)."""
-        return shlex.join(self.command(self.launch_args(deployment, None), python="python"))
+        return shell_line(self.command(self.launch_args(deployment, None), python="python"))
 
 
 __all__ = [

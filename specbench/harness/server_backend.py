@@ -372,6 +372,15 @@ class ServerBackend(Backend):
             )
         yield HttpSession(self.endpoint, config, simulated=self.simulated, engine=self.engine)
 
+    def launched_deployment(self) -> Deployment:
+        """What every launched server is started as (before ``--server-args``). The flags
+        are spelled for the release this interpreter starts; a --launch-cmd may start
+        another one, and then the newest spelling is assumed."""
+        version = self.engine.local_version() if not self.launch_cmd else None
+        return Deployment.of(
+            self.target, tp=self.tp, max_batch=self.max_batch, engine_version=version
+        )
+
     def _port(self) -> int:
         """The port to launch on; checked only where this machine can check it (a server
         on another node, ``--host node17``, is reached there, not bound here)."""
@@ -385,12 +394,7 @@ class ServerBackend(Backend):
     @contextlib.contextmanager
     def _launch(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
         port = self._port()
-        # The flags are spelled for the release this interpreter starts; a --launch-cmd
-        # may start another one, and then the newest spelling is assumed.
-        version = self.engine.local_version() if not self.launch_cmd else None
-        deployment = Deployment.of(
-            self.target, tp=self.tp, max_batch=self.max_batch, engine_version=version
-        )
+        deployment = self.launched_deployment()
         launch_args = self.engine.launch_args(
             deployment, config, host=self.host, port=port, server_args=self.server_args
         )

@@ -24,6 +24,7 @@ from specbench.harness.engine import (
     RequestStats,
 )
 from specbench.harness.sglang_flags import SglangFlagSpelling, spelling_for
+from specbench.harness.sglang_served import served_deployment
 from specbench.harness.sglang_server_state import (
     ExpectedServer,
     equal_launch_terms,
@@ -208,6 +209,9 @@ class SglangAdapter(EngineAdapter):
             cuda_graph_max_bs=deployment.max_batch,
         )
         return launched_config_problems(info, expected)
+
+    def served_deployment(self, info: Mapping[str, Any], base: Deployment) -> Deployment:
+        return served_deployment(info, base)
 
     def claim_problem(self, stats: RequestStats, view: ClientView) -> str | None:
         """SGLang's counts: ``completion_tokens`` is cumulative, so the finishing chunk's

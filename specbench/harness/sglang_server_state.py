@@ -47,6 +47,7 @@ KEPT_SERVER_ARGS: tuple[str, ...] = (
     "max_running_requests",
     "cuda_graph_max_bs",
     "cuda_graph_max_bs_decode",
+    "cuda_graph_config",
     "disable_cuda_graph",
     "disable_custom_all_reduce",
     "attention_backend",

@@ -19,7 +19,6 @@ import json
 import math
 import os
 import re
-import shlex
 import urllib.error
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -36,6 +35,9 @@ from specbench.harness.engine import (
     RequestStats,
 )
 from specbench.harness.net import fetch_server_info, http_call, printable_fields
+from specbench.harness.served_deployment import without_flags
+from specbench.harness.shell_line import shell_line
+from specbench.harness.vllm_server_state import served_deployment
 from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
@@ -232,11 +234,15 @@ class VllmAdapter(EngineAdapter):
         args += ["--tensor-parallel-size", str(deployment.tp)]
         if deployment.ep is not None:
             args += ["--enable-expert-parallel"]
+        extra = deployment.extra_args
         if deployment.max_batch is not None:
             args += ["--max-num-seqs", str(deployment.max_batch)]
+            # The sweep's batch limit, not a preset's guess at it (the user's own
+            # --server-args still come last and win).
+            extra = without_flags(extra, ["--max-num-seqs"])
         if config is not None:
             args += self.speculative_flags(deployment, config)
-        args += list(deployment.extra_args)
+        args += list(extra)
         args += list(server_args)
         return args
 
@@ -249,12 +255,12 @@ class VllmAdapter(EngineAdapter):
         positional there; ``python -m ...api_server`` takes it as ``--model``)."""
         args = self.launch_args(deployment, config)
         line = ["vllm", "serve", args[1], *args[2:]]
-        return self.speculative_flags(deployment, config), shlex.join(line)
+        return self.speculative_flags(deployment, config), shell_line(line)
 
     def baseline_launch_line(self, deployment: Deployment) -> str:
         """The same ``vllm serve`` line without ``--speculative-config``."""
         args = self.launch_args(deployment, None)
-        return shlex.join(["vllm", "serve", args[1], *args[2:]])
+        return shell_line(["vllm", "serve", args[1], *args[2:]])
 
     def parse_launch_args(self, args: Sequence[str]) -> LaunchArgs:
         """Read api_server arguments; others (dtype, memory, ...) are ignored."""
@@ -327,6 +333,9 @@ class VllmAdapter(EngineAdapter):
             if have_seqs != deployment.max_batch:
                 problems.append(f"max_num_seqs is {have_seqs!r}, not {deployment.max_batch!r}")
         return problems
+
+    def served_deployment(self, info: Mapping[str, Any], base: Deployment) -> Deployment:
+        return served_deployment(info, base)
 
     def fetch_info(self, endpoint: str) -> dict[str, Any]:
         """What a running server says about itself.

@@ -7,6 +7,8 @@ because both change from one target to the next while the algorithms do not.
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -279,6 +281,29 @@ def _assumed_draft(target: TargetArch, vocab: int) -> DraftArch:
         vocab=vocab,
         aux_layers=(2, layers // 2, layers - 3),
         weight_bytes=2.0,
+    )
+
+
+def served_model_config(model_path: str) -> Path | None:
+    """The config.json of the model a server serves, when its model path (SGLang
+    ``--model-path``, vLLM ``--model``) is a local folder holding one; None for a hub
+    name or a folder without one."""
+    folder = Path(os.path.expandvars(model_path))
+    config = folder / "config.json"
+    return config if folder.is_dir() and config.is_file() else None
+
+
+def with_served_config(target: TargetPreset, config: Path) -> TargetPreset:
+    """``target`` with the shape, precision and architecture the served model's own
+    config.json states (the preset's draft, acceptance and serving options kept): the
+    model on the server is what is measured, whatever the preset assumed."""
+    model = read_target_config(config)
+    return dataclasses.replace(
+        target,
+        arch=model.arch,
+        architecture=model.architecture,
+        quantization=model.quantization,
+        sources=(*target.sources, f"{config}: the served model's config.json"),
     )
 
 

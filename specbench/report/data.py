@@ -22,6 +22,7 @@ import pandas as pd
 from specbench.errors import BadInputError, FileFormatError, SpecbenchError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import launch_engine_of
+from specbench.harness.served_deployment import printed_deployment
 from specbench.model import HardwareProfile, TargetPreset, load_hardware, load_target
 from specbench.report.adaptive_view import build_adaptive_view
 from specbench.report.charts import (
@@ -163,11 +164,14 @@ def build_report_data(run: RunData) -> ReportData:
     trials = run.trials
     hw_class = str(manifest.hardware.get("interconnect_class", "") or "")
     tp = int_or_none(manifest.hardware.get("tp"))
-    deployment = Deployment.of(
-        run.target,
-        tp=tp,
-        model_path=manifest.workload.target_model or None,
-        draft_model_path=manifest.workload.draft_model or None,
+    deployment = printed_deployment(
+        manifest.extra,
+        Deployment.of(
+            run.target,
+            tp=tp,
+            model_path=manifest.workload.target_model or None,
+            draft_model_path=manifest.workload.draft_model or None,
+        ),
     )
     engine = launch_engine_of(manifest.backend)
     verdict = compute_verdict(

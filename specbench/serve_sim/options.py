@@ -190,4 +190,5 @@ def resolve_options(
         max_running_requests=sg.max_running_requests if sg is not None else None,
         cuda_graph_max_bs=sg.cuda_graph_max_bs if sg is not None else None,
         draft_model_path=sg.draft_model_path if sg is not None else None,
+        model_path=sg.model_path if sg is not None else None,
     )

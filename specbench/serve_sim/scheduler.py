@@ -129,6 +129,8 @@ class SimServerOptions:
     #: ``--speculative-adaptive`` (with its config or SGLang's default): the chain of
     #: each step follows the running batch size, as SGLang 0.5.23's adaptive mode.
     adaptive: AdaptiveSpec | None = None
+    #: The --model-path it was started with (reported as SGLang reports its own).
+    model_path: str | None = None
 
 
 @dataclass
@@ -350,8 +352,8 @@ class SimServer:
             # The live tiers, as SGLang shows its adaptive state in internal_states.
             internal["adaptive_tiers"] = self.engine.controller.state()
         return {
-            "model_path": target.model_path,
-            "served_model_name": target.model_path,
+            "model_path": self.options.model_path or target.model_path,
+            "served_model_name": self.options.model_path or target.model_path,
             "host": self.options.host,
             "port": self.options.port,
             "tp_size": tp,

@@ -9,15 +9,17 @@ attached server is configured with, so that ``setup`` only wires the result into
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
-from specbench.errors import BadInputError, ServerError
+from specbench.errors import BadInputError, ServerError, SpecbenchError
 from specbench.harness.backend import Backend
-from specbench.harness.engine import EngineAdapter
+from specbench.harness.engine import Deployment, EngineAdapter
 from specbench.harness.engines import AUTO
 from specbench.harness.server_backend import ServerBackend
 from specbench.model import DEFAULT_SIM_PROFILE, HardwareProfile, TargetPreset
+from specbench.model.targets import served_model_config, with_served_config
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.options import SweepOptions
 
@@ -33,6 +35,9 @@ class SweepBackends:
     endpoint_config: SpecConfig | None = None
     #: The version an attached server reports in its server info.
     server_version: str | None = None
+    #: The server measured, as every printed launch line names it: the launched
+    #: deployment with the user's --server-args, or what an attached server reports.
+    served: Deployment | None = None
 
 
 def hardware_spec_for(options: SweepOptions, engine: EngineAdapter, notes: list[str]) -> str | None:
@@ -72,7 +77,8 @@ def build_backends(
         backend = engine.in_process_backend(
             target, profile, seed=options.seed, perturbation=options.sim_perturbation
         )
-        return SweepBackends(backend)
+        served = Deployment.of(target, tp=options.tp, max_batch=max(options.concurrencies))
+        return SweepBackends(backend, served=served)
     common: dict[str, Any] = {
         "tp": options.tp,
         "server_args": list(options.server_args),
@@ -88,7 +94,11 @@ def build_backends(
             config_check=not options.no_config_check,
             **common,
         )
-        return SweepBackends(launched)
+        deployment = launched.launched_deployment()
+        served = dataclasses.replace(
+            deployment, extra_args=(*deployment.extra_args, *options.server_args)
+        )
+        return SweepBackends(launched, served=served)
     info = _server_info(engine, options.endpoint, "--endpoint")
     config = engine.config_from_server_info(info)
     if config is None:
@@ -104,7 +114,37 @@ def build_backends(
         _server_info(engine, options.baseline_endpoint, "--baseline-endpoint")
         baseline = ServerBackend(target, endpoint=options.baseline_endpoint, **common)
     version = info.get("version")
-    return SweepBackends(attached, baseline, config, str(version) if version else None)
+    served = engine.served_deployment(info, Deployment.of(target, tp=options.tp))
+    return SweepBackends(attached, baseline, config, str(version) if version else None, served)
+
+
+def served_target(
+    target: TargetPreset, engine: EngineAdapter, backends: SweepBackends, notes: list[str]
+) -> tuple[TargetPreset, str | None]:
+    """``target`` with the architecture of the model a launched or attached server
+    serves, read from that model's config.json when its path is a local folder, and the
+    config used (None: the preset's). Said in ``notes``; a config that cannot be read is
+    said too, and the preset's architecture stays."""
+    served = backends.served
+    if served is None or engine.in_process:
+        return target, None
+    config = served_model_config(served.model_path)
+    if config is None:
+        return target, None
+    try:
+        target = with_served_config(target, config)
+    except SpecbenchError as exc:
+        notes.append(
+            f"the served model's {config} cannot be read ({exc}): the preset's architecture is used"
+        )
+        return target, None
+    arch = target.arch
+    notes.append(
+        f"target architecture from the served model's {config}: {target.architecture or 'unnamed'}, "
+        f"{arch.layers} layers, hidden {arch.hidden}"
+        + (f", {arch.num_experts} experts" if arch.num_experts else "")
+    )
+    return target, str(config)
 
 
 def _server_info(engine: EngineAdapter, endpoint: str, flag: str) -> dict[str, Any]:
@@ -114,4 +154,10 @@ def _server_info(engine: EngineAdapter, endpoint: str, flag: str) -> dict[str, A
         raise BadInputError(f"{flag}: {exc}") from None
 
 
-__all__ = ["SweepBackends", "build_backends", "check_fixed_configs", "hardware_spec_for"]
+__all__ = [
+    "SweepBackends",
+    "build_backends",
+    "check_fixed_configs",
+    "hardware_spec_for",
+    "served_target",
+]

@@ -17,6 +17,7 @@ from optuna.trial import TrialState
 
 from specbench.errors import FileFormatError
 from specbench.harness.engine import Deployment
+from specbench.harness.served_deployment import printed_deployment
 from specbench.rundir.acceptance import acceptance_summary
 from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
@@ -133,7 +134,9 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
             row["concurrency"] = ctx.primary
     frame = normalise_trials(rows)
     tp = ctx.hardware.get("tp")
-    deployment = Deployment.of(ctx.target, tp=tp if isinstance(tp, int) else None)
+    deployment = printed_deployment(
+        ctx.manifest.extra, Deployment.of(ctx.target, tp=tp if isinstance(tp, int) else None)
+    )
     engine = ctx.engine
     verdict = compute_verdict(
         frame,

@@ -22,6 +22,7 @@ from specbench import __version__
 from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
+from specbench.harness.served_deployment import SERVED_KEY, deployment_record
 from specbench.model import (
     DEFAULT_SIM_PROFILE,
     HardwareProfile,
@@ -40,6 +41,7 @@ from specbench.sweeps.backends import (
     build_backends,
     check_fixed_configs,
     hardware_spec_for,
+    served_target,
 )
 from specbench.sweeps.context import SweepContext
 from specbench.sweeps.launch_plan import launch_estimate, sglang_auto_config
@@ -120,6 +122,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         profile if prior == hardware_spec and profile is not None else load_hardware(prior, tp=tp)
     )
     backends = build_backends(options, engine, target, profile)
+    target, served_config = served_target(target, engine, backends, notes)
     if rates is not None and not backends.backend.runs_rate_loads:
         raise BadInputError(
             f"the {backends.backend.name} backend cannot run request-rate loads yet; "
@@ -139,7 +142,10 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         prune=options.prune,
         sglang_auto_config=sglang_auto_config(target).key,
         rate_loads=None if rates is None else rates.describe(),
+        target_config=served_config,
     )
+    if backends.served is not None:
+        manifest.extra[SERVED_KEY] = deployment_record(backends.served)
     progress.phase("opening the run directory and the study")
     run_dir, study, prior_top, total = _open_run(
         options, manifest, strategy, space, lambda line: progress.note(escape(line))

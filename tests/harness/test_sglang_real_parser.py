@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from specbench.harness.engine import Deployment
+from specbench.harness.engine import Deployment, TargetLike
 from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
@@ -105,7 +105,30 @@ def _lines() -> list[Line]:
                 else SGLANG.baseline_launch_line(deployment)
             )
             lines.append(Line(f"printed {kind}", _printed(printed), deployment, config))
+    lines.extend(_attached_lines(target))
     return lines
+
+
+def _attached_lines(target: TargetLike) -> list[Line]:
+    """Lines printed for attached servers, built from their own /server_info (0.5.23
+    field names): a tp 8 + EP 8 speculative server and its baseline beside it."""
+    info: dict[str, Any] = {
+        "version": "0.5.23",
+        "model_path": "/models/MiniMax-M2.7",
+        "tp_size": 8,
+        "ep_size": 8,
+        "max_running_requests": 96,
+        "cuda_graph_config": {"decode": {"max_bs": 96}},
+        "speculative_algorithm": "EAGLE3",
+        "speculative_draft_model_path": "/models/MiniMax-M2.7-EAGLE3",
+    }
+    served = SGLANG.served_deployment(info, Deployment.of(target))
+    spec_line = SGLANG.launch_line(served, TREE)[1]
+    base_line = SGLANG.baseline_launch_line(served)
+    return [
+        Line("attach-printed tree tp 8 ep 8", _printed(spec_line), served, TREE),
+        Line("attach-printed baseline tp 8 ep 8", _printed(base_line), served, None),
+    ]
 
 
 def _parse(lines: list[list[str]]) -> list[dict[str, Any]]:

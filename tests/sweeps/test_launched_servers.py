@@ -19,6 +19,7 @@ from pathlib import Path
 from specbench.rundir.layout import RunDirectory
 from tests.support.sweeps import run_cli
 
+MODEL_CONFIGS = Path(__file__).resolve().parents[1] / "data" / "model_configs"
 SMALL = ["--num-prompts", "3", "--max-new-tokens", "16", "--concurrency", "1,2", "--no-report"]
 
 
@@ -80,6 +81,10 @@ def test_launch_mode_measures_baseline_and_config_then_stops_servers(tmp_path: P
     assert (run.logs_dir / "baseline.log").stat().st_size > 0
     assert list(run.logs_dir.glob("trial-*-3-4-8.log"))
     assert all(r.simulated for r in run.iter_requests())
+    # The printed lines are the servers measured: sized for the highest concurrency.
+    results = run.read_results()
+    for line in (results["verdict"]["launch"], results["best"]["launch_command"]):
+        assert "--max-running-requests 2 --cuda-graph-max-bs-decode 2" in line
 
 
 def test_attach_mode_measures_only_the_servers_config(tmp_path: Path) -> None:
@@ -105,6 +110,43 @@ def test_attach_mode_measures_only_the_servers_config(tmp_path: Path) -> None:
     assert spec["speedup"].notna().all()
     assert run.read_manifest().simulated is True
     assert run.read_manifest().hardware["source"] == "endpoint"
+
+
+def test_attach_mode_prints_the_attached_servers_own_configuration(tmp_path: Path) -> None:
+    """The launch lines of an attached run name the server's model path, TP and batch
+    limits as its server info reports them, not the preset's (tp 4, hub paths, none);
+    the model path is a local folder, so the target's architecture is read from the
+    config.json there (a recorded Qwen3-30B-A3B one), and the run says so."""
+    out = tmp_path / "attached"
+    model = MODEL_CONFIGS / "Qwen3-30B-A3B"
+    served = (
+        f"--model-path {model} --tp-size 8 --max-running-requests 6 --cuda-graph-max-bs-decode 6"
+    )
+    speculative = (
+        "--speculative-algorithm EAGLE3 --speculative-draft-model-path /srv/eagle3 "
+        "--speculative-num-steps 3 --speculative-eagle-topk 1 --speculative-num-draft-tokens 4"
+    )
+    with serve_sim("--sglang-args", *served.split(), *speculative.split()) as url, \
+            serve_sim("--sglang-args", *served.split()) as base_url:  # fmt: skip
+        result = run_cli(
+            ["sweep", "--endpoint", url, "--baseline-endpoint", base_url, "--out", str(out), *SMALL],
+            cwd=tmp_path,
+        )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    run = RunDirectory(out)
+    results = run.read_results()
+    lines = [r["launch"] for r in results["recommendations"]] + [results["verdict"]["launch"]]
+    assert any("--speculative-draft-model-path /srv/eagle3" in line for line in lines)
+    for line in lines:
+        words = shlex.split(line)
+        assert words[words.index("--model-path") + 1] == str(model)
+        assert words[words.index("--tp-size") + 1] == "8"
+        assert "--max-running-requests 6 --cuda-graph-max-bs-decode 6" in line
+    config = str(model / "config.json")
+    assert run.read_manifest().extra["target_config"] == config
+    said = " ".join(result.stderr.split())
+    assert f"target architecture from the served model's {config}: Qwen3MoeForCausalLM" in said
+    assert "48 layers, hidden 2048, 128 experts" in said
 
 
 def test_attach_without_baseline_reports_tau_only(tmp_path: Path) -> None:
