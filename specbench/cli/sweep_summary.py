@@ -46,6 +46,25 @@ def _speedup(value: Any) -> str:
     return text if text == "-" else f"{text}x"
 
 
+def rate_lines(rates: Any) -> list[str]:
+    """The request-rate headline (SLO-rates side by side) and the pick at each rate, as
+    results.json "rates" records them; nothing for a run without rate loads."""
+    if not isinstance(rates, dict) or not rates.get("rows"):
+        return []
+    lines = []
+    if rates.get("headline"):
+        lines.append(f"rates: {rates['headline']}")
+    for pick in rates.get("per_load", []):
+        gain = pick.get("gain")
+        versus = f" ({gain:.2f}x no speculation's {pick['by']})" if gain else ""
+        who = "no speculation" if pick["config_key"] == BASELINE_KEY else pick["config_key"]
+        lines.append(f"  at {float(pick['rate_per_s']):.3g} req/s: {who}{versus}")
+    flagged = sum(1 for r in rates["rows"] if r.get("flags"))
+    if flagged:
+        lines.append(f"  {flagged} rate load(s) flagged (shortfall or slow client): see the report")
+    return lines
+
+
 def print_summary(console: Console, outcome: SweepOutcome) -> None:
     """The top configurations with tau, speedup per concurrency and the flags to paste."""
     results = outcome.results
@@ -91,6 +110,8 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
         )
         for line in flags:
             console.print(f"  {line}", highlight=False, soft_wrap=True)
+    for line in rate_lines(results.get("rates")):
+        console.print(line, highlight=False, soft_wrap=True)
     # The verdict, per-load picks and launch lines exactly as results.json records them.
     for line in summary_lines(results):
         console.print(line, highlight=False, soft_wrap=True)
@@ -113,4 +134,4 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
     )
 
 
-__all__ = ["TOP_ROWS", "failed_configurations", "print_summary"]
+__all__ = ["TOP_ROWS", "failed_configurations", "print_summary", "rate_lines"]

@@ -40,7 +40,10 @@ def run_open_loop_sim(
     t0 = engine.now_s
     sent = [0.0] * n
     out: list[RequestRecord | None] = [None] * n
-    active: dict[str, tuple[int, SimRequest]] = {}
+    #: In flight, in admission order: their start times never decrease (a request starts
+    #: when due, or later when the cap held it), so the first is the oldest.
+    active: dict[str, SimRequest] = {}
+    index_of: dict[str, int] = {}
     waiting: deque[tuple[int, bool]] = deque()  # (index, held by the cap)
     arrived = 0
 
@@ -53,12 +56,14 @@ def run_open_loop_sim(
             engine.admit(rid, tokens, max_new_tokens, acceptance_domain(prompt.domain))
             start = now if held else t0 + due[index]
             sent[index] = start - t0
-            active[rid] = (index, SimRequest(prompt, tokens, start_s=start))
-        for i, (index, _) in enumerate(waiting):
-            waiting[i] = (index, True)
+            active[rid] = SimRequest(prompt, tokens, start_s=start)
+            index_of[rid] = index
+        if cap is not None:
+            for i, (index, _) in enumerate(waiting):
+                waiting[i] = (index, True)
 
     def finish(rid: str, error: str | None) -> None:
-        index, st = active.pop(rid)
+        st, index = active.pop(rid), index_of.pop(rid)
         out[index] = sim_record(st, engine.now_s, error, key, spec, concurrency=cap or 0)
 
     while arrived < n or waiting or active:
@@ -74,12 +79,15 @@ def run_open_loop_sim(
             continue
         result = engine.step()
         now = engine.now_s
-        absorb_step({rid: st for rid, (_, st) in active.items()}, result, now)
+        absorb_step(active, result, now)
         for rid in result.finished:
             finish(rid, None)
-        for rid in [r for r, (_, st) in active.items() if now - st.start_s > timeout_s]:
-            engine.abort(rid)
-            finish(rid, f"timed out after {timeout_s:g} s (simulated)")
+        while active:
+            oldest = next(iter(active))
+            if now - active[oldest].start_s <= timeout_s:
+                break
+            engine.abort(oldest)
+            finish(oldest, f"timed out after {timeout_s:g} s (simulated)")
     records = [r for r in out if r is not None]
     # On the virtual clock the client's timer fires exactly when a request is due.
     return OpenLoopRun(records, due_s=list(due), fired_s=list(due), sent_s=sent)

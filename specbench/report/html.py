@@ -24,7 +24,9 @@ from specbench.errors import BadInputError
 from specbench.report import plots, verdict_plots
 from specbench.report.data import report_data
 from specbench.report.markdown import render_markdown
+from specbench.report.rate_section import RateView, build_rate_view, rate_markdown
 from specbench.report.views import ReportData
+from specbench.rundir.layout import RunDirectory
 from specbench.schema import write_text_atomic
 
 FORMATS = ("html", "md")
@@ -228,8 +230,10 @@ def build_verdict_figures(data: ReportData) -> tuple[dict[str, Markup | None], l
     return named, figures
 
 
-def render_html(data: ReportData, *, run_dir: Path | str = "") -> str:
-    """The complete HTML document for one run."""
+def render_html(
+    data: ReportData, *, run_dir: Path | str = "", rates: RateView | None = None
+) -> str:
+    """The complete HTML document for one run (``rates``: its request-rate section)."""
     figures, allreduce = build_figures(data)
     named, latency_figures = build_verdict_figures(data)
     sec = data.verdict_section
@@ -255,6 +259,19 @@ def render_html(data: ReportData, *, run_dir: Path | str = "") -> str:
         js=Markup(script),
         csp=content_security_policy(script),
         run_dir=str(run_dir),
+        rates=rates,
+    )
+
+
+def _rate_view(run_path: Path, data: ReportData) -> RateView | None:
+    """The request-rate section of a run that has rate loads (results.json "rates")."""
+    run = RunDirectory(run_path)
+    tp = run.read_manifest().hardware.get("tp")
+    return build_rate_view(
+        run.read_results().get("rates"),
+        tp=tp if isinstance(tp, int) else None,
+        simulated=data.simulated,
+        notes=data.notes,
     )
 
 
@@ -273,7 +290,12 @@ def render_report(
     target = Path(output) if output is not None else run_path / f"report.{fmt}"
     if target.is_dir():
         raise BadInputError(f"{target}: is a directory; give a file name with -o")
-    text = render_markdown(data) if fmt == "md" else render_html(data, run_dir=run_path)
+    rates = _rate_view(run_path, data)
+    text = (
+        render_markdown(data) + rate_markdown(rates)
+        if fmt == "md"
+        else render_html(data, run_dir=run_path, rates=rates)
+    )
     write_text_atomic(target, text)
     return target
 

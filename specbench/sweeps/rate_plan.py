@@ -52,7 +52,7 @@ class RatePlan:
     loads: tuple[RateLoad, ...]
     sweep: RateSweepPlan | None
     objectives: tuple[Objective, ...]
-    #: Requests of the lowest-rate load (and of a sweep's burst); a faster load sends
+    #: Requests of the lowest-rate load; a faster load sends
     #: for :data:`MIN_RATE_WINDOW_S` at least (see ``requests_for``).
     requests_per_load: int
 
