@@ -22,9 +22,11 @@ from typing import Any
 
 import pytest
 
+from specbench.harness.adaptive_config import SGLANG_ADAPTIVE
 from specbench.harness.engine import Deployment, TargetLike
 from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
+from specbench.rundir.adaptive_tiers import AdaptiveTier
 from specbench.spec_config import SpecConfig
 
 SGLANG_PYTHON = os.environ.get("SPECBENCH_SGLANG_PYTHON")
@@ -55,6 +57,8 @@ class Line:
     config: SpecConfig | None
     host: str | None = None
     port: int | None = None
+    #: Further parsed fields the line sets (the adaptive flags).
+    extra: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def expected(self) -> dict[str, Any]:
         d, c = self.deployment, self.config
@@ -74,7 +78,7 @@ class Line:
             want["host"] = self.host
         if self.port is not None:
             want["port"] = self.port
-        return want
+        return {**want, **self.extra}
 
 
 def _printed(line: str) -> list[str]:
@@ -106,7 +110,26 @@ def _lines() -> list[Line]:
             )
             lines.append(Line(f"printed {kind}", _printed(printed), deployment, config))
     lines.extend(_attached_lines(target))
+    lines.append(_adaptive_line(target))
     return lines
+
+
+def _adaptive_line(target: TargetLike) -> Line:
+    """The line ``specbench export --engine sglang`` writes: the topk-1 chain it starts
+    at with --speculative-adaptive and its config file, at tp 8 + EP 8."""
+    deployment = Deployment.of(target, tp=8, max_batch=MAX_BATCH)
+    tiers = [AdaptiveTier(1, (2, 3, 5), 2, 1), AdaptiveTier(8, (2, 3), 2, 8)]
+    _, line = SGLANG_ADAPTIVE.build(SGLANG, deployment, tiers, "/runs/r1/sglang-adaptive.json")
+    return Line(
+        "exported adaptive chain tp 8 ep 8",
+        _printed(line),
+        deployment,
+        SpecConfig(2, 1, 3),
+        extra={
+            "speculative_adaptive": True,
+            "speculative_adaptive_config": "/runs/r1/sglang-adaptive.json",
+        },
+    )
 
 
 def _attached_lines(target: TargetLike) -> list[Line]:

@@ -38,6 +38,8 @@ FIELDS = (
     "max_running_requests",
     "cuda_graph_max_bs_decode",
     "cuda_graph_max_bs_prefill",
+    "speculative_adaptive",
+    "speculative_adaptive_config",
 )
 
 
