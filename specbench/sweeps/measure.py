@@ -174,7 +174,10 @@ def _resolve_tau(
     """tau, its source and the server's own average (the engine's cross-check);
     disagreements flag the row."""
     resolved = ctx.engine.resolve_tau(float(row.get("tau", math.nan)), info, config)
-    row.update(tau=resolved.tau, tau_source=resolved.source, tau_server=resolved.server_tau)
+    # Below 1 is no measurement (a server's average can claim it): stored, it would make
+    # report and gate refuse the whole run (rundir.plausible); the reason stays noted.
+    tau = math.nan if resolved.tau < 1.0 - 1e-9 else resolved.tau
+    row.update(tau=tau, tau_source=resolved.source, tau_server=resolved.server_tau)
     if resolved.problems:
         reasons = [r for r in (row.get("noise_reason") or "", *resolved.problems) if r]
         row.update(noisy=True, noise_reason="; ".join(reasons))

@@ -181,6 +181,8 @@ def test_a_stalled_load_is_measured_again(tmp_path: Path) -> None:
 class _NoPerRequestStats(SimBackend):
     """A server (or proxy) that drops the per-request counters but keeps its average."""
 
+    average = 2.5
+
     @contextlib.contextmanager
     def _session(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
         with super()._session(config, log_path) as session:
@@ -198,7 +200,8 @@ class _NoPerRequestStats(SimBackend):
                 return records
 
             def with_average() -> dict[str, Any]:
-                return {**info(), "internal_states": [{"avg_spec_accept_length": 2.5}]}
+                average = self.average
+                return {**info(), "internal_states": [{"avg_spec_accept_length": average}]}
 
             session.run = stripped  # type: ignore[method-assign]
             session.server_info = with_average  # type: ignore[method-assign]
@@ -220,6 +223,25 @@ def test_missing_per_request_stats_fall_back_to_the_servers_average_labelled(
     assert (spec["tau_source"] == "server_average").all()
     assert spec["noisy"].all()
     assert spec["noise_reason"].str.contains("no per-request acceptance stats").all()
+
+
+def test_an_impossible_server_average_is_no_tau_and_the_run_stays_readable(
+    tmp_path: Path,
+) -> None:
+    backend = _NoPerRequestStats(truth_model(), seed=0)
+    backend.average = 0.5
+    options = fast_options(
+        tmp_path / "run",
+        strategy="fixed",
+        configs=(SpecConfig(3, 4, 8),),
+        backend_instance=backend,
+        repeats=0,
+    )
+    spec = run_sweep(options).trials.query("config_key == '3-4-8'")
+    assert spec["tau"].isna().all() and (spec["tau_server"] == 0.5).all()
+    assert spec["noise_reason"].str.contains("outside 1 <= tau").all()
+    # Stored as no tau, the run is one that report and gate read (a tau of 0.5 is not).
+    assert RunDirectory(tmp_path / "run").read_results()["trials"]
 
 
 def test_repeats_and_launch_time_are_bounded(tmp_path: Path) -> None:
