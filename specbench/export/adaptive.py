@@ -17,6 +17,7 @@ from typing import Any
 from specbench.errors import BadInputError, SpecbenchError
 from specbench.harness.engine import Deployment, EngineAdapter
 from specbench.harness.engines import create
+from specbench.harness.served_deployment import printed_deployment
 from specbench.outpaths import check_output_file
 from specbench.rundir.adaptive_tiers import AdaptiveTier, adaptive_tiers
 from specbench.rundir.layout import Manifest, RunDirectory
@@ -137,6 +138,10 @@ def export_adaptive(
     manifest = run.read_manifest()
     chosen = tuple(tiers) or tuple(adaptive_tiers(run.read_trials(), manifest.concurrencies))
     deployment = deployment_of(manifest)
+    if manifest.backend == engine.name:
+        # The server the run measured as the run recorded it (an attached server's own
+        # model, parallelism and limits); another engine's line starts from the preset.
+        deployment = printed_deployment(manifest.extra, deployment)
     if not any(t.speculates for t in chosen):
         launch = engine.baseline_launch_line(deployment)
         return AdaptiveExport(

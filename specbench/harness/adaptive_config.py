@@ -27,6 +27,7 @@ from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from specbench.errors import BadInputError
+from specbench.harness.shell_line import shell_line
 from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
@@ -210,7 +211,7 @@ class SglangAdaptive(AdaptiveFormat):
         start = tiers[0].pick if tiers[0].pick > 0 else _longest(tiers)
         argv = _chain_line(engine, deployment, max(start, 1))
         argv += ["--speculative-adaptive", "--speculative-adaptive-config", path]
-        return self.render(tiers), shlex.join(argv)
+        return self.render(tiers), shell_line(argv)
 
 
 class VllmAdaptive(AdaptiveFormat):
@@ -289,7 +290,7 @@ class VllmAdaptive(AdaptiveFormat):
         spec = json.loads(argv[index])
         spec[VLLM_TABLE_KEY] = self.table(tiers, deployment)
         argv[index] = json.dumps(spec)
-        return spec, shlex.join(argv)
+        return spec, shell_line(argv)
 
 
 SGLANG_ADAPTIVE = SglangAdaptive()

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
+import shlex
 from pathlib import Path
 
 import pytest
 
 from specbench.harness.adaptive_config import SGLANG_ADAPTIVE, VLLM_ADAPTIVE, VLLM_TABLE_KEY
+from specbench.harness.engine import Deployment
+from specbench.harness.served_deployment import SERVED_KEY, deployment_record
 from specbench.spec_config import SpecConfig
 from tests.support.run_dirs import write_run
 from tests.support.sweeps import run_cli
@@ -84,3 +87,34 @@ def test_check_refuses_a_file_the_engine_would_refuse_in_one_line(tmp_path: Path
     assert done.returncode == 2
     assert f"{bad}: vllm would refuse" in done.stderr and "overlap" in done.stderr
     assert len(done.stderr.strip().splitlines()) == 1
+
+
+def test_the_launch_line_is_the_server_the_run_measured(tmp_path: Path) -> None:
+    """An attached SGLang run recorded its server (model folder, tp 8 + EP 8, 96
+    requests): the exported line starts that server, not the preset's."""
+    run = write_run(tmp_path / "run", configs=CONFIGS, failed=0, simulated=False)
+    manifest_path = run / "manifest.json"
+    manifest = json.loads(manifest_path.read_text())
+    served = Deployment(
+        model_path="/models/MiniMax-M2.7",
+        draft_model_path="/models/eagle3",
+        tp=8,
+        ep=8,
+        extra_args=("--trust-remote-code",),
+        max_batch=96,
+        engine_version="0.5.23",
+    )
+    manifest["extra"][SERVED_KEY] = deployment_record(served)
+    manifest_path.write_text(json.dumps(manifest))
+    done = run_cli(["export", str(run), "--engine", "sglang", "--json"], tmp_path)
+    assert done.returncode == 0, done.stderr
+    words = shlex.split(json.loads(done.stdout)["launch"])
+    for flag, value in [
+        ("--model-path", "/models/MiniMax-M2.7"),
+        ("--speculative-draft-model-path", "/models/eagle3"),
+        ("--tp-size", "8"),
+        ("--ep-size", "8"),
+        ("--max-running-requests", "96"),
+        ("--cuda-graph-max-bs-decode", "96"),
+    ]:
+        assert words[words.index(flag) + 1] == value
