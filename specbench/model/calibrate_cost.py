@@ -130,6 +130,7 @@ def write_engine_profile(path: Path, fit: EngineFit) -> None:
         "request_us",
         "spec_iteration_us",
         "spec_token_us",
+        "spec_request_us",
         "spec_layer_us",
         "draft_step_us",
         "draft_token_us",

@@ -8,8 +8,8 @@ Decode is priced as a roofline plus what a roofline misses:
     its own few tokens: the small-batch inefficiency of grouped expert GEMMs.
   * fixed per-layer costs (kernel launches, MoE routing) and tensor-parallel collectives,
     2 all-reduces per layer priced by the profile's alpha-beta fit;
-  * engine overheads (engines.py): per iteration, per request, per draft forward, per
-    drafted and per verified token, and per target layer of a speculative iteration (the
+  * engine overheads (engines.py): per iteration, per request (and per request of a
+    speculative iteration), per draft forward, per drafted and per verified token, and per target layer of a speculative iteration (the
     accepted path's KV entries are moved layer by layer).
 These are why the same tau is worth 2x on NVLink and nothing on host-staged PCIe, why the
 speculative step costs 1.4-2.2x a plain decode step, and why speedup falls with batch.
@@ -279,7 +279,11 @@ class CostModel:
         draft = ext + (s - 1) * step
         comm = verify_comm + ext_comm + (s - 1) * step_comm
         layers = self.target.arch.layers
-        spec_us = e.spec_iteration_us + b * ndt * e.spec_token_us + layers * e.spec_layer_us
+        spec_us = (
+            e.spec_iteration_us
+            + b * (e.spec_request_us + ndt * e.spec_token_us)
+            + layers * e.spec_layer_us
+        )
         other = (
             self._iteration_us(b) + spec_us * self.scales.spec_overhead
         ) * self._overhead_scale(1.0)

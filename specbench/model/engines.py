@@ -41,6 +41,9 @@ class EngineProfile:
     tree_attention_efficiency: float
     #: Fraction of GPU memory the engine lets weights + KV cache use.
     memory_fraction: float
+    #: Per request per speculative iteration, whatever the tree's size (accept, finish
+    #: and cache checks run request by request); 0 in profiles that predate it.
+    spec_request_us: float = 0.0
 
     def summary(self) -> dict[str, object]:
         return {"name": self.name, "description": self.description}
@@ -69,8 +72,8 @@ def _fraction(path: Path, data: Mapping[str, Any], field: str) -> float:
 
 
 def _parse_engine(path: Path, data: Mapping[str, Any]) -> EngineProfile:
-    def us(field: str) -> float:
-        value = get_num(path, data, field, positive=False)
+    def us(field: str, default: float | None = None) -> float:
+        value = get_num(path, data, field, default=default, positive=False)
         if value < 0:
             raise FileFormatError(path, f"must be >= 0 (got {value})", field=field)
         return value
@@ -88,4 +91,5 @@ def _parse_engine(path: Path, data: Mapping[str, Any]) -> EngineProfile:
         draft_token_us=us("draft_token_us"),
         tree_attention_efficiency=_fraction(path, data, "tree_attention_efficiency"),
         memory_fraction=_fraction(path, data, "memory_fraction"),
+        spec_request_us=us("spec_request_us", 0.0),
     )

@@ -250,18 +250,55 @@ class PerformanceModel:
         )
 
     # -- predictions ---------------------------------------------------------------
+    def resident(self, config: SpecConfig | None, concurrency: int) -> int:
+        """Requests the engine holds at once when `concurrency` are offered: all of them,
+        or as many as the KV cache left beside the weights (and the draft) can hold.
+
+        The draft's weights and KV take room from the cache, so on a small card the
+        speculative server holds fewer requests than the plain one and the rest wait
+        (EAGLE-3 Table 5: vLLM on an RTX 3090 falls from 1.21x at batch 48 to 1.01x at 56).
+        A configuration whose weights alone do not fit keeps `concurrency` (memory() says
+        it does not fit)."""
+        return int(min(concurrency, self._held_at_most(config)))
+
+    def _recompute_s(self, held: float, held_plain: float, tau: float) -> float:
+        """Prefill the speculative server redoes per iteration for the requests the plain
+        server would hold and it cannot (`held` < `held_plain`).
+
+        Engines admit requests before their whole KV is reserved and, when the cache runs
+        out, evict a running request and later prefill its prompt and what it had
+        generated again. Per iteration `held * tau / output_len` requests finish; a share
+        (held_plain - held) / held of them (at most all) had been evicted once, each
+        costing a prefill of the prompt plus half the completion. The plain server's own
+        evictions past its capacity are left out of both sides.
+        """
+        if held >= held_plain:
+            return 0.0
+        w = self.workload
+        out_len = float(w.output_len or 2 * self.target.overheads.context_tokens)
+        redo = self.cost.context_tokens  # the prompt plus half the completion
+        finished = held * tau / out_len
+        return finished * min(1.0, (held_plain - held) / held) * self.prefill_s(int(redo))
+
+    def _held_at_most(self, config: SpecConfig | None) -> float:
+        """The most requests memory holds (inf when not even the weights fit)."""
+        held = self.memory(config, 1).max_batch
+        return float("inf") if held < 1 else float(held)
+
     def predict(
         self, config: SpecConfig | None, concurrency: int, domain: str | None = None
     ) -> Prediction:
-        base = self.decode_step_s(None, concurrency)
-        base_tps = concurrency / base
+        held_base = self.resident(None, concurrency)
+        base = self.decode_step_s(None, held_base)
+        base_tps = held_base / base
         if config is None:
             return Prediction(
                 None, concurrency, 1.0, 1.0, base * 1e3, base * 1e3, base_tps, base_tps
             )
         tau = self.expected_tau(config, domain)
-        step = self.decode_step_s(config, concurrency)
-        tps = concurrency * tau / step
+        held = self.resident(config, concurrency)
+        step = self.decode_step_s(config, held) + self._recompute_s(held, held_base, tau)
+        tps = held * tau / step
         return Prediction(
             config, concurrency, tau, tps / base_tps, step * 1e3, base * 1e3, tps, base_tps
         )
@@ -339,13 +376,20 @@ class PerformanceModel:
         k = np.array([c.topk for c in configs], dtype=float)[:, None]
         n = np.array([c.num_draft_tokens for c in configs], dtype=float)[:, None]
         b = np.asarray(concurrencies, dtype=float)[None, :]
-        step = self.cost.spec_step_s(s, k, n, b)
-        base = self.cost.baseline_step_s(b)[0]
+        caps = np.array([[self._held_at_most(c)] for c in configs])
+        held = np.minimum(b, caps)
+        held_base = np.minimum(b, self._held_at_most(None))[0]
+        step = self.cost.spec_step_s(s, k, n, held)
+        base = self.cost.baseline_step_s(held_base)
+        for row, col in zip(*np.nonzero(held < held_base[None, :]), strict=True):
+            step[row, col] += self._recompute_s(
+                float(held[row, col]), float(held_base[col]), float(taus[row])
+            )
         out: list[Prediction] = []
         for i, c in enumerate(configs):
             for j, conc in enumerate(concurrencies):
-                tps = conc * taus[i] / step[i, j]
-                base_tps = conc / base[j]
+                tps = held[i, j] * taus[i] / step[i, j]
+                base_tps = held_base[j] / base[j]
                 out.append(
                     Prediction(
                         c,

@@ -7,6 +7,7 @@ here (not in the test) lets the README table, the benchmark and the tests agree.
 
 from __future__ import annotations
 
+import dataclasses
 import statistics
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -22,7 +23,9 @@ from specbench.model.targets import load_target
 from specbench.model.workload import Workload
 from specbench.spec_config import SpecConfig, valid_configs
 
-METRICS = ("speedup", "tau", "baseline_tokens_per_s")
+#: tokens_per_s: the speculative server's tokens/s; tau_temperature_ratio: tau at the
+#: row's temperature over tau at T = 0 (the same tree, draft and domain).
+METRICS = ("speedup", "tau", "baseline_tokens_per_s", "tokens_per_s", "tau_temperature_ratio")
 
 
 @dataclass(frozen=True)
@@ -152,13 +155,29 @@ def evaluate(
         else:
             cfg = row.config or _best_config(model, row)
         chosen[row.id] = cfg
-        if row.metric == "speedup" and row.requests is not None:
-            value = model.run_speedup(cfg, row.batch, row.requests, row.domain)
-        else:
-            p = model.predict(cfg, row.batch, row.domain)
-            value = p.tau if row.metric == "tau" else p.speedup
-        out.append(RowResult(row, value, cfg))
+        out.append(RowResult(row, _figure(row, cfg, model, samples, cache, engines or {}), cfg))
     return out
+
+
+def _figure(
+    row: PublishedRow,
+    cfg: SpecConfig,
+    model: PerformanceModel,
+    samples: int,
+    cache: dict[tuple[Any, ...], PerformanceModel],
+    engines: Mapping[str, EngineProfile],
+) -> float:
+    """The model's figure of a speculative row's metric at configuration `cfg`."""
+    if row.metric == "speedup" and row.requests is not None:
+        return model.run_speedup(cfg, row.batch, row.requests, row.domain)
+    if row.metric == "tau_temperature_ratio":
+        greedy_row = dataclasses.replace(
+            row, workload=dataclasses.replace(row.workload, temperature=0.0)
+        )
+        greedy = _model(greedy_row, samples, cache, engines)
+        return model.expected_tau(cfg, row.domain) / greedy.expected_tau(cfg, row.domain)
+    p = model.predict(cfg, row.batch, row.domain)
+    return {"tau": p.tau, "tokens_per_s": p.tokens_per_s}.get(row.metric, p.speedup)
 
 
 def _best_config(model: PerformanceModel, row: PublishedRow) -> SpecConfig:
