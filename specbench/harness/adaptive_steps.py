@@ -25,7 +25,7 @@ before routing is not modelled (the simulator has no graphs).
 from __future__ import annotations
 
 import bisect
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -58,7 +58,7 @@ class StepController(Protocol):
     def config_for(self, batch: int) -> SpecConfig | None:
         """The chain this step runs at ``batch`` running requests (None: no drafts)."""
 
-    def observe(self, batch: int, accepted_drafts: Sequence[int]) -> None:
+    def observe(self, batch: int, accepted_drafts: Sequence[float]) -> None:
         """Feed one verify step's accepted drafts per request."""
 
     def state(self) -> dict[str, Any]:
@@ -75,7 +75,7 @@ class _Slot:
     ema: float
     batches: int = 0
 
-    def update(self, accepted: Sequence[int]) -> None:
+    def update(self, accepted: Sequence[float]) -> None:
         if not accepted:
             return
         alpha = self.settings["ema_alpha"]
@@ -132,7 +132,7 @@ class SglangController:
     def config_for(self, batch: int) -> SpecConfig | None:
         return chain(self._slot(batch).current)
 
-    def observe(self, batch: int, accepted_drafts: Sequence[int]) -> None:
+    def observe(self, batch: int, accepted_drafts: Sequence[float]) -> None:
         self._slot(batch).update(accepted_drafts)
 
     def state(self) -> dict[str, Any]:
@@ -157,7 +157,7 @@ class VllmController:
     def config_for(self, batch: int) -> SpecConfig | None:
         return chain(self.steps_at(batch))
 
-    def observe(self, batch: int, accepted_drafts: Sequence[int]) -> None:
+    def observe(self, batch: int, accepted_drafts: Sequence[float]) -> None:
         """A table does not learn."""
 
     def state(self) -> dict[str, Any]:
@@ -202,6 +202,20 @@ class AdaptiveSpec:
         return max(
             int(s) for k, v in self.body.items() if k.isdigit() for s in v["candidate_steps"]
         )
+
+    def settled_config(
+        self, batch: int, expected_accepted: Callable[[SpecConfig], float], steps: int = 400
+    ) -> SpecConfig | None:
+        """The chain the engine settles on at a steady ``batch`` when each verify
+        accepts ``expected_accepted(chain)`` drafts on average (the model's tau - 1): the
+        controller run on that expectation until its choice stops moving. A table needs
+        no run; SGLang's average reaches its fixed point within a few update intervals."""
+        controller = self.controller()
+        for _ in range(steps):
+            config = controller.config_for(batch)
+            accepted = 0.0 if config is None else expected_accepted(config)
+            controller.observe(batch, [accepted] * batch)
+        return controller.config_for(batch)
 
     def controller(self) -> StepController:
         """Fresh run-time state (one per server)."""

@@ -46,6 +46,8 @@ class RampRow:
     low: float
     high: float
     phases: list[tuple[int, float, float | None]]
+    #: The model's chain and speedup per phase ("2-1-3 1.52x"; "off" without drafts).
+    predicted: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -97,8 +99,20 @@ def _rows(ramp: dict[str, Any]) -> list[RampRow]:
         phases = [
             (p["concurrency"], p["output_tokens_per_s"], p.get("tau")) for p in cand["phases"]
         ]
+        predicted = [
+            f"{p['config']} {p['speedup']:.2f}x" if p.get("config") else "off"
+            for p in cand.get("predicted", [])
+        ]
         rows.append(
-            RampRow(cand["label"], cand["output_tokens_per_s"], cand["speedup"], low, high, phases)
+            RampRow(
+                cand["label"],
+                cand["output_tokens_per_s"],
+                cand["speedup"],
+                low,
+                high,
+                phases,
+                predicted,
+            )
         )
     return rows
 

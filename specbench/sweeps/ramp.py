@@ -206,6 +206,7 @@ def _section(
                 "speedup": mean,
                 "speedup_ci": [low, high],
                 "phases": _mean_phases(runs),
+                "predicted": _predicted(ctx, cand, phases),
                 "runs": runs,
             }
         )
@@ -228,6 +229,29 @@ def _section(
     }
     body["answer"] = ramp_answer(body)
     return body
+
+
+def _predicted(
+    ctx: SweepContext, cand: RampCandidate, phases: Sequence[int]
+) -> list[dict[str, Any]]:
+    """The prior model's account of each phase: the chain the candidate runs at that
+    batch size (an adaptive config's settled choice on the model's acceptance) and its
+    predicted speedup over no speculation there."""
+    model = ctx.prior
+    out = []
+    for concurrency in phases:
+        chain = cand.config
+        if cand.adaptive is not None:
+            chain = cand.adaptive.settled_config(concurrency, lambda c: model.expected_tau(c) - 1.0)
+        speedup = 1.0 if chain is None else model.predict(chain, concurrency).speedup
+        out.append(
+            {
+                "concurrency": concurrency,
+                "config": None if chain is None else chain.key,
+                "speedup": speedup,
+            }
+        )
+    return out
 
 
 def _mean_phases(runs: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:

@@ -133,3 +133,17 @@ def test_adaptive_draws_are_reproducible() -> None:
 
     assert tokens_per_step(0) == tokens_per_step(0)
     assert tokens_per_step(0) != tokens_per_step(1)
+
+
+def test_the_settled_chain_follows_the_expected_acceptance() -> None:
+    body = {"1": {"candidate_steps": [1, 3, 5]}, "8": {"candidate_steps": [0, 1]}}
+    spec = AdaptiveSpec.sglang(body, initial_steps=3, name="c")
+    # Every draft accepted: the tier climbs to its longest chain; none: to its shortest.
+    assert spec.settled_config(1, lambda c: float(c.num_steps)) == SpecConfig(5, 1, 6)
+    assert spec.settled_config(1, lambda c: 0.0) == SpecConfig(1, 1, 2)
+    # With no speculation among the candidates and nothing accepted, it settles off or
+    # on the one-step probe it makes from off.
+    assert spec.settled_config(8, lambda c: 0.0) in (None, SpecConfig(1, 1, 2))
+    table = AdaptiveSpec.vllm(TABLE, name="t")
+    assert table.settled_config(1, lambda c: 3.0) == SpecConfig(3, 1, 4)
+    assert table.settled_config(4, lambda c: 3.0) is None

@@ -53,6 +53,13 @@ def test_adaptive_measures_four_servers_over_every_phase_paired_by_repeat(tmp_pa
     # The written config is also the file `specbench export` writes into the run.
     assert json.loads((out / "adaptive-sglang.json").read_text()) == by_role["written"]["adaptive"]
     assert set(ramp["written_versus"]) == {"static", "engine-default"}
+    # The model's account of each phase beside the measurement.
+    for cand in ramp["candidates"]:
+        assert [p["concurrency"] for p in cand["predicted"]] == [1, 4, 1]
+    assert all(
+        p["config"] is None and p["speedup"] == 1.0 for p in by_role["baseline"]["predicted"]
+    )
+    assert {p["config"] for p in by_role["static"]["predicted"]} == {by_role["static"]["config"]}
     for mean, low, high in ramp["written_versus"].values():
         assert low <= mean <= high
     assert ramp["answer"].startswith("SIMULATED: over the ramp 1-4-1, the written adaptive config")
