@@ -2,17 +2,19 @@
 
 Every part of specbench (model, harness, sweep, report, gate) speaks of a configuration
 as a ``SpecConfig``; ``None`` in its place means the no-speculation baseline. A config
-names its speculative ``method`` and holds that method's numbers; today the one method is
-EAGLE3-style drafting (a tree on SGLang, a chain on vLLM), described by
-``(num_steps, topk, num_draft_tokens)``.
+names its speculative ``method`` (spec_methods: eagle3, mtp, draft_model, ngram, ...),
+holds the shared draft shape ``(num_steps, topk, num_draft_tokens)`` (a tree for
+EAGLE-style methods on SGLang, a chain of k = num_steps tokens elsewhere) and the
+method's own parameters under its engine's names (``prompt_lookup_max`` for vLLM's
+n-gram, ``speculative_ngram_max_bfs_breadth`` for SGLang's).
 
 A ``SpecConfig`` is valid by construction: ``__post_init__`` applies the method's rules
 (for EAGLE3, SGLang's: it enforces some at start-up and crashes mid-run on others,
 "selected index k out of range"), so a sweep never spends minutes launching a server for
 a configuration that cannot run and no later stage checks again. Text enters through
 ``SpecConfig.parse`` and table columns through ``SpecConfig.from_fields``; the ``key``
-("3-4-8") is derived from the value for file names and table rows and is never split
-back into numbers.
+("3-4-8", "ngram-3-1-4_prompt_lookup_max=4") is derived from the value for file names
+and table rows and is never split back into numbers.
 """
 
 from __future__ import annotations
@@ -22,16 +24,20 @@ import numbers
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
-from specbench.errors import InvalidConfigError
+from specbench.errors import BadInputError, InvalidConfigError
+from specbench.spec_methods import DEFAULT_METHOD, METHOD_NAMES
+from specbench.spec_methods import method as method_entry
 
 #: EAGLE3-style drafting (SGLang ``--speculative-algorithm EAGLE3``, vLLM
-#: ``{"method": "eagle3"}``; an EAGLE-1/2 head takes the same numbers). Method names are
-#: spelled as the engines spell them, lower case.
-EAGLE3 = "eagle3"
-#: Every method a configuration can name.
-METHODS: tuple[str, ...] = (EAGLE3,)
+#: ``{"method": "eagle3"}``): the method of every configuration written before methods
+#: were a dimension, and of a configuration that names none.
+EAGLE3 = DEFAULT_METHOD
+#: Every method a configuration can name (spec_methods.CATALOGUE).
+METHODS: tuple[str, ...] = METHOD_NAMES
+#: A method parameter's value: an integer (window sizes, depths, breadths).
+ParamValue = int
 
 #: Bounds of the search space; inside them invalid_reason keeps what SGLang accepts.
 NUM_STEPS_RANGE: tuple[int, ...] = tuple(range(1, 9))
@@ -47,6 +53,10 @@ BASELINE_KEY = "baseline"
 NUMBER_FIELDS: tuple[str, ...] = ("num_steps", "topk", "num_draft_tokens")
 
 _TRIPLE = re.compile(r"^\s*(\d+)\s*[,:x/-]\s*(\d+)\s*[,:x/-]\s*(\d+)\s*$")
+#: ``ngram:3,1,4`` / ``ngram:3,1,4:prompt_lookup_max=4,prompt_lookup_min=2``.
+_WITH_METHOD = re.compile(r"^\s*([A-Za-z][A-Za-z_0-9]*)\s*:\s*([^:]+?)\s*(?::\s*(.*))?$")
+#: Column prefix of a method parameter in trials.csv rows and Optuna parameters.
+PARAM_PREFIX = "param."
 
 
 @dataclass(frozen=True, order=True)
@@ -58,39 +68,84 @@ class SpecConfig:
     topk: int
     num_draft_tokens: int
     method: str = EAGLE3
+    #: The method's own parameters, ``(engine name, value)`` sorted by name.
+    params: tuple[tuple[str, ParamValue], ...] = ()
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
             raise InvalidConfigError(
                 f"unknown speculative method {self.method!r} (expected {', '.join(METHODS)})"
             )
+        self._check_params()
         for name in NUMBER_FIELDS:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, numbers.Integral):
                 raise InvalidConfigError(f"configuration {name} must be an integer (got {value!r})")
             object.__setattr__(self, name, int(value))  # numpy integers from tables
         reason = invalid_reason(self.num_steps, self.topk, self.num_draft_tokens)
+        if reason is None and self.topk != 1 and not method_entry(self.method).tree_numbers:
+            reason = f"{self.method} drafts a chain (topk 1); its own parameters shape the rest"
         if reason is not None:
             raise InvalidConfigError(
                 f"invalid configuration {self.num_steps},{self.topk},{self.num_draft_tokens}: "
                 f"{reason}"
             )
 
+    def _check_params(self) -> None:
+        """Parameters as sorted (name, int) pairs, each named once, for methods that
+        have parameters (an EAGLE config with a window size is a mistake)."""
+        pairs: list[tuple[str, ParamValue]] = []
+        for item in self.params:
+            name, value = item[0], cast(object, item[1])
+            if isinstance(value, float) and value.is_integer():
+                value = int(value)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise InvalidConfigError(
+                    f"{self.method} parameter {name} must be an integer (got {value!r})"
+                )
+            pairs.append((str(name), int(value)))
+        pairs.sort()
+        names = [name for name, _ in pairs]
+        if len(set(names)) != len(names):
+            raise InvalidConfigError(f"{self.method} parameter named twice in {names}")
+        entry = method_entry(self.method)
+        known = {p.name for e in (entry.sglang, entry.vllm) if e is not None for p in e.params}
+        unknown = sorted(set(names) - known)
+        if unknown:
+            raise InvalidConfigError(
+                f"{self.method} has no parameter {', '.join(unknown)} "
+                f"(its parameters: {', '.join(sorted(known)) or 'none'})"
+            )
+        object.__setattr__(self, "params", tuple(pairs))
+
+    def param(self, name: str) -> ParamValue | None:
+        """The value of parameter ``name``; None when the config leaves it to the engine."""
+        return dict(self.params).get(name)
+
     @classmethod
     def parse(cls, text: str) -> SpecConfig:
-        """Parse ``"3,4,8"`` (also ``3-4-8``, ``3x4x8``) into a configuration."""
-        match = _TRIPLE.match(text)
+        """Parse ``"3,4,8"`` (also ``3-4-8``, ``3x4x8``) into an EAGLE3 configuration, or
+        ``"ngram:3,1,4:prompt_lookup_max=4"`` into one of another method."""
+        method, numbers_text, params_text = EAGLE3, text, ""
+        named = _WITH_METHOD.match(text)
+        if named is not None:
+            method, numbers_text, params_text = named.group(1), named.group(2), named.group(3)
+            try:
+                method = method_entry(method).name
+            except BadInputError as exc:
+                raise InvalidConfigError(str(exc)) from None
+        match = _TRIPLE.match(numbers_text)
         if match is None:
             raise InvalidConfigError(
                 f"cannot read configuration {text!r}: expected num_steps,topk,num_draft_tokens "
-                "such as 3,4,8"
+                "such as 3,4,8 (or method:3,1,4[:name=value,...] such as ngram:3,1,4)"
             )
         steps, topk, ndt = (int(g) for g in match.groups())
-        return cls(steps, topk, ndt)
+        return cls(steps, topk, ndt, method, _parse_params(text, params_text or ""))
 
     @classmethod
     def parse_list(cls, texts: Iterable[str]) -> list[SpecConfig]:
-        """Several configurations (repeated ``--config``, or ``"3,4,8;5,4,8"``)."""
+        """Several configurations (repeated ``--config``, or ``"3,4,8;ngram:3,1,4"``)."""
         return [cls.parse(part) for text in texts for part in text.split(";") if part.strip()]
 
     @classmethod
@@ -99,12 +154,20 @@ class SpecConfig:
 
         Rows of trials.csv, results.json and the Optuna study carry ``num_steps``,
         ``topk`` and ``num_draft_tokens`` (whole floats where pandas read a column with
-        gaps); a ``method`` column is optional, EAGLE3 when absent (every file written so
-        far).
+        gaps); a ``method`` column is optional, EAGLE3 when absent (every file written
+        before methods), and a method's parameters are ``param.<name>`` columns (empty
+        where another method's row left them).
         """
         method = fields.get("method")
-        if method is None or (isinstance(method, float) and math.isnan(method)):
+        if method is None or (isinstance(method, float) and math.isnan(method)) or method == "":
             method = EAGLE3
+        params = []
+        for column, value in fields.items():
+            if not isinstance(column, str) or not column.startswith(PARAM_PREFIX):
+                continue
+            if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
+                continue
+            params.append((column[len(PARAM_PREFIX) :], value))
         values: list[int] = []
         for name in NUMBER_FIELDS:
             value = fields.get(name)
@@ -115,21 +178,50 @@ class SpecConfig:
                     f"configuration field {name} must be an integer (got {value!r})"
                 )
             values.append(int(value))
-        return cls(values[0], values[1], values[2], str(method))
+        return cls(values[0], values[1], values[2], str(method), tuple(params))
 
     @property
     def key(self) -> str:
-        """Stable short name derived from the value, e.g. ``"3-4-8"`` for EAGLE3; used in
-        file names and table rows. A later method gets its own form; never parse it."""
-        return f"{self.num_steps}-{self.topk}-{self.num_draft_tokens}"
+        """Stable short name derived from the value, used in file names and table rows:
+        ``"3-4-8"`` for EAGLE3 (as in every file before methods), ``"ngram-3-1-4"`` with
+        ``_name=value`` per parameter for another method. Never parse it."""
+        shape = f"{self.num_steps}-{self.topk}-{self.num_draft_tokens}"
+        if self.method == EAGLE3 and not self.params:
+            return shape
+        return f"{self.method}-{shape}" + "".join(f"_{n}={v}" for n, v in self.params)
 
-    def as_dict(self) -> dict[str, int]:
+    def as_dict(self) -> dict[str, Any]:
         """The numbers, as results.json, recommendation.json and the Optuna study store
-        them (the method is not written: every file so far is EAGLE3)."""
-        return {name: getattr(self, name) for name in NUMBER_FIELDS}
+        them; the method and its parameters (``param.<name>``) only where it is not
+        EAGLE3, so files of EAGLE3 runs read as they always did."""
+        out: dict[str, Any] = {name: getattr(self, name) for name in NUMBER_FIELDS}
+        if self.method != EAGLE3 or self.params:
+            out["method"] = self.method
+            out.update({PARAM_PREFIX + name: value for name, value in self.params})
+        return out
 
     def __str__(self) -> str:
-        return f"(steps={self.num_steps}, topk={self.topk}, draft_tokens={self.num_draft_tokens})"
+        shape = f"steps={self.num_steps}, topk={self.topk}, draft_tokens={self.num_draft_tokens}"
+        if self.method == EAGLE3 and not self.params:
+            return f"({shape})"
+        extra = "".join(f", {n}={v}" for n, v in self.params)
+        return f"{self.method} ({shape}{extra})"
+
+
+def _parse_params(text: str, params_text: str) -> tuple[tuple[str, ParamValue], ...]:
+    """``"prompt_lookup_max=4,prompt_lookup_min=2"`` -> pairs (one line when unreadable)."""
+    pairs: list[tuple[str, ParamValue]] = []
+    for part in params_text.split(","):
+        if not part.strip():
+            continue
+        name, sep, value = part.partition("=")
+        if not sep or not name.strip() or not value.strip().isdigit():
+            raise InvalidConfigError(
+                f"cannot read configuration {text!r}: parameter {part.strip()!r} is not "
+                "name=integer"
+            )
+        pairs.append((name.strip(), int(value)))
+    return tuple(pairs)
 
 
 def config_key(config: SpecConfig | None) -> str:

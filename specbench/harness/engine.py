@@ -32,7 +32,7 @@ from specbench.harness.claims import (
 from specbench.harness.net import fetch_server_info
 from specbench.harness.sglang_server_state import KEPT_SERVER_ARGS, TauResolution, resolve_tau
 from specbench.harness.shell_line import shell_line
-from specbench.spec_config import SpecConfig
+from specbench.spec_config import EAGLE3, SpecConfig
 
 if TYPE_CHECKING:
     import aiohttp
@@ -92,6 +92,16 @@ class Deployment:
     #: The engine release the line is for, where its flag names differ by release
     #: (SGLang 0.5.23's per-phase CUDA-graph flags); None: the newest spelling.
     engine_version: str | None = None
+    #: The draft checkpoint of each method other than the preset's own (``algorithm``
+    #: with ``draft_model_path``): ``(method, path)`` pairs from the preset's methods.
+    method_drafts: tuple[tuple[str, str], ...] = ()
+
+    def draft_for(self, method: str) -> str:
+        """The draft checkpoint ``method`` loads (the preset's own draft for EAGLE3 and
+        for the method the preset's algorithm names; UNKNOWN_DRAFT where none is known)."""
+        if method in (EAGLE3, self.algorithm.lower()):
+            return self.draft_model_path  # what a run directory or a server recorded
+        return dict(self.method_drafts).get(method, UNKNOWN_DRAFT)
 
     @classmethod
     def of(
@@ -124,6 +134,11 @@ class Deployment:
         # (tiny-llama: ${SPECBENCH_TINY_MODELS}); expanded here, where a server is built.
         model_path = os.path.expandvars(model_path or target.model_path)
         draft_model_path = os.path.expandvars(draft_model_path or target.draft_model_path)
+        drafts = tuple(
+            (name, os.path.expandvars(path))
+            for name, path in getattr(target, "method_drafts", ())
+            if path is not None
+        )
         pairs = [(target.default_tp, target.default_ep), *target.parallel_options]
         ep = next((e for t, e in pairs if t == served_tp), None)
         return cls(
@@ -136,6 +151,7 @@ class Deployment:
             max_batch=max_batch,
             draft_tp=getattr(target, "draft_tp", None),
             engine_version=engine_version,
+            method_drafts=drafts,
         )
 
 

@@ -33,7 +33,8 @@ from specbench.harness.sglang_server_state import (
 )
 from specbench.harness.stream_checks import as_count, as_rate, as_seconds
 from specbench.safe_text import printable
-from specbench.spec_config import SpecConfig
+from specbench.spec_config import EAGLE3, SpecConfig
+from specbench.spec_methods import DRAFT_MODEL, engine_method, method
 
 if TYPE_CHECKING:
     import aiohttp
@@ -56,6 +57,41 @@ def _add_graph_flags(parser: argparse.ArgumentParser, spelling: SglangFlagSpelli
     parser.add_argument(spelling.cuda_graph_max_bs, dest="cuda_graph_max_bs", type=int)
     for index, sibling in enumerate(spelling.cuda_graph_siblings):
         parser.add_argument(sibling, dest=f"_sibling_{index}")
+
+
+def sglang_algorithm(deployment: Deployment, config: SpecConfig) -> str:
+    """SGLang's ``--speculative-algorithm`` for ``config``: the preset's own algorithm for
+    EAGLE3 configurations (an EAGLE-1/2 head takes the same numbers), else the method's
+    SGLang name (NEXTN, STANDALONE, NGRAM, DFLASH)."""
+    if config.method == EAGLE3 and deployment.algorithm.upper() in ("EAGLE", "EAGLE3"):
+        return deployment.algorithm
+    return engine_method(config.method, "sglang").name
+
+
+def sglang_method_flags(config: SpecConfig) -> list[str]:
+    """The flags of ``config``'s shape and parameters on SGLang (see config_flags)."""
+    offered = engine_method(config.method, "sglang")
+    if config.method == "dflash":
+        flags = ["--speculative-dflash-block-size", str(config.num_draft_tokens)]
+    elif config.method == "ngram":
+        flags = ["--speculative-num-draft-tokens", str(config.num_draft_tokens)]
+    else:
+        flags = [
+            "--speculative-num-steps",
+            str(config.num_steps),
+            "--speculative-eagle-topk",
+            str(config.topk),
+            "--speculative-num-draft-tokens",
+            str(config.num_draft_tokens),
+        ]
+    for name, value in config.params:
+        if offered.param(name) is None:
+            raise BadInputError(
+                f"SGLang's {offered.name} has no parameter {name} "
+                f"(it takes {', '.join(p.name for p in offered.params) or 'none'})"
+            )
+        flags += ["--" + name.replace("_", "-"), str(value)]
+    return flags
 
 
 class SglangAdapter(EngineAdapter):
@@ -103,23 +139,19 @@ class SglangAdapter(EngineAdapter):
         return {"sglang_version": info.get("version")}
 
     def config_flags(self, config: SpecConfig) -> list[str]:
-        return [
-            "--speculative-num-steps",
-            str(config.num_steps),
-            "--speculative-eagle-topk",
-            str(config.topk),
-            "--speculative-num-draft-tokens",
-            str(config.num_draft_tokens),
-        ]
+        """The shape flags of ``config``'s method: EAGLE-style methods take the tree's
+        three numbers; NGRAM its verify width (--speculative-num-draft-tokens, SGLang
+        sets topk from the BFS breadth and the steps from both); DFLASH its block, the
+        verify window (SGLang forces one step of topk 1); then the method's own
+        parameters as their ``--speculative-*`` flags."""
+        return sglang_method_flags(config)
 
     def speculative_flags(self, deployment: Deployment, config: SpecConfig) -> list[str]:
-        return [
-            "--speculative-algorithm",
-            deployment.algorithm,
-            "--speculative-draft-model-path",
-            deployment.draft_model_path,
-            *self.config_flags(config),
-        ]
+        algorithm = sglang_algorithm(deployment, config)
+        flags = ["--speculative-algorithm", algorithm]
+        if method(config.method).draft == DRAFT_MODEL:
+            flags += ["--speculative-draft-model-path", deployment.draft_for(config.method)]
+        return flags + self.config_flags(config)
 
     def launch_args(
         self,
@@ -201,10 +233,13 @@ class SglangAdapter(EngineAdapter):
     def config_problems(
         self, info: Mapping[str, Any], deployment: Deployment, config: SpecConfig | None
     ) -> list[str]:
+        drafts = config is not None and method(config.method).draft == DRAFT_MODEL
         expected = ExpectedServer(
             config,
-            algorithm=deployment.algorithm if config is not None else None,
-            draft_model_path=deployment.draft_model_path if config is not None else None,
+            algorithm=sglang_algorithm(deployment, config) if config is not None else None,
+            draft_model_path=deployment.draft_for(config.method)
+            if config is not None and drafts
+            else None,
             max_running_requests=deployment.max_batch,
             cuda_graph_max_bs=deployment.max_batch,
         )

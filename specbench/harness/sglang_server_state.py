@@ -137,13 +137,25 @@ def _spec_problems(info: Mapping[str, Any], expected: ExpectedServer) -> list[st
     assert config is not None
     problems: list[str] = []
     algorithm = info.get("speculative_algorithm")
-    if expected.algorithm and str(algorithm or "").upper() != expected.algorithm.upper():
+    # SGLang resolves NEXTN (the target's own MTP layers) to EAGLE before it reports.
+    accepted = {expected.algorithm.upper()} if expected.algorithm else set()
+    if "NEXTN" in accepted:
+        accepted.add("EAGLE")
+    if accepted and str(algorithm or "").upper() not in accepted:
         problems.append(_differs("speculative_algorithm", expected.algorithm, algorithm))
     draft = info.get("speculative_draft_model_path")
     if expected.draft_model_path and draft != expected.draft_model_path:
         problems.append(_differs("speculative_draft_model_path", expected.draft_model_path, draft))
-    names = ("speculative_num_steps", "speculative_eagle_topk", "speculative_num_draft_tokens")
-    wanted = (config.num_steps, config.topk, config.num_draft_tokens)
+    names: tuple[str, ...] = (
+        "speculative_num_steps",
+        "speculative_eagle_topk",
+        "speculative_num_draft_tokens",
+    )
+    wanted: tuple[int, ...] = (config.num_steps, config.topk, config.num_draft_tokens)
+    if config.method in ("ngram", "dflash"):
+        # SGLang derives steps and topk for these itself (NGRAM: from the BFS breadth;
+        # DFLASH: one step of topk 1): only the verify width is what was asked for.
+        names, wanted = names[2:], wanted[2:]
     for name, want in zip(names, wanted, strict=True):
         have = info.get(name)
         if have is None:

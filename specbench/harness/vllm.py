@@ -15,6 +15,7 @@ k (``num_speculative_tokens``), which the shared configuration spells as
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import math
 import os
@@ -38,7 +39,8 @@ from specbench.harness.net import fetch_server_info, http_call, printable_fields
 from specbench.harness.served_deployment import without_flags
 from specbench.harness.shell_line import shell_line
 from specbench.harness.vllm_server_state import served_deployment
-from specbench.spec_config import SpecConfig
+from specbench.spec_config import EAGLE3, SpecConfig
+from specbench.spec_methods import engine_method, method, method_of_engine_name
 
 if TYPE_CHECKING:
     import aiohttp
@@ -53,12 +55,14 @@ METHODS: dict[str, str] = {
     "DRAFT_MODEL": "draft_model",
     "STANDALONE": "draft_model",
     "NGRAM": "ngram",
+    "SUFFIX": "suffix",
+    "DFLASH": "dflash",
     "MTP": "mtp",
     "NEXTN": "mtp",
 }
-#: Methods that take no separate draft checkpoint (ngram reads the prompt; MTP layers
-#: ship inside the target).
-_NO_DRAFT_MODEL = frozenset({"ngram", "mtp"})
+#: Methods that take no separate draft checkpoint (ngram and suffix read the text; MTP
+#: layers ship inside the target).
+_NO_DRAFT_MODEL = frozenset({"ngram", "suffix", "mtp"})
 #: The interpreter of vLLM's own virtualenv (vLLM stays out of specbench's install).
 PYTHON_ENV = "SPECBENCH_VLLM_PYTHON"
 #: Where the server reports its resolved configuration (only with VLLM_SERVER_DEV_MODE=1).
@@ -191,15 +195,32 @@ class VllmAdapter(EngineAdapter):
     shm_pattern = "/dev/shm/psm_*"
 
     def config_flags(self, config: SpecConfig) -> list[str]:
-        return ["--speculative-config", json.dumps({"num_speculative_tokens": config.num_steps})]
+        spec: dict[str, Any] = {"num_speculative_tokens": config.num_steps}
+        if config.method != EAGLE3:
+            spec = {"method": engine_method(config.method, "vllm").name, **spec}
+            spec.update(dict(config.params))
+        return ["--speculative-config", json.dumps(spec)]
 
     def speculative_config(self, deployment: Deployment, config: SpecConfig) -> dict[str, Any]:
-        """The ``--speculative-config`` object: method, draft, chain length k."""
-        method = method_of(deployment.algorithm)
-        spec: dict[str, Any] = {"method": method}
-        if method not in _NO_DRAFT_MODEL:
-            spec["model"] = deployment.draft_model_path
+        """The ``--speculative-config`` object: method, draft, chain length k, and the
+        method's own keys (``prompt_lookup_min``/``max``, ``suffix_decoding_*``)."""
+        if config.method == EAGLE3:
+            name = method_of(deployment.algorithm)
+        else:
+            name = engine_method(config.method, "vllm").name
+        offered = engine_method(method_of_engine_name(name, "vllm"), "vllm")
+        spec: dict[str, Any] = {"method": name}
+        if name not in _NO_DRAFT_MODEL:
+            draft = config.method if config.method != EAGLE3 else deployment.algorithm.lower()
+            spec["model"] = deployment.draft_for(draft)
         spec["num_speculative_tokens"] = config.num_steps
+        for key, value in config.params:
+            if offered.param(key) is None:
+                raise BadInputError(
+                    f"vLLM's {name} has no parameter {key} "
+                    f"(it takes {', '.join(p.name for p in offered.params) or 'none'})"
+                )
+            spec[key] = value
         if deployment.draft_tp is not None:
             spec["draft_tensor_parallel_size"] = deployment.draft_tp
         return spec
@@ -290,6 +311,12 @@ class VllmAdapter(EngineAdapter):
         return out
 
     def check_config(self, config: SpecConfig) -> str | None:
+        offered = method(config.method).vllm
+        if offered is None:
+            return f"vLLM has no {config.method} speculative method"
+        unknown = [name for name, _ in config.params if offered.param(name) is None]
+        if unknown:
+            return f"vLLM's {offered.name} has no parameter {', '.join(unknown)}"
         if config.topk != 1:
             return (
                 f"vLLM drafts a chain (no token tree): topk must be 1 (got {config.topk}); "
@@ -308,7 +335,15 @@ class VllmAdapter(EngineAdapter):
         k = _number(spec.get("num_speculative_tokens")) if isinstance(spec, Mapping) else None
         if k is None or k < 1:
             raise ServerError("the server speculates but reports no num_speculative_tokens")
-        return SpecConfig(k, 1, k + 1)
+        name = spec.get("method") if isinstance(spec, Mapping) else None
+        if not isinstance(name, str) or name in ("eagle", "eagle3"):
+            return SpecConfig(k, 1, k + 1)
+        try:
+            return SpecConfig(k, 1, k + 1, method_of_engine_name(name, "vllm"))
+        except BadInputError:
+            raise ServerError(
+                f"the server runs vLLM method {name!r}, which specbench does not know"
+            ) from None
 
     def config_problems(
         self, info: Mapping[str, Any], deployment: Deployment, config: SpecConfig | None
@@ -321,6 +356,11 @@ class VllmAdapter(EngineAdapter):
         except ServerError as exc:
             return [str(exc)]
         problems: list[str] = []
+        if config is not None and running is not None:
+            # The server's account names the method (server_info) or not (/metrics), and
+            # never the method's own keys: compare what it says.
+            told = config.method if running.method != EAGLE3 else EAGLE3
+            config = dataclasses.replace(config, method=told, params=())
         if running != config:
             have = running.key if running is not None else "no speculation"
             want = config.key if config is not None else "no speculation"

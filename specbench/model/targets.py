@@ -29,6 +29,13 @@ from specbench.model.acceptance import DomainAcceptance
 from specbench.model.arch import DraftArch, TargetArch
 from specbench.model.hf_config import config_path, read_draft_config, read_target_config
 from specbench.spec_config import SpecConfig
+from specbench.spec_methods import (
+    DRAFT_MODEL,
+    NO_DRAFT,
+    TARGET_LAYERS,
+    method,
+    method_of_engine_name,
+)
 
 #: Text domains the acceptance model distinguishes; ``None`` elsewhere means their mix.
 DOMAINS: tuple[str, ...] = ("chat", "code", "math")
@@ -71,6 +78,21 @@ class TargetPreset:
     assumptions: tuple[str, ...] = ()
     #: How the weights are stored ("bf16", "fp8", "mxfp4 experts"...), from config.json.
     quantization: str | None = None
+    #: The speculative methods the target supports, each with its draft: a checkpoint
+    #: path, ``None`` for a method that drafts from the target's own MTP layers or from
+    #: the text (spec_methods.Method.draft says which). The preset's ``[methods]`` table;
+    #: without one, its own algorithm with ``draft_model_path``.
+    methods: tuple[tuple[str, str | None], ...] = ()
+
+    @property
+    def method_drafts(self) -> tuple[tuple[str, str | None], ...]:
+        """``(method, draft path or None)`` of every method the preset lists."""
+        return self.methods or ((_preset_method(self.algorithm), self.draft_model_path),)
+
+    @property
+    def method_names(self) -> tuple[str, ...]:
+        """The methods the preset lists, in its order (the default of ``--method``)."""
+        return tuple(name for name, _ in self.method_drafts)
 
     def domain_acceptance(self, domain: str) -> DomainAcceptance:
         for name, params in self.acceptance:
@@ -206,6 +228,40 @@ def _parallel_options(
     return tuple(options)
 
 
+def _preset_method(algorithm: str) -> str:
+    """specbench's method for a preset's ``algorithm`` (EAGLE3, EAGLE, NEXTN...)."""
+    try:
+        return method_of_engine_name(algorithm, "sglang")
+    except BadInputError:
+        return method(algorithm).name
+
+
+def _methods(path: Path, data: Mapping[str, Any]) -> tuple[tuple[str, str | None], ...]:
+    """The preset's ``[methods]`` table: ``name = "draft path"`` for a method that loads
+    a draft, ``name = "target"`` (its own MTP layers) or ``"none"`` (n-gram, suffix)."""
+    table = data.get("methods")
+    if table is None:
+        return ()
+    if not isinstance(table, Mapping) or not table:
+        raise FileFormatError(path, "expected a table of method = draft", field="methods")
+    out: list[tuple[str, str | None]] = []
+    for name, draft in table.items():
+        try:
+            entry = method(str(name))
+        except BadInputError as exc:
+            raise FileFormatError(path, str(exc), field=f"methods.{name}") from None
+        if not isinstance(draft, str) or not draft:
+            raise FileFormatError(path, "expected a draft path string", field=f"methods.{name}")
+        wants_path = entry.draft == DRAFT_MODEL
+        if wants_path == (draft in (TARGET_LAYERS, NO_DRAFT)):
+            expected = "a draft checkpoint path" if wants_path else f'"{entry.draft}"'
+            raise FileFormatError(
+                path, f"{entry.name} drafts from {expected}", field=f"methods.{name}"
+            )
+        out.append((entry.name, draft if wants_path else None))
+    return tuple(out)
+
+
 def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
     arch, quantization, architecture = _preset_arch(path, data)
     if "architecture" in data:
@@ -237,6 +293,7 @@ def _parse_target(path: Path, data: Mapping[str, Any]) -> TargetPreset:
         parallel_options=_parallel_options(path, data, (default_tp, default_ep)),
         architecture=architecture,
         quantization=quantization,
+        methods=_methods(path, data),
     )
 
 

@@ -193,3 +193,65 @@ def test_the_parser_refuses_the_older_graph_flag() -> None:
     [result] = _parse([SGLANG.launch_args(older, TREE)])
     assert not result["ok"]
     assert "ambiguous option: --cuda-graph-max-bs" in result["error"]
+
+
+#: One configuration of every method SGLang offers, with the parameters it takes.
+METHOD_CONFIGS = (
+    SpecConfig.parse("eagle:3,4,8"),
+    SpecConfig.parse("mtp:3,1,4"),
+    SpecConfig.parse("draft_model:3,4,8"),
+    SpecConfig.parse(
+        "ngram:11,1,12:speculative_ngram_max_bfs_breadth=4,speculative_ngram_max_trie_depth=8"
+    ),
+    SpecConfig.parse("dflash:15,1,16"),
+)
+
+
+def _method_expected(deployment: Deployment, config: SpecConfig) -> dict[str, Any]:
+    """What SGLang's parser should hold for ``config``'s line, before its hooks resolve
+    the fields a method leaves to SGLang (NGRAM's steps and topk, DFLASH's three)."""
+    algorithm = {"eagle": "EAGLE", "mtp": "NEXTN", "draft_model": "STANDALONE"}.get(
+        config.method, config.method.upper()
+    )
+    drafts = config.method in ("eagle", "draft_model", "dflash")
+    tree = config.method in ("eagle", "mtp", "draft_model")
+    want: dict[str, Any] = {
+        "speculative_algorithm": algorithm,
+        "speculative_draft_model_path": deployment.draft_for(config.method) if drafts else None,
+        "speculative_num_steps": config.num_steps if tree else None,
+        "speculative_eagle_topk": config.topk if tree else None,
+        "speculative_num_draft_tokens": None
+        if config.method == "dflash"
+        else config.num_draft_tokens,
+        "speculative_dflash_block_size": (
+            config.num_draft_tokens if config.method == "dflash" else None
+        ),
+    }
+    for name, value in config.params:
+        want[name] = value
+    return want
+
+
+def test_every_method_line_parses_to_the_method_meant() -> None:
+    """Each method's launched and printed lines, through SGLang's parser: the algorithm
+    is SGLang's own name (NEXTN, STANDALONE, NGRAM, DFLASH), the draft is sent only where
+    the method loads one, and the method's own flags land in their ServerArgs fields."""
+    deployment = dataclasses.replace(
+        Deployment.of(load_target("minimax-m2.7"), max_batch=MAX_BATCH),
+        method_drafts=(("draft_model", "/drafts/small-lm"), ("dflash", "/drafts/dflash")),
+    )
+    lines: list[tuple[str, list[str], SpecConfig]] = []
+    for config in METHOD_CONFIGS:
+        lines.append((f"launched {config.key}", SGLANG.launch_args(deployment, config), config))
+        printed = _printed(SGLANG.launch_line(deployment, config)[1])
+        lines.append((f"printed {config.key}", printed, config))
+    results = _parse([args for _, args, _ in lines])
+    failures = []
+    for (kind, _, config), result in zip(lines, results, strict=True):
+        if not result["ok"]:
+            failures.append(f"{kind}: refused (exit {result['exit']}): {result['error']}")
+            continue
+        for field, want in _method_expected(deployment, config).items():
+            if result["values"][field] != want:
+                failures.append(f"{kind}: {field} is {result['values'][field]!r}, not {want!r}")
+    assert not failures, "\n".join(failures)
