@@ -47,7 +47,15 @@ def test_adaptive_measures_four_servers_over_every_phase_paired_by_repeat(tmp_pa
     assert [r["seed"] for r in by_role["written"]["runs"]] == seeds
     assert by_role["baseline"]["speedup_ci"] == [1.0, 1.0]
     assert all(p["tau"] is None for p in by_role["baseline"]["phases"])
-    assert all(p["tau"] > 1.0 for p in by_role["written"]["phases"])
+    # The written tiers speculate where a chain paid (tau above 1) and draft nothing
+    # where none did (no tau).
+    written = by_role["written"]
+    for phase in written["phases"]:
+        tier = max(
+            (int(k) for k in written["adaptive"] if int(k) <= phase["concurrency"]), default=1
+        )
+        off = written["adaptive"][str(tier)]["candidate_steps"] == [0]
+        assert (phase["tau"] is None) if off else (phase["tau"] > 1.0), phase
     assert by_role["engine-default"]["adaptive"] == SGLANG_DEFAULT_CONFIG
     assert SGLANG_ADAPTIVE.problem(by_role["written"]["adaptive"]) is None
     # The written config is also the file `specbench export` writes into the run.
