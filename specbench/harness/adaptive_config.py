@@ -58,6 +58,8 @@ SGLANG_SETTINGS = frozenset(
         "ceiling_coeff",
     }
 )
+#: The strategy selector of later SGLang releases (resolve_adaptive_strategy); 0.5.23
+#: ignores the key, so only these two values are let through.
 SGLANG_STRATEGIES = ("ema", "throughput_aware")
 SGLANG_ALGORITHMS = ("EAGLE", "EAGLE3")
 #: Server flags under which SGLang refuses adaptive speculation, and why
