@@ -42,8 +42,12 @@ MAX_NEW_TOKENS = 1_048_576
 MAX_NUM_PROMPTS = 100_000
 #: Configurations in one study.
 MAX_TRIALS = 100_000
-#: Re-measurements of one load.
-MAX_REPEATS = 10
+#: Re-measurements of a load flagged noisy (0: never): more than this only hides a
+#: machine that is never quiet.
+MAX_REPEATS = 5
+#: Expected launch time of one server: SGLang's own tests allow up to an hour for a large
+#: model on H200; four is a generous ceiling for the estimate.
+MAX_LAUNCH_TIME_S = 4 * 3600.0
 #: A week: no single wait (a request, a server start) is longer than that on purpose.
 MAX_TIMEOUT_S = 7 * 24 * 3600.0
 #: Tensor parallel size: the largest NVLink domains hold 72 GPUs.
@@ -64,10 +68,12 @@ BOUNDS: dict[str, Bound] = {
     "--max-new-tokens": Bound(1, MAX_NEW_TOKENS, "tokens"),
     "--num-prompts": Bound(1, MAX_NUM_PROMPTS),
     "--trials": Bound(1, MAX_TRIALS),
-    "--repeats": Bound(1, MAX_REPEATS),
+    "--repeats": Bound(0, MAX_REPEATS),
+    "--launch-time-estimate": Bound(0.001, MAX_LAUNCH_TIME_S, "s"),
     "--request-timeout": Bound(0.001, MAX_TIMEOUT_S, "s"),
     "--ready-timeout": Bound(0.001, MAX_TIMEOUT_S, "s"),
-    "--budget-minutes": Bound(0.001, MAX_TIMEOUT_S / 60.0, "minutes"),
+    # Any positive budget: one far below a trial's duration still measures one trial.
+    "--budget-minutes": Bound(1e-6, MAX_TIMEOUT_S / 60.0, "minutes"),
     "--storage-retry": Bound(0, MAX_TIMEOUT_S, "s"),
     "--port": Bound(1, 65535),
     "--tp": Bound(1, MAX_TP),
@@ -113,6 +119,7 @@ def check_bounds(values: dict[str, float | None]) -> None:
 __all__ = [
     "BOUNDS",
     "MAX_CONCURRENCY",
+    "MAX_LAUNCH_TIME_S",
     "MAX_NEW_TOKENS",
     "MAX_NUM_PROMPTS",
     "MAX_RATES",

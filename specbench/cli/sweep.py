@@ -34,7 +34,6 @@ from specbench.cli.sweep_measure_options import measure_options
 from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
 from specbench.harness.engines import AUTO, backend_choices, create
-from specbench.limits import check_bound, check_bounds
 from specbench.spec_config import SpecConfig
 
 #: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
@@ -111,14 +110,6 @@ def _slo(ctx: click.Context, param: click.Parameter, text: str | None) -> str | 
 
         parse_objectives(text)
     return text
-
-
-def _bounded(option: str) -> Any:
-    def check(ctx: click.Context, param: click.Parameter, value: int | None) -> int | None:
-        check_bound(option, value)
-        return value
-
-    return check
 
 
 def _loads_and_concurrencies(ctx: click.Context, values: dict[str, Any]) -> None:
@@ -312,7 +303,6 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     type=int,
     default=None,
     metavar="N",
-    callback=_bounded("--max-concurrency"),
     help="Requests a rate load keeps in flight at most; a request due above it waits in "
     "the client (as vllm bench serve's --max-concurrency).",
 )
@@ -438,19 +428,7 @@ def sweep(strategy: str | None, no_report: bool, as_json: bool, **values: Any) -
     the same --out resumes it.
     """
     _loads_and_concurrencies(click.get_current_context(), values)
-    check_bounds(
-        {
-            "--max-new-tokens": values["max_new_tokens"],
-            "--num-prompts": values["num_prompts"],
-            "--trials": values["trials"],
-            "--tp": values["tp"],
-            "--ready-timeout": values["ready_timeout_s"],
-            "--request-timeout": values["request_timeout_s"],
-            "--budget-minutes": values["budget_minutes"],
-            "--storage-retry": values["storage_retry_s"],
-            "--sim-perturbation": values["sim_perturbation"],
-        }
-    )
+    # Values are checked once, by the option groups (sweeps.options.check_options).
     if values["endpoint"] is not None and strategy is not None:
         raise BadInputError(
             f"--endpoint measures only the attached server's configuration; drop --strategy {strategy}"

@@ -9,21 +9,22 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from specbench.errors import BadInputError
-from specbench.limits import MAX_CONCURRENCY
+from specbench.limits import BOUNDS
 from specbench.safe_text import printable
 
 
 def parse_concurrency_list(text: str, *, option: str = "--concurrency") -> list[int]:
     """``"1,8,32"`` -> [1, 8, 32] in the order given; every value a positive integer."""
+    bound = BOUNDS["--concurrency"]
     out: list[int] = []
     for part in text.split(","):
         part = part.strip()
         if not part:
             continue
-        if not part.isdigit() or int(part) < 1:
+        if not part.isdigit() or int(part) < bound.low:
             raise BadInputError(f"{option}: {part!r} is not a positive integer (e.g. 1,8,32)")
-        if int(part) > MAX_CONCURRENCY:
-            raise BadInputError(f"{option}: {part} is above the maximum of {MAX_CONCURRENCY}")
+        if int(part) > bound.high:
+            raise BadInputError(f"{option}: {part} is above the maximum of {bound.high:g}")
         out.append(int(part))
     if not out:
         raise BadInputError(f"{option} needs at least one value (e.g. 1,8,32)")

@@ -20,6 +20,7 @@ from specbench.errors import BadInputError, ServerError
 from specbench.harness.loads import RateRun
 from specbench.harness.prompts import Prompt
 from specbench.harness.rate_metrics import OpenLoopRun
+from specbench.limits import check_bound
 from specbench.rundir.records import RequestRecord
 from specbench.spec_config import SpecConfig
 
@@ -73,9 +74,9 @@ class LoadSpec:
     chat_template: bool = False
 
     def __post_init__(self) -> None:
-        # Checked here so every backend rejects the same nonsense with the same message.
-        if self.concurrency < 1:
-            raise BadInputError(f"concurrency must be >= 1 (got {self.concurrency})")
+        # Checked here so every backend rejects the same nonsense with the same message;
+        # the concurrency's range is the CLI's (one table, specbench.limits).
+        check_bound("--concurrency", self.concurrency)
         if self.max_new_tokens < 1:
             raise BadInputError(f"max_new_tokens must be >= 1 (got {self.max_new_tokens})")
         if self.warmup_requests < 0:

@@ -6,7 +6,7 @@ anything is loaded or launched, and everything after it trusts the options.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -16,9 +16,10 @@ from specbench.harness.engine import EngineAdapter
 from specbench.harness.engines import AUTO, auto_engine, backend_choices, create
 from specbench.harness.prompts import Prompt
 from specbench.harness.server_backend import DEFAULT_READY_TIMEOUT_S
+from specbench.limits import BOUNDS, check_bound, check_bounds
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.budget import DEFAULT_LAUNCH_TIME_S
-from specbench.sweeps.strategy import SAMPLERS, STRATEGIES
+from specbench.sweeps.strategy import SAMPLERS, STRATEGIES, search_strategy
 
 DEFAULT_TARGET = "minimax-m2.7"
 DEFAULT_CONCURRENCIES: tuple[int, ...] = (1, 8, 32)
@@ -33,10 +34,6 @@ DEFAULT_PRIOR_TOP = 5
 EXTRA_STARTUP_TRIALS = 3
 #: Re-measurements of a load flagged noisy.
 DEFAULT_REPEATS = 1
-#: More re-measurements than this only hide a machine that is never quiet.
-MAX_REPEATS = 5
-#: SGLang's own tests allow up to an hour for a large model on H200.
-MAX_LAUNCH_TIME_S = 4 * 3600.0
 
 
 @dataclass
@@ -121,42 +118,49 @@ def startup_trials(prior_top: int) -> int:
 
 
 def check_options(options: SweepOptions) -> None:
-    """Reject invalid combinations before anything is loaded or launched."""
+    """Reject invalid values and combinations before anything is loaded or launched.
+
+    The options are checked in small groups, each against the one table of bounds
+    (specbench.limits), so the CLI and a Python caller get the same one-line refusal and
+    no group repeats another's rule.
+    """
+    for check in OPTION_GROUPS:
+        check(options)
+
+
+def check_search(options: SweepOptions) -> None:
+    """What is searched: strategy, sampler, fixed configurations, trials, budget."""
     if options.strategy not in STRATEGIES:
         raise BadInputError(
             f"unknown --strategy {options.strategy!r} (expected {', '.join(STRATEGIES)})"
         )
     if options.sampler not in SAMPLERS:
         raise BadInputError(f"unknown --sampler {options.sampler!r} (expected tpe or gp)")
+    check_bounds(
+        {
+            "--trials": options.trials,
+            "--budget-minutes": options.budget_minutes,
+            "--repeats": options.repeats,
+        }
+    )
+    strategy = search_strategy(options.strategy)
+    if options.configs and not strategy.takes_configs:
+        raise BadInputError("--config is only used with --strategy fixed")
+    if strategy.takes_configs and not options.configs and options.endpoint is None:
+        raise BadInputError("--strategy fixed needs at least one --config (e.g. --config 3,4,8)")
+    if strategy.takes_configs and options.space:
+        raise BadInputError("--space narrows a search; --strategy fixed measures only its --config")
+
+
+def check_engine(options: SweepOptions) -> None:
+    """Which engine and how it is reached: backend, attach or launch, server sizes."""
     if isinstance(options.backend, str) and options.backend not in backend_choices():
         raise BadInputError(
             f"unknown --backend {options.backend!r} (expected {', '.join(backend_choices())})"
         )
     chosen = None if options.backend == AUTO else create(options.backend)
-    if options.trials is not None and options.trials < 1:
-        raise BadInputError(f"--trials must be >= 1 (got {options.trials})")
-    if options.budget_minutes is not None and options.budget_minutes <= 0:
-        raise BadInputError(f"--budget-minutes must be > 0 (got {options.budget_minutes:g})")
-    if not options.concurrencies:
-        raise BadInputError("--concurrency needs at least one value")
-    if any(c < 1 for c in options.concurrencies):
-        raise BadInputError(
-            f"--concurrency values must be >= 1 (got {list(options.concurrencies)})"
-        )
-    if len(set(options.concurrencies)) != len(options.concurrencies):
-        raise BadInputError(f"--concurrency repeats a value ({list(options.concurrencies)})")
-    if options.max_new_tokens < 1:
-        raise BadInputError(f"--max-new-tokens must be >= 1 (got {options.max_new_tokens})")
-    if options.num_prompts is not None and options.num_prompts < 1:
-        raise BadInputError(f"--num-prompts must be >= 1 (got {options.num_prompts})")
-    if options.configs and options.strategy != "fixed":
-        raise BadInputError("--config is only used with --strategy fixed")
-    if options.strategy == "fixed" and not options.configs and options.endpoint is None:
-        raise BadInputError("--strategy fixed needs at least one --config (e.g. --config 3,4,8)")
-    if options.strategy == "fixed" and options.space:
-        raise BadInputError("--space narrows a search; --strategy fixed measures only its --config")
     if options.endpoint is not None:
-        if options.strategy != "fixed" or options.configs:
+        if not search_strategy(options.strategy).takes_configs or options.configs:
             raise BadInputError(
                 "--endpoint measures only the attached server's own configuration; "
                 "drop --strategy/--config/--space (launch servers to search)"
@@ -179,17 +183,59 @@ def check_options(options: SweepOptions) -> None:
     )
     if refused:
         raise BadInputError(refused)
-    if options.sim_perturbation < 0:
-        raise BadInputError("the simulated truth's perturbation must be >= 0")
-    if not 0 <= options.repeats <= MAX_REPEATS:
-        raise BadInputError(f"--repeats must be in 0..{MAX_REPEATS} (got {options.repeats})")
-    if not 0 < options.launch_time_estimate_s <= MAX_LAUNCH_TIME_S:
-        raise BadInputError(
-            f"--launch-time-estimate must be in (0, {MAX_LAUNCH_TIME_S:g}] s "
-            f"(got {options.launch_time_estimate_s:g})"
-        )
+    check_bounds(
+        {
+            "--tp": options.tp,
+            "--ready-timeout": options.ready_timeout_s,
+            "--sim-perturbation": options.sim_perturbation,
+            "--launch-time-estimate": options.launch_time_estimate_s,
+        }
+    )
     if not options.host.strip():
         raise BadInputError("--host must not be empty")
+
+
+def check_load(options: SweepOptions) -> None:
+    """The closed-loop loads: concurrencies, each once. Rate loads (--load, --arrival,
+    --max-concurrency, --slo) are checked where they are parsed (harness.loads), against
+    the same table."""
+    if not options.concurrencies:
+        raise BadInputError("--concurrency needs at least one value")
+    if any(c < BOUNDS["--concurrency"].low for c in options.concurrencies):
+        raise BadInputError(
+            f"--concurrency values must be >= 1 (got {list(options.concurrencies)})"
+        )
+    for concurrency in options.concurrencies:
+        check_bound("--concurrency", concurrency)
+    if len(set(options.concurrencies)) != len(options.concurrencies):
+        raise BadInputError(f"--concurrency repeats a value ({list(options.concurrencies)})")
+
+
+def check_workload(options: SweepOptions) -> None:
+    """What each load sends: prompts, answer length, and how long a request may take."""
+    check_bounds(
+        {
+            "--max-new-tokens": options.max_new_tokens,
+            "--num-prompts": options.num_prompts,
+            "--request-timeout": options.request_timeout_s,
+        }
+    )
+
+
+def check_output(options: SweepOptions) -> None:
+    """Where results go: how long a storage write may be retried. What --out, --storage
+    and --study-name point at is checked where they are opened (outpaths, storage)."""
+    check_bound("--storage-retry", options.storage_retry_s)
+
+
+#: The option groups, in the order their refusals are reported.
+OPTION_GROUPS: tuple[Callable[[SweepOptions], None], ...] = (
+    check_search,
+    check_engine,
+    check_load,
+    check_workload,
+    check_output,
+)
 
 
 def check_auto_backend(options: SweepOptions, engine: EngineAdapter) -> None:
