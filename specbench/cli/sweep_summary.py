@@ -14,9 +14,11 @@ from rich.table import Table
 from specbench.cli.terminal import print_table
 from specbench.harness.engines import launch_engine_of
 from specbench.rundir.lossless import describe_losslessness
-from specbench.rundir.summary import summary_lines
 from specbench.spec_config import BASELINE_KEY, SpecConfig
 from specbench.sweeps.runner import SweepOutcome
+from specbench.verdict.candidates import Candidate
+from specbench.verdict.decision import Decision
+from specbench.verdict.text import decision_lines
 
 #: Rows of the final table.
 TOP_ROWS = 5
@@ -65,39 +67,57 @@ def rate_lines(rates: Any) -> list[str]:
     return lines
 
 
+def _at(decision: Decision, config: SpecConfig, concurrency: int) -> float | None:
+    cand = decision.candidate(config, concurrency)
+    return None if cand is None else cand.speedup
+
+
+def _mark(decision: Decision, cand: Candidate, fastest: Candidate | None) -> str:
+    """What a row is to the decision: the pick, or a tree the data cannot tell from the
+    fastest (the pick is the cheapest of those)."""
+    if decision.config is not None and cand.config == decision.config:
+        return "<- pick"
+    if fastest is not None and fastest.pays and cand.pays and cand.speedup >= fastest.ci[0]:
+        return "within noise"
+    return ""
+
+
 def print_summary(console: Console, outcome: SweepOutcome) -> None:
-    """The top configurations with tau, speedup per concurrency and the flags to paste."""
+    """The decision's ranking with tau and speedup per concurrency, the flags to paste,
+    and the decision itself, all read from the decision results.json stores."""
     results = outcome.results
+    decision = Decision.from_results(results)
+    if decision is None:
+        return
     concurrencies = [int(c) for c in results["concurrencies"]]
-    primary = concurrencies[0]
-    frame = outcome.trials
-    done = frame[(frame["state"] == "complete") & (frame["config_key"] != BASELINE_KEY)]
+    primary = decision.primary
     sim = "SIMULATED " if outcome.simulated else ""
-    table = Table(title=f"{sim}top configurations (ranked by speedup at concurrency {primary})")
+    table = Table(
+        title=f"{sim}top configurations at concurrency {primary} (the pick first, then by speedup)"
+    )
     table.add_column("#", justify="right")
     table.add_column("config", no_wrap=True)
-    table.add_column("source", no_wrap=True)
     table.add_column(f"tau@{primary}", justify="right", no_wrap=True)
     for c in concurrencies:
         table.add_column(f"x@{c}", justify="right", no_wrap=True)
-    primary_rows = done[done["concurrency"] == primary].sort_values(
-        "speedup", ascending=False, na_position="last"
-    )
+    table.add_column("", no_wrap=True)
     engine = launch_engine_of(outcome.backend)
     flags: list[str] = []
-    for rank, (_, row) in enumerate(primary_rows.head(TOP_ROWS).iterrows(), start=1):
-        key = str(row["config_key"])
-        per_c = done[done["config_key"] == key].set_index("concurrency")["speedup"]
-        speedups = [_speedup(per_c.get(c)) for c in concurrencies]
-        table.add_row(str(rank), key, str(row["source"]), _fmt(row["tau"]), *speedups)
-        config = SpecConfig.from_fields(row.to_dict())
-        numbers = (
-            f"num_speculative_tokens {config.num_steps}"
-            if engine.chain_only
-            else " ".join(engine.config_flags(config))
+    ranking = decision.ranking()
+    fastest = max(ranking, key=lambda x: x.speedup) if ranking else None
+    for rank, cand in enumerate(ranking[:TOP_ROWS], start=1):
+        speedups = [_speedup(_at(decision, cand.config, c)) for c in concurrencies]
+        table.add_row(
+            str(rank), cand.key, _fmt(cand.tau), *speedups, _mark(decision, cand, fastest)
         )
-        flags.append(f"#{rank} {key}: {numbers}")
-    print_table(console, table, "--json")
+        numbers = (
+            f"num_speculative_tokens {cand.config.num_steps}"
+            if engine.chain_only
+            else " ".join(engine.config_flags(cand.config))
+        )
+        flags.append(f"#{rank} {cand.key}: {numbers}")
+    if ranking:
+        print_table(console, table, "--json")
     if flags:
         what = (
             "the chain length in --speculative-config; whole launch lines below"
@@ -112,8 +132,8 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
             console.print(f"  {line}", highlight=False, soft_wrap=True)
     for line in rate_lines(results.get("rates")):
         console.print(line, highlight=False, soft_wrap=True)
-    # The verdict, per-load picks and launch lines exactly as results.json records them.
-    for line in summary_lines(results):
+    # The decision, per-load picks and launch lines exactly as results.json records them.
+    for line in decision_lines(decision):
         console.print(line, highlight=False, soft_wrap=True)
     lossless = results.get("losslessness")
     if isinstance(lossless, dict) and lossless.get("checked"):

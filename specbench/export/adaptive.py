@@ -1,6 +1,6 @@
 """``specbench export``: a run's per-load results as an engine's adaptive speculation.
 
-The tiers come from the measured loads (``specbench.rundir.adaptive_tiers``), the file
+The tiers come from the measured loads (``specbench.verdict.adaptive_tiers``), the file
 and the launch line from the engine's own format (``EngineAdapter.adaptive``), and the
 file is put through the engine's loader rules before it is written, so what is written
 is what the engine will run.
@@ -19,9 +19,9 @@ from specbench.harness.engine import Deployment, EngineAdapter
 from specbench.harness.engines import create
 from specbench.harness.served_deployment import printed_deployment
 from specbench.outpaths import check_output_file
-from specbench.rundir.adaptive_tiers import AdaptiveTier, adaptive_tiers
 from specbench.rundir.layout import Manifest, RunDirectory
 from specbench.schema import write_text_atomic
+from specbench.verdict.adaptive_tiers import AdaptiveTier, adaptive_tiers
 
 
 @dataclass(frozen=True)

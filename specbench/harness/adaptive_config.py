@@ -32,7 +32,7 @@ from specbench.spec_config import SpecConfig
 
 if TYPE_CHECKING:
     from specbench.harness.engine import Deployment, EngineAdapter
-    from specbench.rundir.adaptive_tiers import AdaptiveTier
+    from specbench.verdict.adaptive_tiers import AdaptiveTier
 
 #: SGLang's built-in tiers (adaptive_spec_params.py, DEFAULT_ADAPTIVE_CONFIG): what
 #: ``--speculative-adaptive`` runs without a config file.

@@ -18,8 +18,8 @@ import pandas as pd
 from specbench.errors import SpecbenchError
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import create
-from specbench.rundir.adaptive_tiers import AdaptiveTier, adaptive_tiers
 from specbench.rundir.ramp import read_ramp
+from specbench.verdict.adaptive_tiers import AdaptiveTier, adaptive_tiers
 
 #: The engines whose formats the report shows (each EngineAdapter.adaptive).
 SHOWN_ENGINES = ("sglang", "vllm")

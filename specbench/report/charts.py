@@ -30,14 +30,10 @@ from specbench.report.views import (
     int_or_none,
     percentile,
 )
-from specbench.rundir.recommend import candidate_table, noise_interval
 from specbench.rundir.records import RequestRecord
-from specbench.rundir.verdict import (
-    Verdict,
-    finite,
-    rank_configs,
-)
 from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.verdict.candidates import candidate_table, finite, noise_interval, rank_configs
+from specbench.verdict.decision import Decision
 
 
 def interval_tone(speedup: float, low: Any = None, high: Any = None) -> str:
@@ -290,12 +286,17 @@ def build_failed(trials: pd.DataFrame) -> list[FailedTrial]:
     return sorted(out.values(), key=lambda f: (f.trial_number, f.config_key))
 
 
-def build_top(table: pd.DataFrame, verdict: Verdict, concurrencies: Sequence[int]) -> list[TopRow]:
+def build_top(decision: Decision, concurrencies: Sequence[int]) -> list[TopRow]:
+    """The decision's ranking at the primary load: the pick first, then by speedup."""
     out = []
-    for rank, item in enumerate(verdict.ranking[:TOP_CONFIGS_SUMMARY], start=1):
-        rows = table[table["config_key"] == item["config_key"]]
-        by_c = {int(r.concurrency): finite(r.speedup) for r in rows.itertuples(index=False)}
+    for rank, cand in enumerate(decision.ranking()[:TOP_CONFIGS_SUMMARY], start=1):
+        by_c = {c: decision.candidate(cand.config, c) for c in concurrencies}
         out.append(
-            TopRow(rank, item["config_key"], item["tau"], {c: by_c.get(c) for c in concurrencies})
+            TopRow(
+                rank,
+                cand.key,
+                cand.tau,
+                {c: None if x is None else x.speedup for c, x in by_c.items()},
+            )
         )
     return out

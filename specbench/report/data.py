@@ -37,7 +37,7 @@ from specbench.report.charts import (
     build_trial_table,
 )
 from specbench.report.verdict_section import build_section
-from specbench.report.verdict_views import HEADLINES, UNKNOWN_HEADLINE, model_config
+from specbench.report.verdict_views import model_config
 from specbench.report.views import (
     AllReduceSeries,
     HardwareView,
@@ -48,25 +48,27 @@ from specbench.report.views import (
     int_or_none,
 )
 from specbench.rundir.acceptance import describe_tau_agreement
-from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import Manifest, RunDirectory
 from specbench.rundir.lossless import describe_losslessness
 from specbench.rundir.records import REQUESTS_KIND, RequestRecord
-from specbench.rundir.verdict import (
+from specbench.schema import check_schema_version
+from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.verdict import Decision, decide
+from specbench.verdict.candidates import (
     NOISE_MARGIN,
-    STATUS_CROSSES,
-    STATUS_NEVER_PAYS,
-    STATUS_PAYS_EVERYWHERE,
-    STATUS_UNKNOWN,
-    Verdict,
-    compute_verdict,
     config_table,
     finite,
     format_concurrency,
 )
-from specbench.schema import check_schema_version
-from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.verdict.decision import (
+    STATUS_CROSSES,
+    STATUS_NEVER_PAYS,
+    STATUS_NO_FIT,
+    STATUS_PAYS_EVERYWHERE,
+)
+from specbench.verdict.defaults import named_defaults
+from specbench.verdict.feasibility import Feasibility, with_tp
 
 
 # --------------------------------------------------------------------------- loading
@@ -157,61 +159,82 @@ def _load_target(name: str, notes: list[str]) -> TargetPreset | None:
 
 
 # --------------------------------------------------------------------------- builders
+def _deployment(run: RunData) -> Deployment:
+    """The server the run measured, as its launch lines spell it."""
+    manifest = run.manifest
+    return printed_deployment(
+        manifest.extra,
+        Deployment.of(
+            run.target,
+            tp=int_or_none(manifest.hardware.get("tp")),
+            model_path=manifest.workload.target_model or None,
+            draft_model_path=manifest.workload.draft_model or None,
+        ),
+    )
+
+
+def run_decision(run: RunData) -> Decision:
+    """The decision the sweep stored in results.json; a run written before it stored one
+    gets the same decision made here, from the same rows and the same rules."""
+    stored = Decision.from_results(run.results)
+    if stored is not None:
+        return stored
+    manifest = run.manifest
+    tp = int_or_none(manifest.hardware.get("tp"))
+    deployment = _deployment(run)
+    engine = launch_engine_of(manifest.backend)
+    hw_class = str(manifest.hardware.get("interconnect_class", "") or "")
+    return decide(
+        run.trials,
+        list(manifest.concurrencies),
+        launch_line=partial(engine.launch_line, deployment),
+        plain_launch=engine.baseline_launch_line(deployment),
+        intervals=RequestBootstrap(run.requests, seed=manifest.seed),
+        defaults=named_defaults(run.target, sglang=not engine.chain_only),
+        feasibility=Feasibility(
+            engine.check_config,
+            run.target,
+            _load_profile(str(manifest.hardware.get("name", "") or ""), tp),
+            context_tokens=_context_tokens(run),
+        ),
+        rerun=lambda size: with_tp(manifest.command, size),
+        simulated=manifest.simulated,
+        hardware_class=hw_class or None,
+    )
+
+
 def build_report_data(run: RunData) -> ReportData:
     manifest = run.manifest
     concurrencies = list(manifest.concurrencies)
     primary = manifest.primary_concurrency
     trials = run.trials
-    hw_class = str(manifest.hardware.get("interconnect_class", "") or "")
     tp = int_or_none(manifest.hardware.get("tp"))
-    deployment = printed_deployment(
-        manifest.extra,
-        Deployment.of(
-            run.target,
-            tp=tp,
-            model_path=manifest.workload.target_model or None,
-            draft_model_path=manifest.workload.draft_model or None,
-        ),
-    )
-    engine = launch_engine_of(manifest.backend)
-    verdict = compute_verdict(
-        trials,
-        concurrencies,
-        launch_line=partial(engine.launch_line, deployment),
-        plain_launch=engine.baseline_launch_line(deployment),
-        intervals=RequestBootstrap(run.requests, seed=manifest.seed),
-        defaults=named_defaults(run.target, sglang=not engine.chain_only),
-        simulated=manifest.simulated,
-        hardware_class=hw_class or None,
-    )
-    assert verdict.outcome is not None  # compute_verdict always decides
+    decision = run_decision(run)
     table = config_table(trials)
-    best_key = verdict.best["config_key"] if verdict.best else None
+    best_key = decision.config.key if decision.config is not None else None
     # The pick (one tree for mixed load) is what every plot marks, not the top row.
-    pick = verdict.outcome.verdict.config
-    pick_key = None if pick is None else pick.key
+    pick_key = best_key
     section = build_section(
-        verdict.outcome,
-        verdict.defaults,
+        decision,
         trials,
         concurrencies,
         target=run.target,
         hardware=_load_profile(str(manifest.hardware.get("name", "") or ""), tp),
         context_tokens=_context_tokens(run),
         seed=manifest.seed,
-        histograms=_accept_histograms(run, model_config(verdict.outcome)),
+        histograms=_accept_histograms(run, model_config(decision)),
     )
     grid = manifest.strategy in ("grid", "fixed")
     return ReportData(
         simulated=manifest.simulated,
         overview=build_overview(run),
-        verdict=build_verdict_view(verdict, concurrencies),
+        verdict=build_verdict_view(decision, concurrencies),
         hardware=build_hardware(manifest),
         heatmap=build_heatmap(
             table,
             primary,
-            pick=pick,
-            intervals={c.key: c.ci for c in verdict.outcome.per_load.get(primary, [])},
+            pick=decision.config,
+            intervals={c.key: c.ci for c in decision.per_load.get(primary, [])},
         ),
         tau_vs_draft_tokens=build_tau_vs_draft_tokens(table),
         speedup_vs_concurrency=build_speedup_vs_concurrency(trials, primary, include=pick_key),
@@ -221,11 +244,11 @@ def build_report_data(run: RunData) -> ReportData:
         prediction=None if manifest.simulated else build_prediction_check(trials),
         table=build_trial_table(trials),
         failed=build_failed(trials),
-        top=build_top(table, verdict, concurrencies),
+        top=build_top(decision, concurrencies),
         notes=[*engine_checks(run.results), *run.notes],
         verdict_section=section,
         engine_checks=engine_checks(run.results),
-        adaptive=build_adaptive_view(run.path, trials, concurrencies, deployment),
+        adaptive=build_adaptive_view(run.path, trials, concurrencies, _deployment(run)),
     )
 
 
@@ -300,19 +323,17 @@ def build_overview(run: RunData) -> Overview:
     )
 
 
-def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> VerdictView:
+def build_verdict_view(d: Decision, concurrencies: Sequence[int]) -> VerdictView:
     """The verdict's headline fields (the first screen itself is ``verdict_section``)."""
-    best = verdict.best
-    be = verdict.break_even
-    status = str(be["status"])
+    status = d.status
     points: list[SpeedupPoint] = []
-    if best is not None:
-        by_c: Mapping[str, Any] = best["speedup_by_concurrency"]
-        for c in sorted(int(k) for k in by_c):
-            s = finite(by_c[str(c)])
+    if d.config is not None:
+        for c in sorted(d.concurrencies):
+            cand = d.candidate(d.config, c)
+            s = None if cand is None else cand.speedup
             pays = None if s is None else s > 1.0 + NOISE_MARGIN
             points.append(SpeedupPoint(c, s, pays))
-    be_c = finite(be.get("concurrency"))
+    be_c = d.break_even
     if status == STATUS_CROSSES and be_c is not None:
         be_text = (
             f"Speculation stops paying above about {format_concurrency(be_c)} concurrent "
@@ -325,24 +346,22 @@ def build_verdict_view(verdict: Verdict, concurrencies: Sequence[int]) -> Verdic
         )
     elif status == STATUS_NEVER_PAYS:
         be_text = "No break-even: speculation does not pay at the lowest load tested."
+    elif status == STATUS_NO_FIT:
+        be_text = "No break-even: the server does not fit in GPU memory at this TP."
     else:
         be_text = "Unknown: no speedup could be computed."
-    headline = HEADLINES.get(verdict.kind, verdict.kind).format(
-        break_even=format_concurrency(be_c) if be_c is not None else "?"
-    )
-    if status == STATUS_UNKNOWN:
-        headline = UNKNOWN_HEADLINE
+    pick = None if d.config is None else d.candidate(d.config, d.primary)
     return VerdictView(
-        verdict=verdict,
+        decision=d,
         status=status,
-        recommended=verdict.speculation_recommended,
-        headline=headline,
-        reason=verdict.reason,
-        config_key=best["config_key"] if best else None,
-        tau=finite(best["tau"]) if best else None,
-        speedup=finite(best["speedup"]) if best else None,
-        launch_command=best["launch_command"] if best else None,
-        flags=" ".join(best["flags"]) if best and best["flags"] else None,
+        recommended=d.speculation_recommended,
+        headline=d.headline.text,
+        reason=d.reason,
+        config_key=None if d.config is None else d.config.key,
+        tau=None if pick is None else pick.tau,
+        speedup=None if pick is None else pick.speedup,
+        launch_command=d.launch or None,
+        flags=" ".join(d.flags) if d.flags else None,
         points=points,
         break_even=be_c,
         break_even_text=be_text,

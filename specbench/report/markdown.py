@@ -48,7 +48,12 @@ def _verdict_lines(data: ReportData) -> list[str]:
     """Headline, reason, per-load table, defaults compared and launch lines."""
     sec = data.verdict_section
     s = sec.screen
-    lines = [f"**{md_text(s.headline)}** (`{s.kind}`)", "", md_text(s.reason), ""]
+    lines = [f"**{md_text(s.headline)}** (`{s.kind}`)", "", md_text(s.sentence), ""]
+    if s.pick_reason:
+        lines += [md_text(f"Why {s.config_key}: {s.pick_reason}"), ""]
+    if s.memory_fits is False:
+        lines += [md_text(s.memory), ""]
+    lines += [md_text(s.reason), ""]
     lines += ["| Concurrency | Launch | Speedup [95% interval] | Equivalent within noise |"]
     lines += ["|---:|---|---|---|"]
     for r in s.loads:

@@ -31,7 +31,7 @@ from specbench.report.views import (
     Series,
     TauDistribution,
 )
-from specbench.rundir.verdict import format_concurrency
+from specbench.verdict.candidates import format_concurrency
 
 _STYLE: dict[str, Any] = {
     "svg.fonttype": "none",

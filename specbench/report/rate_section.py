@@ -2,7 +2,7 @@
 each rate, and TPOT/TTFT (p50 beside p99, the SLO drawn), goodput and the
 latency-throughput frontier against the offered rate.
 
-Read from results.json's ``rates`` (rundir.rate_decision computed it once, where the
+Read from results.json's ``rates`` (verdict.rate_decision computed it once, where the
 sweep wrote it), so the page says what the console said. Kept apart from the closed-loop
 verdict views: a run without rate loads renders exactly as before.
 """

@@ -31,20 +31,14 @@ from specbench.report.verdict_views import (
 from specbench.report.why import (
     StepBreakdown,
     interconnect_text,
-    memory_check,
-    memory_text,
     model_curve,
     step_breakdown,
 )
 from specbench.rundir.break_even import BreakEven, format_load
-from specbench.rundir.decision import Outcome
-from specbench.rundir.defaults import DefaultComparison
-from specbench.rundir.recommend import (
-    CI_NOISE,
-    CI_REQUESTS,
-    CI_TRIAL,
-)
 from specbench.spec_config import SpecConfig
+from specbench.verdict.candidates import CI_MODEL, CI_NOISE, CI_REQUESTS, CI_TRIAL
+from specbench.verdict.decision import Decision
+from specbench.verdict.feasibility import memory_check, memory_text
 
 #: Loads the model curve is drawn at (a prediction, labelled SIMULATED on the plot).
 MODEL_CURVE_LOADS = (1, 2, 4, 8, 16, 32, 64, 128, 256)
@@ -53,6 +47,7 @@ _CI_WORDS = {
     CI_TRIAL: "95% bootstrap intervals from the sweep's own per-request samples",
     CI_REQUESTS: "95% paired bootstrap intervals over the prompts in requests.jsonl",
     CI_NOISE: "a +-2% run-to-run noise margin where no per-request data was available",
+    CI_MODEL: "the performance model's +-10% error against published EAGLE-3 speedups",
 }
 
 
@@ -68,8 +63,7 @@ class WhyView:
 class VerdictSection:
     """Everything the report shows about the decision."""
 
-    outcome: Outcome
-    defaults: list[DefaultComparison]
+    decision: Decision
     screen: VerdictScreen
     break_even: BreakEvenView
     break_even_sentence: str
@@ -81,8 +75,7 @@ class VerdictSection:
 
 
 def build_section(
-    outcome: Outcome,
-    defaults: Sequence[DefaultComparison],
+    decision: Decision,
     trials: pd.DataFrame,
     concurrencies: Sequence[int],
     *,
@@ -92,43 +85,42 @@ def build_section(
     seed: int = 0,
     histograms: Sequence[Sequence[float]] = (),
 ) -> VerdictSection:
-    """Every view of one decision (``compute_verdict``'s outcome and defaults).
+    """Every view of one decision (the run's stored one).
 
     ``histograms`` are the engine's per-request accept histograms of the configuration
     ``model_config`` names (empty where the engine or the run recorded none).
     """
-    screen = verdict_screen(outcome, defaults, concurrencies)
+    screen = verdict_screen(decision)
     curve: list[tuple[int, float]] = []
-    modelled = model_config(outcome)
+    modelled = model_config(decision)
     if target is not None and hardware is not None and modelled is not None:
         try:
             curve = model_curve(target, hardware, modelled, MODEL_CURVE_LOADS, seed=seed)
         except (SpecbenchError, ValueError):
             curve = []
-    view = break_even_view(outcome, defaults, curve)
-    sentence, caption = break_even_text(outcome, view)
-    sources = sorted({c.ci_source for cands in outcome.per_load.values() for c in cands})
+    view = break_even_view(decision, curve)
+    sentence, caption = break_even_text(decision, view)
+    sources = sorted({c.ci_source for cands in decision.per_load.values() for c in cands})
     ci_text = (
         "Intervals: " + "; ".join(_CI_WORDS.get(s, s) for s in sources) + "." if sources else ""
     )
     return VerdictSection(
-        outcome,
-        list(defaults),
+        decision,
         screen,
         view,
         sentence,
         caption,
         ci_text,
-        why_view(outcome, target, hardware, concurrencies, context_tokens),
-        latency_view(trials, latency_names(outcome, target)),
+        why_view(decision, target, hardware, concurrencies, context_tokens),
+        latency_view(trials, latency_names(decision, target)),
         acceptance_by_position(histograms, modelled.key) if modelled is not None else None,
     )
 
 
-def latency_names(outcome: Outcome, target: TargetPreset | None) -> dict[str, str | None]:
+def latency_names(d: Decision, target: TargetPreset | None) -> dict[str, str | None]:
     names: dict[str, str | None] = {"no speculation": None}
-    if outcome.verdict.config is not None:
-        names[f"{outcome.verdict.config.key} (pick)"] = outcome.verdict.config.key
+    if d.config is not None:
+        names[f"{d.config.key} (pick)"] = d.config.key
     if target is not None:
         card = target.card_config.key
         if card not in names.values():
@@ -136,10 +128,9 @@ def latency_names(outcome: Outcome, target: TargetPreset | None) -> dict[str, st
     return names
 
 
-def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
+def break_even_text(v: Decision, view: BreakEvenView) -> tuple[str, str]:
     """(sentence under "Break-even", plot caption); the model is named as a model."""
-    v = outcome.verdict
-    loads = sorted(r.concurrency for r in outcome.recommendations)
+    loads = sorted(r.concurrency for r in v.loads)
     model_be = _model_crossing(view)
     model_note = ""
     if view.model_label:
@@ -169,6 +160,8 @@ def break_even_text(outcome: Outcome, view: BreakEvenView) -> tuple[str, str]:
             sentence += (
                 f" Add --concurrency {round(model_be)} to measure where the model expects it."
             )
+    elif v.kind == "does-not-fit":
+        sentence = "None: the server does not fit in GPU memory at the TP it was run at."
     else:
         sentence = "None: speculation does not pay at the lowest load tested."
     caption = (
@@ -207,7 +200,7 @@ def _located_sentence(be: BreakEven, loads: Sequence[int]) -> str:
 
 
 def _model_crossing(view: BreakEvenView) -> float | None:
-    from specbench.rundir.recommend import interpolate_break_even
+    from specbench.verdict.candidates import interpolate_break_even
 
     pts = list(zip(view.model_x, view.model_y, strict=True))
     for (c0, s0), (c1, s1) in itertools.pairwise(pts):
@@ -217,30 +210,30 @@ def _model_crossing(view: BreakEvenView) -> float | None:
 
 
 def why_view(
-    outcome: Outcome,
+    d: Decision,
     target: TargetPreset | None,
     hardware: HardwareProfile | None,
     concurrencies: Sequence[int],
     context_tokens: int,
 ) -> WhyView:
+    """Interconnect, memory and step time; the memory check is the decision's own (a run
+    written before the decision stored one gets the same check made here)."""
     if target is None or hardware is None:
         return WhyView(None, None, None)
     loads = sorted({int(c) for c in concurrencies})
-    check = memory_check(target, hardware, max(loads), context_tokens)
-    config = model_config(outcome)
+    check = d.memory or memory_check(target, hardware, max(loads), context_tokens)
+    config = model_config(d)
     steps: list[StepBreakdown] = []
     for c in (loads[0], loads[-1]) if len(loads) > 1 else loads:
         steps.append(step_breakdown(target, hardware, None, c, None))
         if config is not None:
-            steps.append(step_breakdown(target, hardware, config, c, _tau(outcome, config, c)))
+            steps.append(step_breakdown(target, hardware, config, c, _tau(d, config, c)))
     return WhyView(interconnect_text(hardware, target), memory_text(check), check.fits, steps)
 
 
-def _tau(outcome: Outcome, config: SpecConfig, concurrency: int) -> float | None:
-    for cand in outcome.per_load.get(concurrency, ()):
-        if cand.config == config:
-            return cand.tau
-    return None
+def _tau(d: Decision, config: SpecConfig, concurrency: int) -> float | None:
+    cand = d.candidate(config, concurrency)
+    return None if cand is None else cand.tau
 
 
 __all__ = [

@@ -1,8 +1,8 @@
 """Plain data for the report's first screen, break-even plot and latency views.
 
-Built from the recommendations (recommend.py) and the trial rows, before anything is
-drawn, so the numbers are tested directly and the HTML, the Markdown summary and the
-terminal cannot disagree.
+Built from the run's stored decision (specbench.verdict) and the trial rows, before
+anything is drawn, so the numbers are tested directly and the HTML, the Markdown
+summary and the terminal cannot disagree.
 """
 
 from __future__ import annotations
@@ -16,24 +16,26 @@ import pandas as pd
 
 from specbench.report.colours import tone
 from specbench.rundir.break_even import BreakEven
-from specbench.rundir.decision import Outcome
-from specbench.rundir.defaults import DefaultComparison
-from specbench.rundir.recommend import (
+from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.verdict.candidates import (
+    KIND_NO_FIT,
     KIND_OFF,
     KIND_SPECULATE,
     Candidate,
     canonical_tree,
 )
-from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.verdict.decision import Decision
+from specbench.verdict.feasibility import memory_text
+from specbench.verdict.text import exclusion_lines
 
-#: Headline per verdict kind; the CSS colours the box by the kind itself.
+#: A short title per verdict kind (the box's label); the sentence under it is the
+#: decision's own headline. The CSS colours the box by the kind itself.
 HEADLINES = {
     KIND_SPECULATE: "Speculate at every load tested",
     "speculate-below": "Speculate below about {break_even} concurrent requests, off above",
     KIND_OFF: "Turn speculation OFF",
+    KIND_NO_FIT: "Does not fit in GPU memory at this TP",
 }
-#: When no speedup exists at all (no baseline, nothing completed): off until measured.
-UNKNOWN_HEADLINE = "No verdict yet: no speedup could be computed; keep speculation off"
 
 
 @dataclass
@@ -105,6 +107,15 @@ class VerdictScreen:
     ci_sources: list[str] = field(default_factory=list)
     #: One sentence per default: loses to no speculation, or is as good as tuning.
     default_notes: list[str] = field(default_factory=list)
+    #: The decision's one-sentence answer (what, how sure, against what, at what cost).
+    sentence: str = ""
+    #: Why this tree and not the fastest-looking one.
+    pick_reason: str = ""
+    #: What was filtered out before ranking (memory, the engine's limits), in words.
+    excluded: list[str] = field(default_factory=list)
+    #: The memory check of what is recommended, in words ("" when unknown).
+    memory: str = ""
+    memory_fits: bool | None = None
     #: The break-even with its interval and loads (speculate-below only).
     break_even_range: BreakEven | None = None
 
@@ -120,27 +131,20 @@ def format_concurrency(value: float) -> str:
     return f"{value:.0f}" if abs(value - round(value)) < 0.05 else f"{value:.1f}"
 
 
-def verdict_screen(
-    outcome: Outcome, defaults: Sequence[DefaultComparison], concurrencies: Sequence[int]
-) -> VerdictScreen:
+def verdict_screen(d: Decision) -> VerdictScreen:
     """The first screen: verdict, per-load rows, and the named configurations compared."""
-    v = outcome.verdict
     loads = []
-    for rec in outcome.recommendations:
+    for rec in d.loads:
         best = rec.best_speculative
         interval = None
         if rec.config is not None and rec.speedup is not None and rec.speedup_ci is not None:
             interval = Interval(rec.speedup, rec.speedup_ci[0], rec.speedup_ci[1])
-        aliases: list[str] = []
-        if rec.config is not None:
-            for cand in outcome.per_load.get(rec.concurrency, ()):
-                if cand.config == rec.config:
-                    aliases = list(cand.aliases)
+        cand = None if rec.config is None else d.candidate(rec.config, rec.concurrency)
         loads.append(
             LoadRow(
                 rec.concurrency,
                 None if rec.config is None else rec.config.key,
-                aliases,
+                [] if cand is None else list(cand.aliases),
                 interval,
                 list(rec.equivalent),
                 rec.launch,
@@ -148,7 +152,7 @@ def verdict_screen(
                 _interval(best),
             )
         )
-    measured = [r.concurrency for r in outcome.recommendations]
+    measured = [r.concurrency for r in d.loads]
     comparison = [
         ComparisonRow(
             "specbench: per-load pick",
@@ -156,82 +160,49 @@ def verdict_screen(
             [load.speedup if load.config_key else None for load in loads],
         )
     ]
-    if v.config is not None:
+    if d.config is not None:
         comparison.append(
             ComparisonRow(
-                f"specbench: one tree for mixed load ({v.config.key})",
-                v.config.key,
-                [_interval(_find(outcome, v.config, c)) for c in measured],
-            )
-        )
-    for d in defaults:
-        comparison.append(
-            ComparisonRow(
-                f"{d.name} ({d.config.key})",
+                f"specbench: one tree for mixed load ({d.config.key})",
                 d.config.key,
-                [_interval(d.points.get(c)) for c in measured],
+                [_interval(d.candidate(d.config, c)) for c in measured],
             )
         )
-    headline = HEADLINES.get(v.kind, v.kind)
-    if v.break_even_range is not None:
-        headline = headline.format(break_even=v.break_even_range.range_text())
-    elif v.break_even is not None:
-        headline = headline.format(break_even=format_concurrency(v.break_even))
-    if all(r.speedup is None for r in outcome.recommendations):
-        headline = UNKNOWN_HEADLINE
-    sources = sorted({cand.ci_source for cands in outcome.per_load.values() for cand in cands})
+    for x in d.defaults:
+        comparison.append(
+            ComparisonRow(
+                f"{x.name} ({x.config.key})",
+                x.config.key,
+                [_interval(x.points.get(c)) for c in measured],
+            )
+        )
+    title = HEADLINES.get(d.kind, d.kind)
+    if d.break_even_range is not None:
+        title = title.format(break_even=d.break_even_range.range_text())
+    elif d.break_even is not None:
+        title = title.format(break_even=format_concurrency(d.break_even))
+    if not d.known and d.kind != KIND_NO_FIT:
+        title = "No verdict yet"
+    sources = sorted({cand.ci_source for cands in d.per_load.values() for cand in cands})
     return VerdictScreen(
-        v.kind,
-        headline,
-        v.reason,
-        v.launch,
-        None if v.config is None else v.config.key,
-        v.break_even,
-        measured or list(concurrencies),
+        d.kind,
+        title,
+        d.reason,
+        d.launch,
+        None if d.config is None else d.config.key,
+        d.break_even,
+        measured or list(d.concurrencies),
         loads,
         comparison,
         sources,
-        default_notes(outcome, defaults),
-        v.break_even_range,
+        list(d.headline.notes),
+        d.headline.text,
+        d.headline.pick_reason,
+        [line.strip() for line in exclusion_lines(d)],
+        "" if d.memory is None else memory_text(d.memory),
+        None if d.memory is None else d.memory.fits,
+        d.break_even_range,
     )
-
-
-def default_notes(outcome: Outcome, defaults: Sequence[DefaultComparison]) -> list[str]:
-    """What the comparison with each default says, in words.
-
-    A default that loses to no speculation is the most persuasive fact of a slow box; a
-    default within noise of the tuned pick wherever speculation pays says tuning buys
-    nothing measurable there, which is as worth knowing.
-    """
-    notes = []
-    for d in defaults:
-        name = f"The {d.name}'s {d.config.key}"
-        points = {c: p for c, p in d.points.items() if p is not None}
-        losing = [c for c, p in points.items() if p.ci[1] < 1.0]
-        if losing:
-            notes.append(
-                f"{name} is slower than no speculation at concurrency "
-                f"{', '.join(str(c) for c in losing)}."
-            )
-            continue
-        paying = [r for r in outcome.recommendations if r.speedup_ci is not None]
-        if paying and all(
-            r.concurrency in points and points[r.concurrency].speedup >= r.speedup_ci[0]
-            for r in paying
-            if r.speedup_ci is not None
-        ):
-            notes.append(
-                f"{name} is within noise of the per-load pick wherever speculation pays: "
-                "tuning buys nothing measurable over it on this machine."
-            )
-    return notes
-
-
-def _find(outcome: Outcome, config: SpecConfig, concurrency: int) -> Candidate | None:
-    for cand in outcome.per_load.get(concurrency, ()):
-        if cand.config == canonical_tree(config):
-            return cand
-    return None
 
 
 # ---------------------------------------------------------------------------- break-even plot
@@ -258,19 +229,15 @@ class BreakEvenView:
     break_even_range: BreakEven | None = None
 
 
-def break_even_view(
-    outcome: Outcome,
-    defaults: Sequence[DefaultComparison],
-    model: Sequence[tuple[int, float]] = (),
-) -> BreakEvenView:
+def break_even_view(d: Decision, model: Sequence[tuple[int, float]] = ()) -> BreakEvenView:
     """The mixed-load pick, the per-load best and the defaults, plus the model's curve."""
     series: list[BandSeries] = []
-    pick = outcome.verdict.config
+    pick = d.config
     if pick is not None:
-        series.append(_band(outcome, pick, f"{pick.key} (mixed-load pick)", emphasis=True))
+        series.append(_band(d, pick, f"{pick.key} (mixed-load pick)", emphasis=True))
     best = BandSeries("best tree at each load", [], [], [], [])
-    for c in sorted(outcome.per_load):
-        cands = outcome.per_load[c]
+    for c in sorted(d.per_load):
+        cands = d.per_load[c]
         if cands:
             best.x.append(c)
             best.y.append(cands[0].speedup)
@@ -279,41 +246,41 @@ def break_even_view(
     same = bool(series) and series[0].x == best.x and series[0].y == best.y
     if best.x and not same:
         series.append(best)
-    for d in defaults:
-        if pick is not None and canonical_tree(d.config) == pick:
+    for x in d.defaults:
+        if pick is not None and canonical_tree(x.config) == pick:
             continue
-        band = _band(outcome, d.config, f"{d.name} ({d.config.key})")
+        band = _band(d, x.config, f"{x.name} ({x.config.key})")
         if band.x:
             series.append(band)
     label = None
-    modelled = model_config(outcome)
+    modelled = model_config(d)
     if model and modelled is not None:
         label = f"model prediction for {modelled.key} (SIMULATED, not a measurement)"
     return BreakEvenView(
         series,
-        outcome.verdict.break_even,
+        d.break_even,
         label,
         [int(c) for c, _ in model],
         [float(s) for _, s in model],
-        outcome.verdict.kind,
-        outcome.verdict.break_even_range,
+        d.kind,
+        d.break_even_range,
     )
 
 
-def model_config(outcome: Outcome) -> SpecConfig | None:
+def model_config(d: Decision) -> SpecConfig | None:
     """The configuration whose model curve the break-even plot shows."""
-    if outcome.verdict.config is not None:
-        return outcome.verdict.config
-    if not outcome.per_load:
+    if d.config is not None:
+        return d.config
+    if not d.per_load:
         return None
-    cands = outcome.per_load[min(outcome.per_load)]
+    cands = d.per_load[min(d.per_load)]
     return cands[0].config if cands else None
 
 
-def _band(outcome: Outcome, config: SpecConfig, label: str, emphasis: bool = False) -> BandSeries:
+def _band(d: Decision, config: SpecConfig, label: str, emphasis: bool = False) -> BandSeries:
     band = BandSeries(label, [], [], [], [], emphasis)
-    for c in sorted(outcome.per_load):
-        cand = _find(outcome, config, c)
+    for c in sorted(d.per_load):
+        cand = d.candidate(canonical_tree(config), c)
         if cand is not None:
             band.x.append(c)
             band.y.append(cand.speedup)
@@ -408,7 +375,6 @@ def acceptance_by_position(
 
 __all__ = [
     "HEADLINES",
-    "UNKNOWN_HEADLINE",
     "AcceptanceByPosition",
     "BandSeries",
     "BreakEvenView",

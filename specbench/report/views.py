@@ -10,10 +10,8 @@ import numpy as np
 
 from specbench.report.adaptive_view import AdaptiveView
 from specbench.report.verdict_section import VerdictSection
-from specbench.rundir.verdict import (
-    Verdict,
-    finite,
-)
+from specbench.verdict.candidates import finite
+from specbench.verdict.decision import Decision
 
 #: Configurations drawn in the speedup-vs-concurrency plot (more is unreadable).
 TOP_CONFIGS_PLOTTED = 5
@@ -86,7 +84,7 @@ class SpeedupPoint:
 class VerdictView:
     """The verdict section: what to run, why, and up to what load."""
 
-    verdict: Verdict
+    decision: Decision
     status: str
     recommended: bool
     headline: str

@@ -14,16 +14,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from specbench.errors import SpecbenchError
 from specbench.model.cost import CostModel
-from specbench.model.engines import load_engine
 from specbench.model.hardware import HardwareProfile
-from specbench.model.memory import MemoryFit, memory_fit
 from specbench.model.targets import TargetPreset
 from specbench.spec_config import SpecConfig
-
-#: Tree slots per request the memory check reserves: a typical verified tree (3-4-8).
-_DRAFT_SLOTS = 8
 
 
 @dataclass(frozen=True)
@@ -81,91 +75,6 @@ def step_breakdown(
     )
 
 
-# ---------------------------------------------------------------------------- memory
-@dataclass(frozen=True)
-class MemoryCheck:
-    """Per-GPU memory of target weights, draft weights and KV cache vs what the GPU has."""
-
-    gpu: str
-    gpu_gib: float
-    tp: int
-    weights_gib: float
-    draft_gib: float
-    kv_gib: float
-    concurrency: int
-    context_tokens: int
-    usable_gib: float
-    min_tp: int | None  # the smallest TP (power of two, up to the box) that fits
-
-    @property
-    def needed_gib(self) -> float:
-        return self.weights_gib + self.draft_gib + self.kv_gib
-
-    @property
-    def fits(self) -> bool:
-        return self.needed_gib <= self.usable_gib
-
-
-def memory_check(
-    target: TargetPreset, hardware: HardwareProfile, concurrency: int, context_tokens: int
-) -> MemoryCheck:
-    """Does the target (with its draft and the KV of ``concurrency`` requests) fit, and
-    from which TP size on does it (the model's ``memory_fit``, SGLang's memory share)?"""
-    engine = load_engine()
-
-    def fit(profile: HardwareProfile) -> MemoryFit:
-        return memory_fit(
-            target,
-            profile,
-            engine,
-            batch=concurrency,
-            sequence_tokens=context_tokens,
-            draft_tokens=_DRAFT_SLOTS,
-        )
-
-    here = fit(hardware)
-    min_tp = None
-    size = 1
-    while size <= max(hardware.gpus, hardware.tp):
-        try:
-            candidate = fit(hardware.with_tp(size))
-        except SpecbenchError:
-            candidate = None
-        if candidate is not None and candidate.fits:
-            min_tp = size
-            break
-        size *= 2
-    return MemoryCheck(
-        hardware.gpu.name,
-        hardware.gpu.memory_gib,
-        hardware.tp,
-        here.weights_gib,
-        here.draft_gib,
-        here.kv_gib,
-        concurrency,
-        context_tokens,
-        here.capacity_gib,
-        min_tp,
-    )
-
-
-def memory_text(check: MemoryCheck) -> str:
-    """The memory check as one sentence a deployer can act on."""
-    need = (
-        f"{check.weights_gib:.1f} GiB of target weights + {check.draft_gib:.1f} GiB of draft "
-        f"+ {check.kv_gib:.1f} GiB of KV cache ({check.concurrency} requests x "
-        f"{check.context_tokens} tokens) per GPU at TP {check.tp}"
-    )
-    have = f"{check.usable_gib:.0f} GiB usable of {check.gpu_gib:.0f} GiB ({check.gpu})"
-    if check.fits:
-        return f"Fits: {need}, against {have}."
-    if check.min_tp is not None:
-        fix = f"use --tp-size {check.min_tp} or larger"
-    else:
-        fix = "it does not fit on this box at any TP size; use larger GPUs or more of them"
-    return f"Does NOT fit: {need}, against {have}; {fix}."
-
-
 # ---------------------------------------------------------------------------- interconnect
 _CLASS_WORDS = {
     "nvlink": "GPUs talk over NVLink: a small all-reduce takes a few microseconds",
@@ -215,11 +124,8 @@ def model_curve(
 
 
 __all__ = [
-    "MemoryCheck",
     "StepBreakdown",
     "interconnect_text",
-    "memory_check",
-    "memory_text",
     "model_curve",
     "step_breakdown",
 ]

@@ -241,8 +241,10 @@ OPTION_GROUPS: tuple[Callable[[SweepOptions], None], ...] = (
 def check_auto_backend(options: SweepOptions, engine: EngineAdapter) -> None:
     """``--backend auto`` that falls back to the simulator refuses SGLang-only options.
 
-    Silently running SIMULATED while the user asked to launch with their command, server
-    arguments or tensor parallelism would report numbers of a machine nobody asked for.
+    Silently running SIMULATED while the user asked to launch with their command or
+    server arguments would report numbers of a machine nobody asked for. ``--tp`` is not
+    one of them: the simulator prices the hardware profile at that TP, which is what a
+    decision that does not fit advises (``--tp 8``) and must accept.
     """
     if options.backend != AUTO or not engine.in_process or options.backend_instance is not None:
         return
@@ -251,7 +253,6 @@ def check_auto_backend(options: SweepOptions, engine: EngineAdapter) -> None:
         for flag, given in (
             ("--launch-cmd", options.launch_cmd is not None),
             ("--server-args", bool(options.server_args)),
-            ("--tp", options.tp is not None),
             ("--host", options.host != "127.0.0.1"),
         )
         if given

@@ -28,12 +28,12 @@ from specbench.harness.backend import LoadSpec, Session
 from specbench.harness.engine import Deployment
 from specbench.harness.metrics import summarize
 from specbench.harness.sim_backend import SimBackend
-from specbench.rundir.adaptive_tiers import adaptive_tiers
 from specbench.rundir.ramp import RAMP_FILE, ramp_answer
 from specbench.rundir.records import RequestRecord
 from specbench.schema import write_json, write_text_atomic
 from specbench.spec_config import SpecConfig
 from specbench.sweeps.context import SweepContext
+from specbench.verdict.adaptive_tiers import adaptive_tiers
 
 #: Times the ramp is run per candidate (each with its own acceptance draws).
 RAMP_REPEATS = 5

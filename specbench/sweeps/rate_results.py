@@ -3,7 +3,7 @@
 results.json gains ``rates``: the plan (rates, arrival, objectives), the saturation rate
 of a ``--load sweep``, one row per (configuration, rate load) with unit-carrying names
 (``ttft_ms_p99``, ``tpot_ms_p50``, ``output_tokens_per_s``, ``goodput_per_s``), each
-configuration's SLO-rate and the decision (rundir.rate_decision). trials.csv gets the
+configuration's SLO-rate and the decision (verdict.rate_decision). trials.csv gets the
 same rows after the closed-loop ones, with ``load`` naming the rate; results.json
 "trials" keeps only the closed-loop rows its readers key by concurrency.
 """
@@ -16,7 +16,6 @@ import optuna
 import pandas as pd
 
 from specbench.rundir.layout import normalise_trials
-from specbench.rundir.rate_decision import rate_decision
 from specbench.schema import SCHEMA_VERSION, write_text_atomic
 from specbench.spec_config import BASELINE_KEY
 from specbench.sweeps.context import SweepContext
@@ -28,6 +27,7 @@ from specbench.sweeps.measure_rates import (
     STUDY_SATURATION,
 )
 from specbench.sweeps.search import ATTR_CONFIG, ATTR_REUSED, ATTR_SKIPPED, retried_trials
+from specbench.verdict.rate_decision import rate_decision
 
 #: The columns rate rows add to trials.csv, after the closed-loop ones.
 RATE_COLUMNS: tuple[str, ...] = (

@@ -17,9 +17,9 @@ from optuna.trial import TrialState
 
 from specbench.errors import FileFormatError
 from specbench.harness.engine import Deployment
+from specbench.harness.prompts import estimate_tokens
 from specbench.harness.served_deployment import printed_deployment
 from specbench.rundir.acceptance import acceptance_summary
-from specbench.rundir.defaults import named_defaults
 from specbench.rundir.intervals import RequestBootstrap
 from specbench.rundir.layout import (
     STATE_FAILED,
@@ -29,7 +29,6 @@ from specbench.rundir.layout import (
 )
 from specbench.rundir.lossless import losslessness
 from specbench.rundir.trials import TrialRow, speedup
-from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import BASELINE_KEY
 from specbench.sweeps.context import SweepContext, locked
 from specbench.sweeps.rate_results import rates_section, write_trials_with_rates
@@ -50,6 +49,9 @@ from specbench.sweeps.storage import (
     baseline_rows,
     redact_url,
 )
+from specbench.verdict import decide
+from specbench.verdict.defaults import named_defaults
+from specbench.verdict.feasibility import Feasibility, hardware_profile, with_tp
 
 #: Rewriting results after a trial may cost at most 1/this of the time between rewrites.
 RESULTS_WRITE_FACTOR = 4.0
@@ -138,13 +140,20 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         ctx.manifest.extra, Deployment.of(ctx.target, tp=tp if isinstance(tp, int) else None)
     )
     engine = ctx.engine
-    verdict = compute_verdict(
+    decision = decide(
         frame,
         list(ctx.concurrencies),
         launch_line=lambda config: engine.launch_line(deployment, config),
         plain_launch=engine.baseline_launch_line(deployment),
         intervals=_request_intervals(ctx),
         defaults=named_defaults(ctx.target, sglang=not engine.chain_only),
+        feasibility=Feasibility(
+            engine.check_config,
+            ctx.target,
+            hardware_profile(ctx.hardware),
+            context_tokens=_context_tokens(ctx),
+        ),
+        rerun=lambda size: with_tp(ctx.manifest.command, size),
         simulated=ctx.simulated,
         hardware_class=str(ctx.hardware.get("interconnect_class") or "") or None,
     )
@@ -159,7 +168,7 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         # virtual clock, so the scale changes no number here.
         "sim_time_scale": ctx.manifest.extra.get("sim_time_scale"),
         "baseline": baseline_summary(frame),
-        **verdict.to_json(),
+        **decision.to_json(),
         "study": _study_summary(ctx),
         "losslessness": losslessness(
             ctx.run_dir.iter_requests() if ctx.run_dir.requests_path.exists() else []
@@ -171,6 +180,14 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
     if rates is not None:
         results["rates"] = rates
     return frame, results
+
+
+def _context_tokens(ctx: SweepContext) -> int:
+    """Tokens of KV a request holds at its end: the prompts' mean estimate (the one the
+    simulator uses) plus the output budget; the memory check needs no closer count."""
+    counts = [estimate_tokens(p.text) for p in ctx.prompts]
+    mean = round(sum(counts) / len(counts)) if counts else 0
+    return mean + int(ctx.options.max_new_tokens)
 
 
 def _request_intervals(ctx: SweepContext) -> RequestBootstrap | None:

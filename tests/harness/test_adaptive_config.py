@@ -26,7 +26,7 @@ from specbench.harness.adaptive_config import (
 )
 from specbench.harness.engine import Deployment
 from specbench.harness.engines import create
-from specbench.rundir.adaptive_tiers import AdaptiveTier
+from specbench.verdict.adaptive_tiers import AdaptiveTier
 
 TIERS = (
     AdaptiveTier(1, (2, 3, 5), 3, 1),

@@ -15,8 +15,8 @@ from specbench.harness.engines import create, engine_names, get_engine, launch_e
 from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
 from specbench.rundir.layout import normalise_trials
-from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import SpecConfig
+from specbench.verdict import decide
 from tests.support.fake_engine import FAKE
 from tests.support.trials import trial_row
 
@@ -87,13 +87,13 @@ def test_ep_size_follows_the_tp_served() -> None:
     assert "--ep-size" in explicit_same
     at_four = SGLANG.launch_args(Deployment.of(target, tp=4), None, port=1)
     assert "--ep-size" not in at_four
-    verdict = compute_verdict(
+    verdict = decide(
         one_config_trials(),
         [1],
         launch_line=partial(SGLANG.launch_line, Deployment.of(target, tp=4)),
     )
-    assert verdict.best is not None
-    assert "--ep-size" not in verdict.best["launch_command"]
+    assert verdict.to_json()["best"] is not None
+    assert "--ep-size" not in verdict.to_json()["best"]["launch_command"]
     minimax = load_target("minimax-m2.7")  # --tp-size 4, or --tp-size 8 --ep-size 8
     assert "--ep-size" not in SGLANG.launch_args(Deployment.of(minimax), None, port=1)
     tp8 = SGLANG.launch_args(Deployment.of(minimax, tp=8), None, port=1)
@@ -101,13 +101,13 @@ def test_ep_size_follows_the_tp_served() -> None:
 
 
 def test_launch_command_from_target_preset() -> None:
-    verdict = compute_verdict(
+    verdict = decide(
         one_config_trials(),
         [1],
         launch_line=partial(SGLANG.launch_line, Deployment.of(FakeTarget(), tp=8)),
     )
-    assert verdict.best is not None
-    command = verdict.best["launch_command"]
+    assert verdict.to_json()["best"] is not None
+    command = verdict.to_json()["best"]["launch_command"]
     assert command == (
         "python -m sglang.launch_server --model-path MiniMaxAI/MiniMax-M2.7 "
         "--tp-size 8 --ep-size 8 "
@@ -115,7 +115,7 @@ def test_launch_command_from_target_preset() -> None:
         "Lorbus/MiniMax-M2.7-EAGLE3 --speculative-num-steps 3 --speculative-eagle-topk 4 "
         "--speculative-num-draft-tokens 8 --trust-remote-code"
     )
-    assert verdict.best["flags"][-6:] == [
+    assert verdict.to_json()["best"]["flags"][-6:] == [
         "--speculative-num-steps",
         "3",
         "--speculative-eagle-topk",

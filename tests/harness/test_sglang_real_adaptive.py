@@ -23,7 +23,7 @@ from specbench.harness.adaptive_config import SGLANG_ADAPTIVE, SGLANG_DEFAULT_CO
 from specbench.harness.adaptive_steps import AdaptiveSpec, SglangController
 from specbench.harness.engine import Deployment
 from specbench.harness.sglang import SGLANG
-from specbench.rundir.adaptive_tiers import AdaptiveTier
+from specbench.verdict.adaptive_tiers import AdaptiveTier
 
 SGLANG_PYTHON = os.environ.get("SPECBENCH_SGLANG_PYTHON")
 REQUIRED = os.environ.get("SPECBENCH_REQUIRE_SGLANG") == "1"

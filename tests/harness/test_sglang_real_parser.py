@@ -26,8 +26,8 @@ from specbench.harness.adaptive_config import SGLANG_ADAPTIVE
 from specbench.harness.engine import Deployment, TargetLike
 from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
-from specbench.rundir.adaptive_tiers import AdaptiveTier
 from specbench.spec_config import SpecConfig
+from specbench.verdict.adaptive_tiers import AdaptiveTier
 
 SGLANG_PYTHON = os.environ.get("SPECBENCH_SGLANG_PYTHON")
 REQUIRED = os.environ.get("SPECBENCH_REQUIRE_SGLANG") == "1"

@@ -15,11 +15,9 @@ from specbench.report.html import render_report
 from specbench.report.verdict_plots import heatmap_svg, latency_svg
 from specbench.report.verdict_views import Interval, LatencySeries, verdict_screen
 from specbench.report.views import Overview
-from specbench.rundir.decision import decide
-from specbench.rundir.defaults import compare_defaults
 from specbench.spec_config import SpecConfig
 from tests.support.run_dirs import write_run
-from tests.support.verdict_rows import launch_text, trial_rows
+from tests.support.verdict_rows import decide_rows, trial_rows
 
 
 def test_only_a_whole_interval_past_one_is_coloured() -> None:
@@ -42,9 +40,8 @@ def test_the_comparison_table_paints_a_card_within_noise_plain() -> None:
             ("3-4-8", 32): (0.55, 0.60),
         },
     )
-    out = decide(rows, [1, 8, 32], launch_text)
-    defaults = compare_defaults(out.per_load, {"model card": SpecConfig(3, 4, 8)})
-    screen = verdict_screen(out, defaults, [1, 8, 32])
+    out = decide_rows(rows, [1, 8, 32], defaults={"model card": SpecConfig(3, 4, 8)})
+    screen = verdict_screen(out)
     card = next(r for r in screen.comparison if r.config_key == "3-4-8")
     assert [c.tone if c else None for c in card.cells] == ["neutral", "nopay", "nopay"]
     mixed = next(r for r in screen.comparison if r.name.startswith("specbench: one tree"))

@@ -21,8 +21,8 @@ from specbench.report.charts import (
 from specbench.report.data import read_run, report_data
 from specbench.rundir.layout import normalise_trials
 from specbench.rundir.records import RequestRecord
-from specbench.rundir.verdict import config_table
 from specbench.spec_config import SpecConfig
+from specbench.verdict.candidates import config_table
 from tests.support.run_dirs import write_run
 from tests.support.trials import trial_row
 
@@ -169,12 +169,12 @@ def test_report_data_of_a_fixture_run(tmp_path: Path) -> None:
     assert "--model-path MiniMaxAI/MiniMax-M2.7" in data.verdict.launch_command
     assert "--tp-size 4" in data.verdict.launch_command  # the manifest's TP, not the preset's
     assert len(data.failed) == 2
-    # The top table ranks at the primary load; the verdict is the mixed-load pick.
+    # The top table ranks at the primary load with the mixed-load pick first: one best.
     assert len(data.top) == 5
-    assert data.top[0].config_key == data.verdict.verdict.ranking[0]["config_key"]
-    outcome = data.verdict_section.outcome
-    assert outcome.verdict.config is not None
-    assert data.verdict.config_key == outcome.verdict.config.key
+    assert data.top[0].config_key == data.verdict.decision.ranking()[0].key
+    decision = data.verdict_section.decision
+    assert decision.config is not None
+    assert data.verdict.config_key == decision.config.key == data.top[0].config_key
     assert data.hardware.interconnect_class == "nvlink"
     assert data.hardware.allreduce and data.hardware.allreduce[0].measured
     assert data.heatmap is not None and data.history is not None
@@ -304,7 +304,7 @@ def test_break_even_is_measured_and_the_model_curve_is_labelled(tmp_path: Path) 
     section = data.verdict_section
     assert section.screen.kind == "speculate" and section.screen.break_even is None
     assert "not extrapolated" in section.break_even_sentence
-    pick = section.outcome.verdict.config
+    pick = section.decision.config
     assert pick is not None
     model = PerformanceModel(load_target("minimax-m2.7"), load_hardware("h200-nvlink", tp=4))
     expected = break_even_concurrency(model.predict_grid([pick], [64, 128, 256]))

@@ -108,7 +108,7 @@ def test_never_pays_run_says_off(tmp_path: Path) -> None:
     data = report_data(run)
     assert data.verdict.status == "never-pays"
     assert data.verdict.recommended is False
-    assert data.verdict.verdict.best is None
+    assert data.verdict.decision.config is None
     html = render_report(run).read_text(encoding="utf-8")
     verdict_html = _sections(html)[0]
     assert "Turn speculation OFF" in verdict_html
@@ -259,10 +259,11 @@ def test_run_that_crashed_before_any_trial(tmp_path: Path) -> None:
     run = write_run(tmp_path / "run")
     results = json.loads((run / "results.json").read_text())
     results["trials"], results["best"] = [], None
+    del results["decision"]  # a run that crashed before any trial stored no decision
     (run / "results.json").write_text(json.dumps(results))
     (run / "requests.jsonl").unlink()
     data = report_data(run)
-    assert data.verdict.verdict.best is None and data.verdict.status == "unknown"
+    assert data.verdict.decision.config is None and data.verdict.status == "unknown"
     html = render_report(run).read_text(encoding="utf-8")
     assert "No verdict yet: no speedup could be computed" in html
     assert "requests.jsonl is missing" in html

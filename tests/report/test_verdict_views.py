@@ -14,17 +14,14 @@ from specbench.report.verdict_views import (
     latency_view,
     verdict_screen,
 )
-from specbench.rundir.decision import decide
-from specbench.rundir.defaults import compare_defaults
 from specbench.spec_config import SpecConfig
-from tests.support.verdict_rows import HOST_STAGED, launch_text, trial_rows
+from tests.support.verdict_rows import HOST_STAGED, decide_rows, trial_rows
 
 
 def _screen():  # type: ignore[no-untyped-def]
-    out = decide(trial_rows(HOST_STAGED), [1, 8, 32], launch_text, host_staged=True)
     named = {"model card": SpecConfig(3, 4, 8), "SGLang automatic choice": SpecConfig(5, 4, 8)}
-    defaults = compare_defaults(out.per_load, named)
-    return out, defaults, verdict_screen(out, defaults, [1, 8, 32])
+    out = decide_rows(trial_rows(HOST_STAGED), [1, 8, 32], host_staged=True, defaults=named)
+    return out, out.defaults, verdict_screen(out)
 
 
 def test_first_screen_names_the_defaults_and_marks_losses() -> None:
@@ -43,8 +40,8 @@ def test_first_screen_names_the_defaults_and_marks_losses() -> None:
 
 
 def test_break_even_plot_has_tooltips_and_labels_the_model_curve() -> None:
-    out, defaults, _ = _screen()
-    view = break_even_view(out, defaults, [(1, 1.2), (8, 0.9), (64, 0.7)])
+    out, _, _ = _screen()
+    view = break_even_view(out, [(1, 1.2), (8, 0.9), (64, 0.7)])
     assert view.model_label is not None and "SIMULATED, not a measurement" in view.model_label
     svg = break_even_svg(view, simulated=True)
     titles = re.findall(r"<title>([^<]*)</title>", svg)
@@ -96,10 +93,8 @@ def test_default_notes_say_when_the_card_loses_or_ties() -> None:
         screen.default_notes
     )
     tie = {"3-4-8": {1: 1.80, 8: 1.30}, "4-4-7": {1: 1.82, 8: 1.31}}
-    out = decide(trial_rows(tie), [1, 8], launch_text)
-    notes = verdict_screen(
-        out, compare_defaults(out.per_load, {"model card": SpecConfig(3, 4, 8)}), [1, 8]
-    ).default_notes
+    out = decide_rows(trial_rows(tie), [1, 8], defaults={"model card": SpecConfig(3, 4, 8)})
+    notes = verdict_screen(out).default_notes
     assert notes == [
         "The model card's 3-4-8 is within noise of the per-load pick wherever speculation "
         "pays: tuning buys nothing measurable over it on this machine."

@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import pytest
-
 from specbench.model import load_hardware, load_target
 from specbench.report.why import (
     interconnect_text,
-    memory_check,
-    memory_text,
     model_curve,
     step_breakdown,
 )
@@ -29,17 +25,6 @@ def test_host_staged_step_time_is_dominated_by_all_reduce_at_load() -> None:
     assert step_breakdown(target, nvlink, SpecConfig(3, 4, 8), 1, 2.6).ms_per_token < (
         base.ms_per_token
     )
-
-
-def test_memory_check_says_which_tp_fits() -> None:
-    target = load_target("minimax-m2.7")
-    l40s = memory_check(target, load_hardware("l40s-pcie-host-staged", tp=4), 32, 2048)
-    assert not l40s.fits and l40s.min_tp == 8
-    assert l40s.weights_gib == pytest.approx(230e9 / 4 / 2**30, rel=0.05)
-    assert "--tp-size 8" in memory_text(l40s)
-    rtx = memory_check(target, load_hardware("rtx4090-pcie-host-staged", tp=4), 8, 2048)
-    assert rtx.min_tp is None and "does not fit on this box" in memory_text(rtx)
-    assert memory_check(target, load_hardware("h200-nvlink", tp=4), 32, 2048).fits
 
 
 def test_interconnect_sentence_counts_the_collectives() -> None:

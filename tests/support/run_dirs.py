@@ -12,12 +12,10 @@ from __future__ import annotations
 import math
 import random
 from collections.abc import Sequence
-from functools import partial
 from pathlib import Path
 from typing import Any
 
-from specbench.harness.engine import Deployment
-from specbench.harness.sglang import SGLANG
+from specbench.report.data import read_run, run_decision
 from specbench.rundir.layout import (
     Manifest,
     RunDirectory,
@@ -26,7 +24,6 @@ from specbench.rundir.layout import (
     trials_to_records,
 )
 from specbench.rundir.records import RequestRecord, write_records
-from specbench.rundir.verdict import compute_verdict
 from specbench.spec_config import SpecConfig, valid_configs
 
 XSS = "<script>alert(1)</script>"
@@ -246,26 +243,21 @@ def write_run(
     frame = normalise_trials(rows)
     run.write_trials(frame)
     write_records(run.requests_path, records, append=False)
-    verdict = compute_verdict(
-        frame,
-        list(concurrencies),
-        launch_line=partial(SGLANG.launch_line, Deployment.of(None, tp=4)),
-        simulated=simulated,
-        hardware_class=hardware_class,
-    )
-    run.write_results(
-        {
-            "target": target,
-            "hardware": hardware,
-            "backend": manifest.backend,
-            "simulated": simulated,
-            "concurrencies": list(concurrencies),
-            "primary_concurrency": concurrencies[0],
-            "baseline": baseline_summary,
-            **verdict.to_json(),
-            "trials": trials_to_records(frame),
-        }
-    )
+    body: dict[str, Any] = {
+        "target": target,
+        "hardware": hardware,
+        "backend": manifest.backend,
+        "simulated": simulated,
+        "concurrencies": list(concurrencies),
+        "primary_concurrency": concurrencies[0],
+        "baseline": baseline_summary,
+        "trials": trials_to_records(frame),
+    }
+    run.write_results(body)
+    # The decision a sweep stores: made from these rows by the same function the sweep
+    # calls (the report's fallback for runs without one is that function).
+    decision = run_decision(read_run(path))
+    run.write_results({**body, **decision.to_json()})
     return path
 
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import pandas as pd
 
 from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.verdict import Decision, decide
 from tests.support.trials import trial_row
 
 
@@ -46,3 +48,21 @@ HOST_STAGED = {
     "1-2-2": {1: 1.224, 8: 0.93, 32: 0.94},
     "3-4-8": {1: 0.91, 8: 0.55, 32: 0.55},
 }
+
+
+def decide_rows(
+    trials: pd.DataFrame,
+    loads: Sequence[int],
+    *,
+    host_staged: bool = False,
+    defaults: Mapping[str, SpecConfig] | None = None,
+) -> Decision:
+    """The decision of ``trials`` with ``launch_text`` launch lines."""
+    return decide(
+        trials,
+        loads,
+        launch_line=lambda config: ([], launch_text(config)),
+        plain_launch=launch_text(None),
+        defaults=defaults,
+        hardware_class="host-staged" if host_staged else None,
+    )

@@ -84,9 +84,7 @@ def test_the_config_check_can_be_skipped_and_the_skip_is_recorded(tmp_path: Path
     assert RunDirectory(out).read_manifest().extra["config_check"] == "skipped (--no-config-check)"
 
 
-@pytest.mark.parametrize(
-    "flag", [["--launch-cmd", "srun {cmd}"], ["--server-args", "--x 1"], ["--tp", "8"]]
-)
+@pytest.mark.parametrize("flag", [["--launch-cmd", "srun {cmd}"], ["--server-args", "--x 1"]])
 def test_auto_backend_refuses_options_the_simulator_would_ignore(
     tmp_path: Path, flag: list[str]
 ) -> None:
@@ -94,6 +92,15 @@ def test_auto_backend_refuses_options_the_simulator_would_ignore(
     assert result.returncode == 2
     assert result.stderr.strip().count("\n") == 0
     assert "would run SIMULATED" in result.stderr and flag[0] in result.stderr
+
+
+def test_auto_backend_simulates_at_the_tp_a_memory_advice_names(tmp_path: Path) -> None:
+    # A decision that does not fit advises `--tp 8`; the simulator prices that TP, so
+    # the advice runs as printed (issue 22 item 2: it exited 2 without --backend sim).
+    out = tmp_path / "r"
+    result = run_cli(["sweep", "--out", str(out), *SMALL, "--tp", "8"], cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert RunDirectory(out).read_manifest().hardware["tp"] == 8
 
 
 def test_every_trial_row_has_a_speedup_interval(tmp_path: Path) -> None:

@@ -10,8 +10,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from specbench.rundir.recommend import Candidate, canonical_tree, config_json, find_candidate
 from specbench.spec_config import SpecConfig
+from specbench.verdict.candidates import (
+    Candidate,
+    canonical_tree,
+    config_from_json,
+    config_json,
+    find_candidate,
+)
+
+#: The names the defaults are shown under (and the automatic choice is recognised by).
+MODEL_CARD = "model card"
+AUTOMATIC = "SGLang automatic choice"
 
 
 @dataclass
@@ -32,6 +42,19 @@ class DefaultComparison:
             },
         }
 
+    @classmethod
+    def from_json(
+        cls, data: Mapping[str, Any], per_load: Mapping[int, Sequence[Candidate]]
+    ) -> DefaultComparison:
+        """Back from results.json: the points are the decision's own candidates."""
+        config = config_from_json(data["config"])
+        canon = canonical_tree(config)
+        points = {
+            int(c): find_candidate(per_load, canon, int(c))
+            for c in data.get("by_concurrency") or {}
+        }
+        return cls(str(data["name"]), config, points)
+
 
 class PresetLike(Protocol):
     """The two configurations a target preset names (specbench.model.TargetPreset)."""
@@ -48,9 +71,9 @@ def named_defaults(target: PresetLike | None, *, sglang: bool = True) -> dict[st
     architecture). vLLM has no automatic choice: its chain length is always given."""
     if target is None:
         return {}
-    named = {"model card": target.card_config}
+    named = {MODEL_CARD: target.card_config}
     if sglang:
-        named["SGLang automatic choice"] = target.auto_config
+        named[AUTOMATIC] = target.auto_config
     return named
 
 
@@ -66,4 +89,11 @@ def compare_defaults(
     return out
 
 
-__all__ = ["DefaultComparison", "PresetLike", "compare_defaults", "named_defaults"]
+__all__ = [
+    "AUTOMATIC",
+    "MODEL_CARD",
+    "DefaultComparison",
+    "PresetLike",
+    "compare_defaults",
+    "named_defaults",
+]

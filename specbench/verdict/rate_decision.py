@@ -15,8 +15,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
-from specbench.rundir.recommend import NOISE_MARGIN
 from specbench.spec_config import BASELINE_KEY
+from specbench.verdict.candidates import NOISE_MARGIN
 
 #: A configuration kept up with a rate when it served at least this fraction of it.
 KEPT_UP = 0.95

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from specbench.rundir.defaults import named_defaults
 from specbench.spec_config import SpecConfig
+from specbench.verdict.defaults import named_defaults
 
 
 class _Preset:

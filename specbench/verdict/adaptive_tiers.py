@@ -26,7 +26,7 @@ from typing import Any
 import pandas as pd
 
 from specbench.errors import BadInputError
-from specbench.rundir.recommend import Candidate, candidate_table, candidates_at, tree_cost
+from specbench.verdict.candidates import Candidate, candidate_table, candidates_at, tree_cost
 
 
 @dataclass(frozen=True)

@@ -1,9 +1,4 @@
-"""Per-load recommendations and the three-way verdict, with their uncertainty.
-
-A deployer launches one server and then lives with whatever load arrives, so the answer
-is per load (which tree, or none, at each measured concurrency) and then one verdict
-for mixed load: ``speculate`` (pays at every measured load), ``speculate-below`` (pays
-up to a break-even concurrency, interpolated between measured loads) or ``off``.
+"""The configurations a decision ranks: one per (tree, load), each with its interval.
 
 Every speedup carries an interval. A configuration "pays" only when its whole interval
 lies above 1.0, and configurations whose speedup falls inside the best one's interval
@@ -16,20 +11,19 @@ step the draft runs once and verifies the best ``num_draft_tokens - 1`` children
 root whatever ``topk`` is (SGLang's EAGLE worker, python/sglang/srt/speculative/
 eagle_worker.py, selects the top nodes by cumulative score from the single expansion).
 
-This module works on plain rows (a pandas frame) and takes the launch line as a
-function, so the engine adapter's flag builder stays the one place that knows flags.
+This module works on plain rows (a pandas frame: trials.csv, or the model's predictions
+in the same columns), so the sweep and ``predict`` rank the same way.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import pandas as pd
 
-from specbench.rundir.break_even import BreakEven
 from specbench.spec_config import BASELINE_KEY, SpecConfig
 
 #: Relative half-width used when a speedup has no measured interval at all: the
@@ -39,11 +33,20 @@ NOISE_MARGIN = 0.02
 KIND_SPECULATE = "speculate"
 KIND_SPECULATE_BELOW = "speculate-below"
 KIND_OFF = "off"
-VERDICT_KINDS = (KIND_SPECULATE, KIND_SPECULATE_BELOW, KIND_OFF)
+#: Not even the no-speculation server fits in GPU memory at the run's TP at the lowest
+#: load: nothing measured here can be launched as it was run.
+KIND_NO_FIT = "does-not-fit"
+VERDICT_KINDS = (KIND_SPECULATE, KIND_SPECULATE_BELOW, KIND_OFF, KIND_NO_FIT)
 
 CI_TRIAL = "trial"  # the measurement's own bootstrap interval (trials.csv columns)
 CI_REQUESTS = "requests"  # a bootstrap over requests.jsonl, computed here
 CI_NOISE = "noise-margin"  # +-NOISE_MARGIN around the point estimate
+CI_MODEL = "model"  # +-MODEL_MARGIN around a performance-model prediction
+
+#: Relative half-width of a predicted speedup: the largest error the performance model
+#: is allowed against the published EAGLE-3 speedups it is checked on
+#: (tests/model/test_published.py, data/published.toml).
+MODEL_MARGIN = 0.10
 
 Interval = tuple[float, float]
 #: (config_key, concurrency, speedup) -> (low, high, source) or None when unknown.
@@ -107,74 +110,33 @@ class Candidate:
             "ci_source": self.ci_source,
         }
 
-
-@dataclass
-class Recommendation:
-    """What to launch at one concurrency: a tree, or no speculation (config None)."""
-
-    concurrency: int
-    config: SpecConfig | None
-    speedup: float | None
-    speedup_ci: Interval | None
-    equivalent: list[str]
-    launch: str
-    ci_source: str | None = None
-    #: The best speculative tree here, kept when the recommendation is "off" so that the
-    #: reader sees by how much speculation loses.
-    best_speculative: Candidate | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "concurrency": self.concurrency,
-            "config": None if self.config is None else config_json(self.config),
-            "speedup": self.speedup,
-            "speedup_ci": None if self.speedup_ci is None else list(self.speedup_ci),
-            "ci_source": self.ci_source,
-            "equivalent": list(self.equivalent),
-            "launch": self.launch,
-            "best_speculative": (
-                None if self.best_speculative is None else self.best_speculative.to_json()
-            ),
-        }
+    @classmethod
+    def from_json(cls, data: Mapping[str, Any], concurrency: int) -> Candidate:
+        """The inverse of ``to_json`` (results.json's ``decision.candidates``)."""
+        low, high = data["speedup_ci"]
+        return cls(
+            config_from_json(data["config"]),
+            tuple(str(a) for a in data.get("aliases") or ()),
+            concurrency,
+            finite(data.get("tau")),
+            float(data["speedup"]),
+            (float(low), float(high)),
+            str(data.get("ci_source") or CI_NOISE),
+        )
 
 
-@dataclass
-class VerdictSummary:
-    """The one answer for mixed load, and why."""
-
-    kind: str
-    break_even: float | None
-    config: SpecConfig | None
-    launch: str
-    reason: str
-    speculate_at: list[int] = field(default_factory=list)
-    off_at: list[int] = field(default_factory=list)
-    #: Worst fraction of the per-load best that the mixed-load pick reaches.
-    worst_fraction_of_best: float | None = None
-    #: The break-even's interval and the loads behind it (speculate-below only).
-    break_even_range: BreakEven | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "kind": self.kind,
-            "break_even": self.break_even,
-            "break_even_range": (
-                None if self.break_even_range is None else self.break_even_range.to_json()
-            ),
-            "config": None if self.config is None else config_json(self.config),
-            "launch": self.launch,
-            "reason": self.reason,
-            "speculate_at": list(self.speculate_at),
-            "off_at": list(self.off_at),
-            "worst_fraction_of_best": self.worst_fraction_of_best,
-        }
+def config_from_json(data: Mapping[str, Any]) -> SpecConfig:
+    """A configuration from its ``config_json`` form."""
+    return SpecConfig.from_fields(data)
 
 
 def config_json(config: SpecConfig) -> dict[str, Any]:
     return {"key": config.key, **config.as_dict()}
 
 
-def _number(value: Any) -> float | None:
+def finite(value: Any) -> float | None:
+    """A float, or None for missing/NaN/inf (pandas NA included): how a table cell
+    becomes a number that may be shown."""
     if value is None or value is pd.NA:
         return None
     try:
@@ -240,6 +202,60 @@ def candidate_table(trials: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
+def config_table(trials: pd.DataFrame) -> pd.DataFrame:
+    """Mean tau and speedup per (configuration, concurrency) over completed rows.
+
+    A configuration can be measured by several trials (a repeated grid point, a
+    re-run); averaging them keeps one row per configuration for every view.
+    """
+    columns = ["config_key", "num_steps", "topk", "num_draft_tokens", "concurrency"]
+    empty: pd.DataFrame = pd.DataFrame(columns=[*columns, "tau", "speedup", "trials"])
+    done = completed_speculative_rows(trials)
+    if done.empty:
+        return empty
+    done["tau"] = pd.to_numeric(done["tau"], errors="coerce")
+    done["speedup"] = pd.to_numeric(done["speedup"], errors="coerce")
+    grouped = done.groupby(columns, as_index=False).agg(
+        tau=("tau", "mean"), speedup=("speedup", "mean"), trials=("trial_number", "nunique")
+    )
+    out: pd.DataFrame = grouped.reset_index(drop=True)
+    return out
+
+
+def rank_configs(table: pd.DataFrame, concurrency: int) -> list[dict[str, Any]]:
+    """Configurations at one concurrency, best first.
+
+    Order: highest speedup (missing speedups last), then higher tau, then fewer draft
+    tokens (cheaper verify, less memory), then the key for a stable order.
+    """
+    rows = table[table["concurrency"] == concurrency]
+    ranked: list[dict[str, Any]] = []
+    for row in rows.itertuples(index=False):
+        ranked.append(
+            {
+                "config_key": str(row.config_key),
+                "num_steps": int(row.num_steps),
+                "topk": int(row.topk),
+                "num_draft_tokens": int(row.num_draft_tokens),
+                "tau": finite(row.tau),
+                "speedup": finite(row.speedup),
+            }
+        )
+
+    def order(item: dict[str, Any]) -> tuple[int, float, float, int, str]:
+        speed, tau = item["speedup"], item["tau"]
+        return (
+            0 if speed is not None else 1,
+            -(speed if speed is not None else 0.0),
+            -(tau if tau is not None else 0.0),
+            item["num_draft_tokens"],
+            item["config_key"],
+        )
+
+    ranked.sort(key=order)
+    return ranked
+
+
 def candidates_at(
     table: pd.DataFrame, concurrency: int, intervals: IntervalSource | None = None
 ) -> list[Candidate]:
@@ -252,10 +268,10 @@ def candidates_at(
     rows = table[table["concurrency"] == concurrency]
     out: list[Candidate] = []
     for row in rows.itertuples(index=False):
-        speed = _number(row.speedup)
+        speed = finite(row.speedup)
         if speed is None:
             continue
-        low, high = _number(row.speedup_ci_low), _number(row.speedup_ci_high)
+        low, high = finite(row.speedup_ci_low), finite(row.speedup_ci_high)
         if low is not None and high is not None and low <= speed <= high:
             ci, source = (low, high), CI_TRIAL
         else:
@@ -272,7 +288,7 @@ def candidates_at(
                 config,
                 tuple(row.aliases),
                 concurrency,
-                _number(row.tau),
+                finite(row.tau),
                 speed,
                 ci,
                 source,
@@ -280,34 +296,6 @@ def candidates_at(
         )
     out.sort(key=lambda c: (-c.speedup, tree_cost(c.config), c.key))
     return out
-
-
-# ---------------------------------------------------------------------------- per load
-def recommend_at(
-    candidates: Sequence[Candidate], concurrency: int, launch: LaunchLine
-) -> Recommendation:
-    """The cheapest tree within noise of the best that pays, or no speculation."""
-    if not candidates:
-        return Recommendation(concurrency, None, None, None, [], launch(None))
-    best = candidates[0]
-    if not best.pays:
-        # Off: the configurations that cannot be told apart from no speculation.
-        tied = [c.key for c in candidates if c.ci[0] <= 1.0 <= c.ci[1]]
-        return Recommendation(
-            concurrency, None, 1.0, (1.0, 1.0), tied, launch(None), None, best_speculative=best
-        )
-    within = [c for c in candidates if c.speedup >= best.ci[0] and c.pays]
-    pick = min(within, key=lambda c: (tree_cost(c.config), -c.speedup, c.key))
-    equivalent = [c.key for c in within if c.key != pick.key]
-    return Recommendation(
-        concurrency,
-        pick.config,
-        pick.speedup,
-        pick.ci,
-        equivalent,
-        launch(pick.config),
-        pick.ci_source,
-    )
 
 
 # ---------------------------------------------------------------------------- break-even
@@ -327,43 +315,6 @@ def interpolate_break_even(
     return float(math.exp(math.log(low_c) + frac * (math.log(high_c) - math.log(low_c))))
 
 
-# ---------------------------------------------------------------------------- mixed load
-def robust_pick(
-    per_load: Mapping[int, Sequence[Candidate]], loads: Sequence[int]
-) -> tuple[Candidate | None, float | None]:
-    """The tree whose worst fraction of the per-load best, over ``loads``, is highest.
-
-    Minimax regret rather than the best mean: a tree that is 1.25x at 8 and 0.9x at 1
-    is a worse deployment than one that is 1.2x at both. Scores within the noise of the
-    top score tie, and ties go to the cheaper tree. Returns the pick's candidate at the
-    lowest of ``loads`` and its score.
-    """
-    if not loads:
-        return None, None
-    best = {c: per_load[c][0].speedup for c in loads if per_load.get(c)}
-    if len(best) != len(loads):
-        return None, None
-    by_key: dict[str, dict[int, Candidate]] = {}
-    for c in loads:
-        for cand in per_load[c]:
-            by_key.setdefault(cand.key, {})[c] = cand
-    scored: list[tuple[float, float, Candidate]] = []
-    complete = [p for p in by_key.values() if len(p) == len(loads)]
-    # A tree that does not pay at one of the loads would be worse there than no
-    # speculation: prefer the trees that pay at all of them.
-    paying = [p for p in complete if all(p[c].pays for c in loads)]
-    for points in paying or complete:
-        score = min(points[c].speedup / best[c] for c in loads)
-        slack = max((points[c].ci[1] - points[c].ci[0]) / 2.0 / points[c].speedup for c in loads)
-        scored.append((score, slack, points[min(loads)]))
-    if not scored:
-        return None, None
-    top_score, top_slack, _ = max(scored, key=lambda s: s[0])
-    tied = [s for s in scored if s[0] >= top_score * (1.0 - top_slack)]
-    score, _, pick = min(tied, key=lambda s: (tree_cost(s[2].config), -s[0], s[2].key))
-    return pick, score
-
-
 def find_candidate(
     per_load: Mapping[int, Sequence[Candidate]], config: SpecConfig, c: int
 ) -> Candidate | None:
@@ -378,26 +329,32 @@ def format_concurrency(value: float) -> str:
 
 
 __all__ = [
+    "CI_MODEL",
     "CI_NOISE",
     "CI_REQUESTS",
     "CI_TRIAL",
+    "KIND_NO_FIT",
     "KIND_OFF",
     "KIND_SPECULATE",
     "KIND_SPECULATE_BELOW",
+    "MODEL_MARGIN",
     "NOISE_MARGIN",
     "VERDICT_KINDS",
     "Candidate",
-    "Recommendation",
-    "VerdictSummary",
+    "IntervalSource",
+    "LaunchLine",
     "candidate_table",
     "candidates_at",
     "canonical_tree",
+    "completed_speculative_rows",
+    "config_from_json",
     "config_json",
+    "config_table",
     "find_candidate",
+    "finite",
     "format_concurrency",
     "interpolate_break_even",
     "noise_interval",
-    "recommend_at",
-    "robust_pick",
+    "rank_configs",
     "tree_cost",
 ]

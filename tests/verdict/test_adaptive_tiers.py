@@ -1,4 +1,4 @@
-"""Tiers of adaptive speculation from per-load results (specbench.rundir.adaptive_tiers)."""
+"""Tiers of adaptive speculation from per-load results (specbench.verdict.adaptive_tiers)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from specbench.errors import BadInputError
-from specbench.rundir.adaptive_tiers import adaptive_tiers
+from specbench.verdict.adaptive_tiers import adaptive_tiers
 from tests.support.verdict_rows import trial_rows
 
 #: A tree wins at 1, chains at 8, nothing pays at 32.

@@ -12,10 +12,9 @@ import json
 import pytest
 
 from specbench.rundir.break_even import locate_break_even, range_text_of
-from specbench.rundir.decision import decide
-from specbench.rundir.recommend import KIND_SPECULATE_BELOW
-from specbench.rundir.summary import summary_lines
-from tests.support.verdict_rows import launch_text, trial_rows
+from specbench.verdict.candidates import KIND_SPECULATE_BELOW
+from specbench.verdict.text import summary_lines
+from tests.support.verdict_rows import decide_rows, trial_rows
 
 #: The l40s host-staged sweep's pick 1-1-2 (SIMULATED, measured on main).
 AT_1 = (1.27, 1.24, 1.30)
@@ -59,15 +58,15 @@ def test_the_verdict_says_the_loads_cannot_place_it() -> None:
             ("2-2-3", 32): (0.82, 0.88),
         },
     )
-    verdict = decide(rows, [1, 8, 32], launch_text).verdict
+    verdict = decide_rows(rows, [1, 8, 32])
     assert verdict.kind == KIND_SPECULATE_BELOW
     assert verdict.break_even_range is not None and not verdict.break_even_range.located
     assert "cannot locate" in verdict.reason
     assert "below about" not in verdict.reason
-    data = json.loads(json.dumps(decide(rows, [1, 8, 32], launch_text).to_json()))
+    data = json.loads(json.dumps(decide_rows(rows, [1, 8, 32]).to_json()))
     assert data["verdict"]["break_even_range"]["located"] is False
     assert data["verdict"]["break_even_range"]["high"] is None
-    first = summary_lines(data)[0]
+    first = next(line for line in summary_lines(data) if line.startswith("verdict: "))
     assert first.startswith("verdict: speculate-below (break-even ") and "-8+ concurrent" in first
 
 
@@ -80,11 +79,11 @@ def test_the_report_shows_the_range_in_headline_sentence_and_plot() -> None:
         {"1-1-2": {1: 1.27, 8: 0.98, 32: 0.96}},
         ci={("1-1-2", 1): (1.24, 1.30), ("1-1-2", 8): (0.95, 1.01), ("1-1-2", 32): (0.93, 0.98)},
     )
-    out = decide(rows, [1, 8, 32], launch_text)
-    screen = verdict_screen(out, [], [1, 8, 32])
+    out = decide_rows(rows, [1, 8, 32])
+    screen = verdict_screen(out)
     assert screen.headline.startswith("Speculate below about 5.6-8+ concurrent requests")
     assert screen.break_even_text == "5.6-8+"
-    view = break_even_view(out, [])
+    view = break_even_view(out)
     sentence, _ = break_even_text(out, view)
     assert sentence.startswith("Not located: from about 5.6 to 8 or more concurrent requests")
     assert "--concurrency 1,2,4,8,32" in sentence
