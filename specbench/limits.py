@@ -81,6 +81,7 @@ BOUNDS: dict[str, Bound] = {
     "--startup-delay": Bound(0, MAX_TIMEOUT_S, "s"),
     "--sim-perturbation": Bound(0, 10),
     "--load rate": Bound(MIN_REQUEST_RATE, MAX_REQUEST_RATE, "requests/s"),
+    "--rate": Bound(MIN_REQUEST_RATE, MAX_REQUEST_RATE, "requests/s"),
     "--max-concurrency": Bound(1, MAX_CONCURRENCY),
     "--slo": Bound(0.001, MAX_SLO_MS, "ms"),
     "--sweep-rates": Bound(2, MAX_RATES),

@@ -73,6 +73,15 @@ from specbench.spec_config import SpecConfig
     default=None,
     help="The EAGLE3 draft's folder or config.json, for a --target read from config.json.",
 )
+@click.option(
+    "--rate",
+    "rate_text",
+    default=None,
+    metavar="R[,R...]",
+    help="Also predict at these request rates (requests/s): TPOT, TTFT and capacity of no "
+    "speculation and of the fastest unsaturated configuration, queueing from the "
+    "predicted service rate at each batch size.",
+)
 @options.JSON(param="as_json")
 @click.option(
     "--list",
@@ -96,6 +105,7 @@ def predict(
     draft_tp: int | None,
     draft_profile_name: str | None,
     draft_name: str | None,
+    rate_text: str | None,
     as_json: bool,
     list_only: bool,
 ) -> None:
@@ -121,6 +131,7 @@ def predict(
         raise BadInputError(f"--top must be >= 1 (got {top})")
     concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
     configs = SpecConfig.parse_list(config_texts)
+    rates = _rates(rate_text)
     payload = predict_named(
         target_name,
         hardware_name,
@@ -134,11 +145,62 @@ def predict(
         draft_tp=draft_tp,
         draft_profile_name=draft_profile_name,
         draft_name=draft_name,
+        rates=rates,
     )
     if as_json:
         click.echo(dumps(payload))
         return
     _print_tables(payload, top)
+
+
+def _rates(text: str | None) -> list[float]:
+    """``--rate 2,8``: the same bounds and messages as sweep's ``--load rate:``."""
+    if text is None:
+        return []
+    from specbench.limits import check_bound
+
+    rates: list[float] = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            raise BadInputError(f"--rate: {part.strip()!r} is not a number") from None
+        check_bound("--rate", value)
+        rates.append(value)
+    return rates
+
+
+def _named(key: str) -> str:
+    return "no speculation" if key == "baseline" else key
+
+
+def _print_rates(console: Any, payload: dict[str, Any]) -> None:
+    from rich.table import Table
+
+    from specbench.cli.terminal import print_table
+
+    rates = payload.get("rates")
+    if not rates:
+        return
+    table = Table(title=f"at a request rate, {rates['output_len']} tokens each (SIMULATED)")
+    for col in ("req/s", "no speculation TPOT", "TTFT", "capacity", "fastest", "TPOT"):
+        table.add_column(col, justify="right")
+
+    def ms(value: Any) -> str:
+        return "saturated" if value is None else f"{value:.1f} ms"
+
+    for base, best in zip(rates["baseline"], rates["best"], strict=True):
+        table.add_row(
+            f"{base['rate_per_s']:g}",
+            ms(base["tpot_ms"]),
+            ms(base["ttft_ms"]),
+            f"{base['capacity_per_s']:.3g} req/s",
+            "-"
+            if best is None
+            else f"{_named(best['config_key'])} ({best['capacity_per_s']:.3g} req/s)",
+            "saturated" if best is None else ms(best["tpot_ms"]),
+        )
+    print_table(console, table, "--json")
 
 
 def _model_line(tgt: dict[str, Any], tp: int) -> str:
@@ -230,3 +292,4 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
         else:
             where = f"none: still faster at {scan[-1]} concurrent requests"
         console.print(f"break-even (speedup falls through 1) for {key}: {where} (SIMULATED)")
+    _print_rates(console, payload)

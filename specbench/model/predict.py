@@ -114,6 +114,7 @@ def predict_named(
     draft_tp: int | None = None,
     draft_profile_name: str | None = None,
     draft_name: str | None = None,
+    rates: Sequence[float] = (),
 ) -> dict[str, Any]:
     """``specbench predict``'s payload from names as a user gives them (a preset or a
     model folder, a hardware profile, an engine profile), shared by the CLI and the
@@ -126,7 +127,7 @@ def predict_named(
         tp = tp_for_weights(target, hardware_name, engine) if from_config else target.default_tp
     # `tp=0` must reach the check (it is falsy, so `tp or default` would hide it).
     hardware = load_hardware(hardware_name, tp)
-    _, _preds, payload = build_prediction(
+    model, _preds, payload = build_prediction(
         target,
         hardware,
         concurrencies,
@@ -140,7 +141,34 @@ def predict_named(
         if draft_profile_name is None
         else load_draft_profile(draft_profile_name),
     )
+    if rates:
+        payload["rates"] = _rates(model, target, payload, rates, workload, configs, domain)
     return payload
+
+
+def _rates(
+    model: PerformanceModel,
+    target: TargetPreset,
+    payload: dict[str, Any],
+    rates: Sequence[float],
+    workload: Workload | None,
+    configs: Sequence[SpecConfig],
+    domain: str | None,
+) -> dict[str, Any]:
+    """predict's "rates": the given configurations, or the best per concurrency and the
+    card's, at every rate (specbench.model.rate_prediction)."""
+    from specbench.model.rate_prediction import rate_payload
+
+    chosen = list(configs) or [target.card_config]
+    if not configs:
+        best = {str(b["config"]) for b in payload["best"]}
+        chosen += [c for c in valid_configs() if config_key(c) in best]
+    work = workload or Workload()
+    input_len = work.input_len if work.input_len is not None else 512
+    output_len = work.output_len or 256
+    return rate_payload(
+        model, chosen, rates, input_len=input_len, output_len=output_len, domain=domain
+    )
 
 
 def build_prediction(

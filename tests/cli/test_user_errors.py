@@ -133,6 +133,7 @@ def test_truncated_study_journal_names_the_file(tmp_path: Path) -> None:
         (["sweep", "--load", "rate:1", "--max-concurrency", "99999"], "--max-concurrency must"),
         (["sweep", "--load", "concurrency:1", "--concurrency", "8"], "the short form of --load"),
         (["sweep", "--arrival", "constant"], "--arrival applies to request-rate loads"),
+        (["predict", "--rate", "0"], "--rate must be >= 0.001 requests/s"),
         (
             ["predict", "--target", "minimax-m2.7", "--concurrency", "1,999999"],
             "--concurrency: 999999 is above the maximum",
