@@ -35,6 +35,7 @@ from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
 from specbench.harness.engines import AUTO, backend_choices, create
 from specbench.spec_config import SpecConfig
+from specbench.sweeps.strategy import STRATEGIES
 
 #: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
 #: every option to one of them).
@@ -326,7 +327,7 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 )
 @click.option(
     "--strategy",
-    type=click.Choice(["optuna", "grid", "fixed"]),
+    type=click.Choice(STRATEGIES),
     default=None,
     show_default="optuna; fixed with --endpoint",
     help="optuna: model-guided search; grid: every valid "

@@ -16,12 +16,14 @@ import warnings
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-
-import optuna
+from typing import TYPE_CHECKING
 
 from specbench.errors import BadInputError
 from specbench.spec_config import NUM_STEPS_RANGE, SpecConfig
 from specbench.sweeps.space import SearchSpace
+
+if TYPE_CHECKING:  # optuna loads with the sampler, so `sweep -h` can list the strategies
+    import optuna
 
 SAMPLERS: tuple[str, ...] = ("tpe", "gp")
 #: Draft-token bounds of the Optuna distribution when the space does not set them.
@@ -59,6 +61,8 @@ class SearchStrategy(ABC):
     ) -> optuna.samplers.BaseSampler:
         """The study's sampler. A replaying strategy never samples; its seed still makes
         a stray ask reproducible."""
+        import optuna
+
         return optuna.samplers.RandomSampler(seed=seed)
 
     def sampler_label(self, sampler: str) -> str | None:
@@ -101,6 +105,8 @@ class ModelGuided(SearchStrategy):
     def sampler(
         self, sampler: str, *, seed: int, n_startup_trials: int
     ) -> optuna.samplers.BaseSampler:
+        import optuna
+
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # experimental-feature warnings are not for users
             if sampler == "tpe":
