@@ -52,13 +52,14 @@ class Outage:
         self.retry_s = retry_s
         self.note = note
         self.since: float | None = None
-        self.given_up = False
+        #: The line of the outage once given up: every later call raises it again.
+        self.gave_up_with: StorageUnavailableError | None = None
 
     def call(self, attempt: Callable[[], T]) -> T:
         pause = FIRST_PAUSE_S
         while True:
-            if self.given_up:
-                raise self._error(None)  # the sweep is ending: later calls fail at once
+            if self.gave_up_with is not None:
+                raise self.gave_up_with  # the sweep is ending: later calls fail at once
             try:
                 value = attempt()
             except StorageUnavailableError:
@@ -75,8 +76,8 @@ class Outage:
                             f"up to {self.retry_s:g} s (--storage-retry)"
                         )
                 if now - self.since >= self.retry_s:
-                    self.given_up = True
-                    raise self._error(exc) from None
+                    self.gave_up_with = self._error(exc)
+                    raise self.gave_up_with from None
                 time.sleep(min(pause, self.retry_s - (now - self.since)))
                 pause = min(pause * 2, MAX_PAUSE_S)
                 continue
@@ -85,12 +86,10 @@ class Outage:
             self.since = None
             return value
 
-    def _error(self, exc: BaseException | None) -> StorageUnavailableError:
-        cause = exc.__cause__ if exc is not None and exc.__cause__ is not None else exc
-        detail = ""
-        if cause is not None:
-            text = str(cause).strip().splitlines()
-            detail = f" ({type(cause).__name__}: {text[0][:200] if text else ''})"
+    def _error(self, exc: BaseException) -> StorageUnavailableError:
+        cause = exc.__cause__ if exc.__cause__ is not None else exc
+        text = str(cause).strip().splitlines()
+        detail = f" ({type(cause).__name__}: {text[0][:200] if text else ''})"
         waited = (
             f"for {self.retry_s:g} s (--storage-retry)"
             if self.retry_s > 0

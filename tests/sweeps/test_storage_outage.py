@@ -146,6 +146,7 @@ def test_a_stopped_database_is_one_line_and_the_same_command_resumes(
     errors = [line for line in lines if line.startswith("specbench: error:")]
     assert len(errors) == 1, "".join(lines)
     assert "stopped answering" in errors[0] and "--storage-retry SECONDS" in errors[0]
+    assert "OperationalError" in errors[0]  # the first failure, not a later echo of it
     assert "internal error" not in "".join(lines) and "specbench" + "@" not in errors[0]
     _pg("start")
     resumed = run_cli(_args(out, study), tmp_path, timeout=240)
