@@ -47,6 +47,15 @@ def _concurrencies(values: tuple[str, ...]) -> tuple[int, ...]:
 @options.MAX_SPEEDUP_DROP(default="5%")
 @options.MAX_TOKENS_PER_S_DROP(default_text="--max-speedup-drop")
 @click.option(
+    "--max-slo-rate-drop",
+    default=None,
+    metavar="PCT",
+    show_default="--max-speedup-drop",
+    help="Tolerated drop of a configuration's highest rate within the SLOs (runs with "
+    "--load rate/sweep and --slo); it fails only when the candidate's whole bracket is "
+    "below. " + options.THRESHOLD_HELP,
+)
+@click.option(
     "--alpha",
     type=float,
     default=DEFAULT_ALPHA,
@@ -92,6 +101,7 @@ def gate(
     max_tau_drop: str,
     max_speedup_drop: str,
     max_tokens_per_s_drop: str | None,
+    max_slo_rate_drop: str | None,
     alpha: float,
     force: bool,
     verbose: bool,
@@ -147,6 +157,11 @@ def gate(
             None
             if max_tokens_per_s_drop is None
             else parse_threshold(max_tokens_per_s_drop, option="--max-tokens-per-s-drop")
+        ),
+        max_slo_rate_drop=(
+            None
+            if max_slo_rate_drop is None
+            else parse_threshold(max_slo_rate_drop, option="--max-slo-rate-drop")
         ),
         alpha=alpha,
         force=force,

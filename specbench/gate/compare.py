@@ -42,6 +42,7 @@ from specbench.gate.inputs import (
     load_side,
 )
 from specbench.gate.picks import PickComparison, compare_picks
+from specbench.gate.rates import rate_rows
 from specbench.gate.results import (
     METRIC_COMPLETED,
     METRIC_LABELS,
@@ -112,6 +113,7 @@ def compare(
         new_rows, skipped = _compare_cell(baseline, candidate, cell, options)
         rows.extend(new_rows)
         not_compared.extend(skipped)
+    rows.extend(rate_rows(baseline.rates, candidate.rates, options))
     # Only no-speculation rows left means no configuration was compared at all.
     if not any(r.config_key != BASELINE_KEY for r in rows):
         raise BadInputError(

@@ -84,6 +84,8 @@ class GateSide:
     failed_cells: dict[Cell, str] = field(default_factory=dict)
     #: What the run recommends launching (results.json "verdict"); None when unknown.
     pick: RecommendedPick | None = None
+    #: results.json "rates" (the request-rate loads' rows and SLO-rates); None without.
+    rates: dict[str, Any] | None = None
 
     def speedup_intervals(self) -> dict[Cell, tuple[float, float, float]]:
         """(speedup, low, high) of every cell with a recorded interval."""
@@ -186,6 +188,7 @@ def load_run_side(path: Path | str) -> GateSide:
         created_at=manifest.created_at,
         cells=cells,
         pick=read_pick(results.get("verdict")),
+        rates=results.get("rates") if isinstance(results.get("rates"), dict) else None,
     )
 
 

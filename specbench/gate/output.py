@@ -83,6 +83,8 @@ def metric_label(row: GateRow) -> str:
     label = METRIC_LABELS.get(row.metric, row.metric)
     if row.metric == METRIC_COMPLETED:
         return label
+    if row.concurrency == 0:  # a rate-load row: a bracket or an aggregate, never a median
+        return f"{label} ({row.statistic}{', ' + row.note if row.note.startswith('at ') else ''})"
     return f"{label} ({row.statistic})" if row.metric == METRIC_SPEEDUP else f"{label} (median)"
 
 
@@ -203,7 +205,7 @@ def _table(result: GateResult, rows: list[GateRow]) -> Table:
         table.add_row(
             metric_label(row),
             row.config_key,
-            str(row.concurrency),
+            str(row.concurrency) if row.concurrency else "rate",
             format_value(row, row.baseline_value),
             format_value(row, row.candidate_value),
             format_change(row),
@@ -244,7 +246,7 @@ def render_gate_markdown(result: GateResult, verbose: bool = False) -> str:
         cells = [
             metric_label(row),
             row.config_key,
-            str(row.concurrency),
+            str(row.concurrency) if row.concurrency else "rate",
             format_value(row, row.baseline_value),
             format_value(row, row.candidate_value),
             format_change(row),

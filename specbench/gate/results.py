@@ -22,6 +22,8 @@ METRIC_LABELS: dict[str, str] = {
     METRIC_TOKENS_PER_S: "tok/s per request",
     METRIC_SPEEDUP: "speedup",
     METRIC_COMPLETED: "run completed",
+    "slo_rate_per_s": "SLO-rate (req/s)",
+    "goodput_per_s": "goodput (req/s)",
 }
 
 DEFAULT_MAX_TAU_DROP = 0.03
@@ -62,6 +64,8 @@ class GateOptions:
     max_speedup_drop: float = DEFAULT_MAX_SPEEDUP_DROP
     #: Threshold of per-request tokens/s; None = the speedup threshold.
     max_tokens_per_s_drop: float | None = None
+    #: Threshold of a configuration's SLO-rate (rate loads); None = the speedup threshold.
+    max_slo_rate_drop: float | None = None
     alpha: float = DEFAULT_ALPHA
     force: bool = False
 
@@ -70,10 +74,17 @@ class GateOptions:
             return self.max_tau_drop
         if metric == METRIC_TOKENS_PER_S and self.max_tokens_per_s_drop is not None:
             return self.max_tokens_per_s_drop
+        if metric == "slo_rate_per_s" and self.max_slo_rate_drop is not None:
+            return self.max_slo_rate_drop
         return self.max_speedup_drop
 
     def validate(self) -> None:
-        for name in ("max_tau_drop", "max_speedup_drop", "max_tokens_per_s_drop"):
+        for name in (
+            "max_tau_drop",
+            "max_speedup_drop",
+            "max_tokens_per_s_drop",
+            "max_slo_rate_drop",
+        ):
             value = getattr(self, name)
             if value is not None and not (0.0 <= value < 1.0):
                 raise BadInputError(
@@ -109,7 +120,9 @@ class GateRow:
 
     @property
     def name(self) -> str:
-        return f"{self.metric} {self.config_key} c={self.concurrency}"
+        """ "tau 3-4-8 c=8"; a rate-load row (concurrency 0) names no concurrency."""
+        where = f" c={self.concurrency}" if self.concurrency else ""
+        return f"{self.metric} {self.config_key}{where}"
 
     def as_dict(self) -> dict[str, Any]:
         return {
