@@ -168,6 +168,9 @@ class SpecConfig:
             if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
                 continue
             params.append((column[len(PARAM_PREFIX) :], value))
+        text = fields.get("method_params")
+        if isinstance(text, str) and text.strip():
+            params += _parse_params(text, text)
         values: list[int] = []
         for name in NUMBER_FIELDS:
             value = fields.get(name)
@@ -222,6 +225,12 @@ def _parse_params(text: str, params_text: str) -> tuple[tuple[str, ParamValue], 
             )
         pairs.append((name.strip(), int(value)))
     return tuple(pairs)
+
+
+def params_text(config: SpecConfig) -> str:
+    """The method's parameters as ``"name=value,..."`` (trials.csv ``method_params``;
+    empty where the method has none set)."""
+    return ",".join(f"{name}={value}" for name, value in config.params)
 
 
 def config_key(config: SpecConfig | None) -> str:

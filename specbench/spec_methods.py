@@ -81,11 +81,7 @@ class Method:
 
     def on(self, engine: str) -> EngineMethod | None:
         """The method as ``engine`` ("sglang", "vllm") offers it; None when it does not."""
-        if engine == "sglang":
-            return self.sglang
-        if engine == "vllm":
-            return self.vllm
-        return None
+        return {"sglang": self.sglang, "vllm": self.vllm}.get(engine)
 
 
 _NGRAM_SGLANG = EngineMethod(

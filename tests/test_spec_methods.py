@@ -171,3 +171,11 @@ def test_method_list_and_preset_methods(tmp_path: Path) -> None:
     broken.write_text(preset.read_text().replace('ngram = "none"', 'ngram = "/some/draft"'))
     with pytest.raises(FileFormatError, match='ngram drafts from "none"'):
         load_target(str(broken))
+
+
+def test_the_simulator_answers_not_simulated_for_a_method_it_has_no_model_of() -> None:
+    from specbench.harness.sim_adapter import SIM
+
+    assert SIM.check_config(SpecConfig(3, 4, 8)) is None
+    reason = SIM.check_config(SpecConfig.parse("ngram:3,1,4"))
+    assert reason is not None and reason.startswith("ngram is not simulated")

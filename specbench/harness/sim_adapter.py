@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 from specbench.harness.sglang import SglangAdapter
-from specbench.spec_config import SpecConfig
+from specbench.spec_config import EAGLE3, SpecConfig
 
 if TYPE_CHECKING:
     from specbench.harness.backend import Backend
@@ -59,8 +59,14 @@ class SimAdapter(SglangAdapter):
         return SimBackend(truth, seed=seed)
 
     def check_config(self, config: SpecConfig) -> str | None:
-        """None: the simulator models any configuration the space holds (fixed
-        --config values were never checked against SGLang's rules here)."""
+        """None for EAGLE3 configurations (the simulator models any the space holds);
+        for another method "not simulated": the simulator has no acceptance or draft
+        cost of it, and answers no invented numbers."""
+        if config.method != EAGLE3:
+            return (
+                f"{config.method} is not simulated (the simulator models the preset's "
+                "EAGLE3 draft only): measure it on a real engine"
+            )
         return None
 
     def manifest_fields(self, info: Mapping[str, Any]) -> dict[str, Any]:

@@ -52,6 +52,8 @@ TRIAL_COLUMNS: tuple[str, ...] = (
     "schema_version",
     "trial_number",  # Optuna trial number; -1 for the baseline
     "config_key",  # "3-4-8" or "baseline"
+    "method",  # the speculative method (eagle3, draft_model, ngram...); empty for the baseline
+    "method_params",  # the method's own parameters, "name=value,..."; empty for EAGLE3
     "num_steps",
     "topk",
     "num_draft_tokens",
@@ -105,6 +107,8 @@ _BOOL_COLUMNS = ("noisy", "simulated")
 _TEXT_COLUMNS = (
     "schema_version",
     "config_key",
+    "method",
+    "method_params",
     "state",
     "source",
     "worker",

@@ -11,7 +11,7 @@ mismatch is reported with the first divergence, never hidden.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from specbench.rundir.records import RequestRecord
@@ -25,11 +25,15 @@ def _first_difference(a: str, b: str) -> int:
     return min(len(a), len(b))
 
 
-def losslessness(records: Iterable[RequestRecord]) -> dict[str, Any]:
+def losslessness(
+    records: Iterable[RequestRecord], methods: Mapping[str, str] | None = None
+) -> dict[str, Any]:
     """How many speculative outputs equal the baseline's, and the first divergence.
 
     ``checked`` is 0 when there is nothing to compare (no baseline, or records without
-    output hashes); ``passed`` is None then, not True.
+    output hashes); ``passed`` is None then, not True. With ``methods`` (configuration
+    key -> speculative method) the counts are summed per method too (``by_method``):
+    each method is checked on its own, so one lossless method cannot hide another.
     """
     baseline: dict[tuple[str, int], RequestRecord] = {}
     speculative: list[RequestRecord] = []
@@ -63,12 +67,23 @@ def losslessness(records: Iterable[RequestRecord]) -> dict[str, Any]:
                 "baseline_head": head_b,
                 "speculative_head": head_s,
             }
+    by_method: dict[str, dict[str, Any]] = {}
+    for key, counts in by_config.items():
+        name = (methods or {}).get(key)
+        if name is None:
+            continue
+        total = by_method.setdefault(name, {"checked": 0, "matched": 0})
+        total["checked"] += counts["checked"]
+        total["matched"] += counts["matched"]
+    for total in by_method.values():
+        total["passed"] = total["matched"] == total["checked"]
     return {
         "checked": checked,
         "matched": matched,
         "mismatched": checked - matched,
         "passed": None if checked == 0 else matched == checked,
         "by_config": by_config,
+        "by_method": by_method,
         "first_divergence": first,
     }
 

@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from specbench.spec_config import BASELINE_KEY, SpecConfig
+from specbench.spec_config import BASELINE_KEY, SpecConfig, params_text
 
 
 def speedup(tokens_per_s: Any, baseline_tokens_per_s: Any) -> float | None:
@@ -58,6 +58,8 @@ class TrialRow:
     concurrency: int | None
     state: str = ""
     source: str = ""
+    method: str | None = None
+    method_params: str | None = None
     num_steps: int | None = None
     topk: int | None = None
     num_draft_tokens: int | None = None
@@ -106,6 +108,8 @@ class TrialRow:
             trial_number,
             config.key,
             concurrency,
+            method=config.method,
+            method_params=params_text(config) or None,
             num_steps=config.num_steps,
             topk=config.topk,
             num_draft_tokens=config.num_draft_tokens,

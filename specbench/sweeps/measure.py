@@ -23,7 +23,7 @@ from specbench.rundir.records import RequestRecord, write_records
 from specbench.rundir.trials import TrialRow, speedup
 from specbench.safe_text import printable
 from specbench.schema import write_json
-from specbench.spec_config import SpecConfig, config_key
+from specbench.spec_config import EAGLE3, SpecConfig, config_key
 from specbench.sweeps.budget import Interval, prune_reason
 from specbench.sweeps.comparison import baseline_samples, measured_intervals
 from specbench.sweeps.context import SweepContext, locked
@@ -253,7 +253,19 @@ def _note_simulated(ctx: SweepContext, backend: Backend) -> None:
 
 
 def trial_row(ctx: SweepContext, proposal: Proposal, concurrency: int, **values: Any) -> TrialRow:
-    """A row of ``proposal`` with what every row of it carries, and the prior's guess."""
+    """A row of ``proposal`` with what every row of it carries, and the prior's guess
+    (none for a method the model does not describe: measured only, never a made-up
+    prediction)."""
+    if proposal.config.method != EAGLE3:
+        return TrialRow.for_config(
+            proposal.number,
+            proposal.config,
+            concurrency,
+            source=proposal.source,
+            simulated=ctx.simulated,
+            worker=ctx.worker,
+            **values,
+        )
     prediction = ctx.prior.predict(proposal.config, concurrency)
     return TrialRow.for_config(
         proposal.number,

@@ -171,7 +171,8 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         **decision.to_json(),
         "study": _study_summary(ctx),
         "losslessness": losslessness(
-            ctx.run_dir.iter_requests() if ctx.run_dir.requests_path.exists() else []
+            ctx.run_dir.iter_requests() if ctx.run_dir.requests_path.exists() else [],
+            methods=_methods_by_key(frame),
         ),
         "acceptance": acceptance_summary(ctx.run_dir),
         "trials": trials_to_records(frame),
@@ -188,6 +189,14 @@ def _context_tokens(ctx: SweepContext) -> int:
     counts = [estimate_tokens(p.text) for p in ctx.prompts]
     mean = round(sum(counts) / len(counts)) if counts else 0
     return mean + int(ctx.options.max_new_tokens)
+
+
+def _methods_by_key(frame: pd.DataFrame) -> dict[str, str]:
+    """Each measured configuration's method, by key (trials.csv ``method``)."""
+    if "method" not in frame.columns:
+        return {}
+    rows = frame[["config_key", "method"]].dropna().drop_duplicates()
+    return {str(k): str(m) for k, m in zip(rows["config_key"], rows["method"], strict=True) if m}
 
 
 def _request_intervals(ctx: SweepContext) -> RequestBootstrap | None:

@@ -49,6 +49,8 @@ ATTR_CONFIG = "config_key"
 #: The measured configuration itself (method and numbers), beside its key: a trial's
 #: configuration is read from here, never parsed back out of the key.
 ATTR_CONFIG_FIELDS = "config"
+#: The whole configuration an enqueued trial replays (method and parameters included).
+ATTR_QUEUED = "queued_config"
 ATTR_ROWS = "rows"  # per-concurrency metric rows of a measured trial
 #: Study user attribute: numbers of failed trials superseded by --retry-failed (Optuna
 #: cannot change a finished trial's attributes, so the mark lives on the study).
@@ -212,7 +214,8 @@ class ConfigSearch:
                 continue
             seen.add(item.config.key)
             self.study.enqueue_trial(
-                config_params(item.config), user_attrs={ATTR_SOURCE: item.source}
+                config_params(item.config),
+                user_attrs={ATTR_SOURCE: item.source, ATTR_QUEUED: config_fields(item.config)},
             )
             added.append(item)
         return added
@@ -309,7 +312,12 @@ class ConfigSearch:
                 self.study.tell(trial, state=TrialState.PRUNED)
                 return None
             sampled = self._suggest(trial)
-            if replays:
+            queued = trial.user_attrs.get(ATTR_QUEUED)
+            if replays and isinstance(queued, Mapping):
+                # The enqueued configuration whole: its method and the method's own
+                # parameters are no Optuna dimension of a replayed list.
+                config = SpecConfig.from_fields(queued)
+            elif replays:
                 config = SpecConfig(*sampled)  # an enqueued configuration, valid as built
             elif streak < REUSE_PATIENCE:
                 config = self.space.nearest(*sampled)

@@ -54,3 +54,16 @@ def test_only_the_same_concurrency_is_compared() -> None:
     summary = losslessness(records)
     assert summary["checked"] == 0 and summary["passed"] is None
     assert "not checked" in describe_losslessness(summary)
+
+
+def test_each_method_is_checked_on_its_own() -> None:
+    records = [
+        _record("baseline", "a", "1 2 3"),
+        _record("3-1-4", "a", "1 2 3"),
+        _record("ngram-3-1-4", "a", "1 2 4"),
+    ]
+    summary = losslessness(records, methods={"3-1-4": "eagle3", "ngram-3-1-4": "ngram"})
+    assert summary["by_method"] == {
+        "eagle3": {"checked": 1, "matched": 1, "passed": True},
+        "ngram": {"checked": 1, "matched": 0, "passed": False},
+    }

@@ -209,3 +209,22 @@ def test_a_trial_stored_before_the_config_fields_is_read_by_its_key() -> None:
 def test_gp_sampler_is_available() -> None:
     sampler = make_sampler("optuna", "gp", seed=0, n_startup_trials=3)
     assert isinstance(sampler, optuna.samplers.GPSampler)
+
+
+def test_a_fixed_list_replays_each_method_whole() -> None:
+    """Configurations of several methods with equal numbers are distinct trials, each
+    proposed with its method and parameters (they are no Optuna dimension of a list)."""
+    study = _study("fixed")
+    search = ConfigSearch(study, parse_space(None), "fixed", worker="test:1")
+    configs = [
+        SpecConfig(3, 1, 4),
+        SpecConfig.parse("draft_model:3,1,4"),
+        SpecConfig.parse("ngram:3,1,4:prompt_lookup_max=3,prompt_lookup_min=1"),
+    ]
+    assert len(search.enqueue([Enqueued(c, "fixed") for c in configs])) == 3
+    proposed = []
+    while (proposal := search.propose()) is not None:
+        proposed.append(proposal.config)
+        search.fail(proposal, "not measured here")
+    assert proposed == configs
+    assert trial_config(study.trials[-1]) == configs[-1]

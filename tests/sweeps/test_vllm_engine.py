@@ -235,3 +235,45 @@ def test_calibrate_on_k2_predicts_the_other_chain_lengths(chain_sweep: dict[str,
         assert (high - low) / row["measured_tau"] < 0.3, row
         if row["fitted_on"]:
             assert row["predicted_tau"] == pytest.approx(row["measured_tau"], rel=0.05), row
+
+
+#: One configuration per method the tiny models serve, all at k = 3: the EAGLE-3 head,
+#: the 1-layer draft model, and n-gram lookup (no draft) with its window sizes.
+METHOD_CONFIGS = (
+    "3,1,4",
+    "draft_model:3,1,4",
+    "ngram:3,1,4:prompt_lookup_min=1,prompt_lookup_max=3",
+)
+
+
+def test_one_sweep_compares_the_methods(tmp_path: Path) -> None:
+    """eagle3, draft_model and ngram in one run on the same prompts and loads: each
+    method has its own rows at both loads, measured, with tau from vLLM's counters and
+    its own losslessness check; ngram carries no prediction (the model has none)."""
+    out = tmp_path / "run"
+    configs = [arg for config in METHOD_CONFIGS for arg in ("--config", config)]
+    _sweep(out, uuid.uuid4().hex, "--target", "tiny-llama", "--strategy", "fixed", *configs)
+    results = json.loads((out / "results.json").read_text())
+    rows = [t for t in results["trials"] if t["config_key"] != "baseline"]
+    by_method: dict[str, list[dict[str, Any]]] = {}
+    for row in rows:
+        by_method.setdefault(row["method"], []).append(row)
+    assert set(by_method) == {"eagle3", "draft_model", "ngram"}
+    for method, method_rows in by_method.items():
+        assert {r["concurrency"] for r in method_rows} == {1, 4}, method
+        for row in method_rows:
+            assert row["state"] == "complete", (method, row.get("error"))
+            assert 1.0 <= row["tau"] <= 4.0, (method, row["tau"])
+            assert row["speedup"] is not None
+    assert all(r.get("predicted_tau") is None for r in by_method["ngram"])
+    assert by_method["ngram"][0]["method_params"] == "prompt_lookup_max=3,prompt_lookup_min=1"
+    lossless = results["losslessness"]["by_method"]
+    assert set(lossless) == {"eagle3", "draft_model", "ngram"}
+    for method, counts in lossless.items():
+        assert counts["checked"] == 2 * NUM_PROMPTS, method
+        assert counts["passed"] is True, (method, results["losslessness"]["first_divergence"])
+    for row in rows:
+        print(
+            f"METHOD {row['method']} c={row['concurrency']} tau={row['tau']:.3f} "
+            f"speedup={row['speedup']:.3f} [{row.get('speedup_ci_low')}, {row.get('speedup_ci_high')}]"
+        )
