@@ -323,7 +323,7 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
     help="After the search, measure the engine's default adaptive speculation and the "
     "config written from this run (specbench export) beside the best static "
     "configuration and no speculation, over --load ramp (else the concurrencies in "
-    "order) on one server each. The simulator only, for now.",
+    "order) on one server each (launched or simulated; not with --endpoint).",
 )
 @click.option(
     "--strategy",

@@ -121,6 +121,11 @@ class AdaptiveFormat(ABC):
     def problem(self, body: object) -> str | None:
         """Why the engine would refuse ``body`` (or not do what it says), else None."""
 
+    @abstractmethod
+    def adapt_args(self, args: Sequence[str], body: Mapping[str, Any], path: str) -> list[str]:
+        """A chain server's launch arguments made to serve ``body`` (the file at
+        ``path`` holds it, where the engine reads a file)."""
+
     def check(self, body: object, where: str) -> None:
         """BadInputError naming ``where`` when the engine would refuse ``body``."""
         reason = self.problem(body)
@@ -211,9 +216,12 @@ class SglangAdaptive(AdaptiveFormat):
         # The server starts at the lowest tier's pick (a slot starts at the launch's
         # num_steps when that is one of its candidates); topk 1, as adaptive requires.
         start = tiers[0].pick if tiers[0].pick > 0 else _longest(tiers)
-        argv = _chain_line(engine, deployment, max(start, 1))
-        argv += ["--speculative-adaptive", "--speculative-adaptive-config", path]
-        return self.render(tiers), shell_line(argv)
+        body = self.render(tiers)
+        argv = self.adapt_args(_chain_line(engine, deployment, max(start, 1)), body, path)
+        return body, shell_line(argv)
+
+    def adapt_args(self, args: Sequence[str], body: Mapping[str, Any], path: str) -> list[str]:
+        return [*args, "--speculative-adaptive", "--speculative-adaptive-config", path]
 
 
 class VllmAdaptive(AdaptiveFormat):
@@ -286,13 +294,25 @@ class VllmAdaptive(AdaptiveFormat):
         the file at ``path`` holds the same object."""
         longest_pick = max(t.pick for t in tiers)
         argv = _chain_line(engine, deployment, max(longest_pick, 1))
+        table = {VLLM_TABLE_KEY: self.table(tiers, deployment)}
+        argv = self.adapt_args(argv, table, path)
+        index = _flag_value(argv, "--speculative-config")
+        assert index is not None  # adapt_args refuses a line without one
+        spec: dict[str, Any] = json.loads(argv[index])
+        return spec, shell_line(argv)
+
+    def adapt_args(self, args: Sequence[str], body: Mapping[str, Any], path: str) -> list[str]:
+        """The line's own --speculative-config with ``body``'s table (and its k) in it."""
+        argv = list(args)
         index = _flag_value(argv, "--speculative-config")
         if index is None:
-            raise BadInputError(f"the {engine.name} launch line has no --speculative-config")
+            raise BadInputError("the vLLM launch line has no --speculative-config to extend")
         spec = json.loads(argv[index])
-        spec[VLLM_TABLE_KEY] = self.table(tiers, deployment)
+        spec[VLLM_TABLE_KEY] = [list(r) for r in body[VLLM_TABLE_KEY]]
+        if "num_speculative_tokens" in body:
+            spec["num_speculative_tokens"] = body["num_speculative_tokens"]
         argv[index] = json.dumps(spec)
-        return spec, shell_line(argv)
+        return argv
 
 
 SGLANG_ADAPTIVE = SglangAdaptive()

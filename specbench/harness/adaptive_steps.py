@@ -195,6 +195,13 @@ class AdaptiveSpec:
         return cls(name, fmt, dict(body), initial_steps)
 
     @property
+    def launch_config(self) -> SpecConfig:
+        """The chain its server is launched with: SGLang's starting num_steps (its slots
+        start there), vLLM's num_speculative_tokens (the k every range is capped at)."""
+        steps = self.initial_steps if self.format.chooses_at_run_time else self.longest
+        return SpecConfig(max(steps, 1), 1, max(steps, 1) + 1)
+
+    @property
     def longest(self) -> int:
         """The longest chain it can run (what the server is sized for)."""
         if not self.format.chooses_at_run_time:

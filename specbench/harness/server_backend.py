@@ -17,6 +17,7 @@ SGLang, which exercises every line of the real launch path without a GPU.
 from __future__ import annotations
 
 import contextlib
+import json
 import shlex
 import sys
 import time
@@ -27,6 +28,7 @@ from typing import Any
 
 from specbench.errors import BadInputError, ServerError
 from specbench.harness.acceptance_stats import load_acceptance
+from specbench.harness.adaptive_steps import AdaptiveSpec
 from specbench.harness.backend import (
     Backend,
     LoadFailedError,
@@ -352,6 +354,21 @@ class ServerBackend(Backend):
             return self._attach(config)
         return self._launch(config, Path(log_path))
 
+    def seeded_session(
+        self,
+        config: SpecConfig | None,
+        adaptive: AdaptiveSpec | None,
+        *,
+        log_path: Path,
+        seed: int,
+    ) -> contextlib.AbstractContextManager[Session]:
+        """A launched server at ``config`` that, with ``adaptive``, serves that adaptive
+        config in its engine's own format (the file beside the log where the engine reads
+        one). A real server draws its own acceptance: ``seed`` is the simulator's."""
+        if self.attached:
+            raise BadInputError("attach mode measures the attached server only: no ramp servers")
+        return self._launch(config, Path(log_path), adaptive=adaptive)
+
     @contextlib.contextmanager
     def _attach(self, config: SpecConfig | None) -> Iterator[Session]:
         assert self.endpoint is not None
@@ -392,12 +409,19 @@ class ServerBackend(Backend):
         return free_port(self.host if local else "127.0.0.1")
 
     @contextlib.contextmanager
-    def _launch(self, config: SpecConfig | None, log_path: Path) -> Iterator[Session]:
+    def _launch(
+        self, config: SpecConfig | None, log_path: Path, *, adaptive: AdaptiveSpec | None = None
+    ) -> Iterator[Session]:
         port = self._port()
         deployment = self.launched_deployment()
         launch_args = self.engine.launch_args(
             deployment, config, host=self.host, port=port, server_args=self.server_args
         )
+        if adaptive is not None:
+            path = log_path.with_suffix(".adaptive.json")
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(json.dumps(dict(adaptive.body), indent=2) + "\n", encoding="utf-8")
+            launch_args = adaptive.format.adapt_args(launch_args, adaptive.body, str(path))
         argv = compose_launch(self.launch_cmd, launch_args, self.engine)
         connect_host = "127.0.0.1" if self.host in ("0.0.0.0", "::", "") else self.host
         if ":" in connect_host:

@@ -9,8 +9,10 @@ has none) and the one specbench writes from this run's per-load results
 draws, and the answer is the ratio of output tokens over the whole ramp (tokens over the
 time the phases took) with its 95% interval over the repeats, paired by repeat.
 
-Only the simulator runs it for now (``SimBackend.seeded_session``); the run directory
-keeps it in ``ramp.json`` (``specbench.rundir.ramp``).
+The simulator (a server per repeat, each with its own draws) and launched engines (one
+launch per candidate, the ramp run again on it) open the servers through
+``seeded_session``; an attached endpoint cannot. The run directory keeps it in
+``ramp.json`` (``specbench.rundir.ramp``).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import json
 import math
 import statistics
 from collections.abc import Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
 
@@ -52,11 +55,14 @@ class RampCandidate:
 
 
 def check_ramp_backend(ctx: SweepContext) -> None:
-    """``--load ramp`` and ``--adaptive`` run on the simulator only (for now)."""
-    if (ctx.options.ramp or ctx.options.adaptive) and not isinstance(ctx.backend, SimBackend):
+    """``--load ramp`` and ``--adaptive`` launch their own servers: the simulator or a
+    launching backend, never an attached endpoint (refused before anything runs)."""
+    if not (ctx.options.ramp or ctx.options.adaptive):
+        return
+    if not hasattr(ctx.backend, "seeded_session") or getattr(ctx.backend, "attached", False):
         raise BadInputError(
-            "--load ramp and --adaptive run on the simulator for now (--backend sim); "
-            "`specbench export` writes the engine's adaptive config from this run instead"
+            "--load ramp and --adaptive launch a server per candidate: not with --endpoint "
+            "(`specbench export` writes the engine's adaptive config from this run instead)"
         )
 
 
@@ -85,7 +91,7 @@ def candidates(ctx: SweepContext, results: dict[str, Any]) -> list[RampCandidate
             RampCandidate(
                 "engine-default",
                 f"{fmt.engine} default adaptive",
-                SpecConfig(start, 1, start + 1),
+                spec.launch_config,
                 spec,
             )
         )
@@ -97,9 +103,7 @@ def candidates(ctx: SweepContext, results: dict[str, Any]) -> list[RampCandidate
         write_text_atomic(path, json.dumps(body, indent=2) + "\n")  # what export writes
         start = max(1, tiers[0].pick)
         spec = AdaptiveSpec.of(fmt, body, initial_steps=start, name=str(path))
-        out.append(
-            RampCandidate("written", "written adaptive", SpecConfig(start, 1, start + 1), spec)
-        )
+        out.append(RampCandidate("written", "written adaptive", spec.launch_config, spec))
     return out
 
 
@@ -120,6 +124,30 @@ def _run_ramp(
         )
         out.append(session.run(load))
     return out
+
+
+def _open(ctx: SweepContext, cand: RampCandidate, seed: int) -> AbstractContextManager[Session]:
+    log = ctx.run_dir.logs_dir / f"ramp-{cand.role}.log"
+    backend: Any = ctx.backend  # check_ramp_backend: it has seeded_session
+    opened: AbstractContextManager[Session] = backend.seeded_session(
+        cand.config, cand.adaptive, log_path=log, seed=seed
+    )
+    return opened
+
+
+def _repeat_row(
+    ctx: SweepContext, session: Session, phases: Sequence[int], repeat: int, seed: int
+) -> dict[str, Any]:
+    per_phase = _run_ramp(ctx, session, phases)
+    phase_rows = [_phase_row(c, recs) for c, recs in zip(phases, per_phase, strict=True)]
+    tokens = sum(p["completion_tokens"] for p in phase_rows)
+    span = sum(p["span_s"] for p in phase_rows)
+    return {
+        "repeat": repeat,
+        "seed": seed,
+        "phases": phase_rows,
+        "output_tokens_per_s": tokens / span,
+    }
 
 
 def _phase_row(concurrency: int, records: Sequence[RequestRecord]) -> dict[str, Any]:
@@ -152,29 +180,24 @@ def _interval(values: Sequence[float]) -> tuple[float, float, float]:
 
 def measure_ramp(ctx: SweepContext, results: dict[str, Any]) -> dict[str, Any]:
     """Run every candidate over the ramp ``RAMP_REPEATS`` times and write ramp.json."""
-    assert isinstance(ctx.backend, SimBackend)  # check_ramp_backend
     phases = ramp_phases(ctx)
     chosen = candidates(ctx, results)
     ctx.progress.phase(f"ramp {'-'.join(map(str, phases))}: {len(chosen)} servers x {RAMP_REPEATS}")
     rows: dict[str, list[dict[str, Any]]] = {c.role: [] for c in chosen}
-    for repeat in range(RAMP_REPEATS):
-        seed = ctx.options.seed + 7919 * (repeat + 1)
+    seeds = [ctx.options.seed + 7919 * (repeat + 1) for repeat in range(RAMP_REPEATS)]
+    if isinstance(ctx.backend, SimBackend):
+        # A simulated server per repeat, each with its own acceptance draws.
+        for repeat, seed in enumerate(seeds):
+            for cand in chosen:
+                with _open(ctx, cand, seed) as session:
+                    rows[cand.role].append(_repeat_row(ctx, session, phases, repeat, seed))
+    else:
+        # A real server draws its own acceptance: one launch per candidate, the ramp
+        # run again on it (what it learned carries over, as in service).
         for cand in chosen:
-            log = ctx.run_dir.logs_dir / f"ramp-{cand.role}.log"
-            opened = ctx.backend.seeded_session(cand.config, cand.adaptive, log_path=log, seed=seed)
-            with opened as session:
-                per_phase = _run_ramp(ctx, session, phases)
-            phase_rows = [_phase_row(c, recs) for c, recs in zip(phases, per_phase, strict=True)]
-            tokens = sum(p["completion_tokens"] for p in phase_rows)
-            span = sum(p["span_s"] for p in phase_rows)
-            rows[cand.role].append(
-                {
-                    "repeat": repeat,
-                    "seed": seed,
-                    "phases": phase_rows,
-                    "output_tokens_per_s": tokens / span,
-                }
-            )
+            with _open(ctx, cand, seeds[0]) as session:
+                for repeat, seed in enumerate(seeds):
+                    rows[cand.role].append(_repeat_row(ctx, session, phases, repeat, seed))
     section = _section(ctx, phases, chosen, rows)
     write_json(ctx.run_dir.path / RAMP_FILE, section)
     ctx.notes.append(section["answer"])

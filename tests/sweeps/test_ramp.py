@@ -113,12 +113,14 @@ def test_ramp_loads_parse_and_bad_ones_are_one_line() -> None:
             parse_load(text)
 
 
-def test_a_ramp_on_a_launched_engine_is_refused_before_anything_runs() -> None:
-    ctx: Any = SimpleNamespace(
-        options=SimpleNamespace(ramp=(1, 8), adaptive=False), backend=object()
-    )
-    with pytest.raises(BadInputError, match="simulator for now"):
-        check_ramp_backend(ctx)
+def test_a_ramp_on_an_attached_endpoint_is_refused_before_anything_runs() -> None:
+    attached = SimpleNamespace(attached=True, seeded_session=None)
+    for backend in (object(), attached):
+        ctx: Any = SimpleNamespace(
+            options=SimpleNamespace(ramp=(1, 8), adaptive=False), backend=backend
+        )
+        with pytest.raises(BadInputError, match="not with --endpoint"):
+            check_ramp_backend(ctx)
 
 
 def test_the_cli_ramp_measures_its_phases_and_prints_the_answer(tmp_path: Path) -> None:
