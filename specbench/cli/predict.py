@@ -23,7 +23,7 @@ from specbench.spec_config import SpecConfig
 @click.command(name="predict", context_settings=CONTEXT_SETTINGS, epilog=EXIT_CODES)
 @options.TARGET(default=DEFAULT_TARGET, param="target_name")
 @options.HARDWARE(param="hardware_name", default=DEFAULT_HARDWARE)
-@options.CONCURRENCY(default="1,8,32,128", param="concurrency_text")
+@options.CONCURRENCY(default="1,8,32", param="concurrency_text")
 @options.TP(default_text="the target preset's")
 @options.CONFIG(param="config_texts", use="Predict only these (default: every valid one).")
 @click.option(
@@ -129,15 +129,25 @@ def predict(
         return
     if top < 1:
         raise BadInputError(f"--top must be >= 1 (got {top})")
+    from specbench.cli.predict_verdict import engine_of, predicted_decision, runnable_configs
+    from specbench.spec_config import valid_configs
+
     concurrencies = sorted(set(parse_concurrency_list(concurrency_text)))
     configs = SpecConfig.parse_list(config_texts)
     rates = _rates(rate_text)
+    engine = engine_of(engine_name)
+    runnable = runnable_configs(engine, configs)
+    if not runnable:
+        reason = engine.check_config(configs[0]) if configs else None
+        raise BadInputError(f"no configuration given can run on {engine.name}: {reason}")
     payload = predict_named(
         target_name,
         hardware_name,
         concurrencies,
         tp=tp,
-        configs=configs,
+        # Nothing given and nothing refused: every valid configuration, the card's
+        # break-even scanned as well.
+        configs=runnable if configs or len(runnable) < len(valid_configs()) else [],
         domain=None if domain == "mix" else domain,
         seed=seed,
         engine_name=engine_name,
@@ -147,10 +157,37 @@ def predict(
         draft_name=draft_name,
         rates=rates,
     )
+    decision = predicted_decision(
+        payload,
+        target_name=target_name,
+        hardware_name=hardware_name,
+        engine_name=engine_name,
+        draft_name=draft_name,
+    )
     if as_json:
-        click.echo(dumps(payload))
+        # The decision's fields beside the model's table; the table keeps its own
+        # "best" (per load, highest speedup) and "break_even" (scanned to 4096).
+        extra = {k: v for k, v in decision.to_json().items() if k not in payload}
+        click.echo(dumps({**payload, **extra}))
         return
     _print_tables(payload, top)
+    _print_decision(decision)
+
+
+def _print_decision(decision: Any) -> None:
+    """The decision as a sweep prints it: headline, why, per-load picks with the model's
+    intervals and launch lines, the defaults, the memory check."""
+    from rich.console import Console
+
+    from specbench.verdict.feasibility import memory_text
+    from specbench.verdict.text import decision_lines
+
+    console = Console()
+    console.print("decision (SIMULATED: the model's speedups, +-10% intervals):", style="bold")
+    for line in decision_lines(decision):
+        console.print(line, highlight=False, soft_wrap=True, markup=False)
+    if decision.memory is not None:
+        console.print(f"memory: {memory_text(decision.memory)}", highlight=False, markup=False)
 
 
 def _rates(text: str | None) -> list[float]:
@@ -270,18 +307,6 @@ def _print_tables(payload: dict[str, Any], top: int) -> None:
                 f"{r['baseline_tokens_per_s']:.0f}",
             )
         print_table(console, table, "--json")
-    best = Table(title="best configuration per concurrency (SIMULATED)")
-    for col in ("concurrency", "config", "tau", "speedup"):
-        best.add_column(col, justify="right")
-    for r in payload["best"]:
-        verdict = "" if float(r["speedup"]) >= 1.0 else "  (speculation does not pay)"
-        best.add_row(
-            str(r["concurrency"]),
-            str(r["config"]),
-            f"{r['tau']:.2f}",
-            f"{r['speedup']:.2f}x{verdict}",
-        )
-    print_table(console, best, "--json")
     scan = payload["break_even_scan"]
     for key, value in payload["break_even"].items():
         status = payload["break_even_status"][key]

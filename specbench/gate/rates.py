@@ -1,7 +1,7 @@
 """The gate on request-rate loads: each configuration's SLO-rate, and goodput per rate.
 
 An SLO-rate is a bracket, not a sample: the highest rate found within the objectives
-and the lowest found outside them (rundir.rate_decision). A candidate regresses when
+and the lowest found outside them (verdict.rate_decision). A candidate regresses when
 even its bracket's top is below the baseline's SLO-rate by more than the threshold
 (``--max-slo-rate-drop``): the drop is then beyond the search's resolution. A drop
 past the threshold inside the bracket is "insignificant". Goodput per (configuration,

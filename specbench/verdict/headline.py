@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from specbench.verdict.candidates import (
+    CI_MODEL,
     KIND_NO_FIT,
     KIND_OFF,
     KIND_SPECULATE,
@@ -86,7 +87,8 @@ def write_headline(d: Decision, ttft: tuple[int, float, float] | None) -> Headli
     if pick is None:
         return Headline(f"Launch {d.config.key} {where}.", cost=cost, notes=notes)
     auto = _automatic_as_good(d)
-    sure = f"{interval_text(pick)} at concurrency {c0} (95% interval)"
+    how = "the model's +-10%" if pick.ci_source == CI_MODEL else "95% interval"
+    sure = f"{interval_text(pick)} at concurrency {c0} ({how})"
     if auto is not None:
         point = auto.points.get(c0)
         text = (
