@@ -349,7 +349,9 @@ def test_report_loads_offline_without_errors_and_plots_render(tmp_path: Path) ->
     for img in facts["imgs"]:
         assert img["width"] > 0 and img["height"] > 0, img
     assert facts["duplicate_ids"] == []
-    assert facts["sim_badges"] == facts["sections"] == 8
+    # verdict, adaptive speculation (the exported configs), why, latency, hardware, plots,
+    # trials, failed trials, run: each stamped SIMULATED
+    assert facts["sim_badges"] == facts["sections"] == 9
     assert facts["scripts"] == 1  # the hostile <script> stayed text
     assert facts["failures"] == 2
     assert facts["headline"].startswith("Speculate below about")
