@@ -179,3 +179,11 @@ def test_the_simulator_answers_not_simulated_for_a_method_it_has_no_model_of() -
     assert SIM.check_config(SpecConfig(3, 4, 8)) is None
     reason = SIM.check_config(SpecConfig.parse("ngram:3,1,4"))
     assert reason is not None and reason.startswith("ngram is not simulated")
+
+
+def test_the_automatic_choice_is_the_engines_own() -> None:
+    """SGLang picks a tree by architecture when given no shape flags; vLLM always needs
+    k, so a vLLM sweep measures nothing labelled automatic."""
+    target = load_target("minimax-m2.7")
+    assert SGLANG.default_config(target) is not None
+    assert VLLM.default_config(target) is None

@@ -250,6 +250,12 @@ class EngineAdapter(ABC):
         """
         raise NotImplementedError(f"{self.name} runs servers, not in process")
 
+    def default_config(self, target: TargetPreset) -> SpecConfig | None:
+        """The configuration the engine picks by itself when launched with a draft and
+        no shape flags (measured and labelled as its automatic choice), or None where
+        it has none: vLLM's chain length is always given, so it has no such choice."""
+        return None
+
     def local_version(self) -> str | None:
         """The engine release installed beside specbench (what ``python -m`` with this
         interpreter starts), or None: not installed, or spelled the same in every

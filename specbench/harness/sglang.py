@@ -27,6 +27,7 @@ from specbench.harness.sglang_flags import SglangFlagSpelling, spelling_for
 from specbench.harness.sglang_served import served_deployment
 from specbench.harness.sglang_server_state import (
     ExpectedServer,
+    auto_config_for,
     equal_launch_terms,
     launched_config_problems,
     server_avg_accept_length,
@@ -42,6 +43,7 @@ if TYPE_CHECKING:
     from specbench.harness.backend import LoadSpec
     from specbench.harness.claims import ClaimContext
     from specbench.harness.prompts import Prompt
+    from specbench.model import TargetPreset
     from specbench.rundir.records import RequestRecord
 
 
@@ -131,6 +133,16 @@ class SglangAdapter(EngineAdapter):
             return await native_request(http, url, prompt, load, self, max_new_tokens, claims)
 
         return send
+
+    def default_config(self, target: TargetPreset) -> SpecConfig | None:
+        """SGLang's automatic (num_steps, topk, num_draft_tokens) for ``target``: by its
+        architecture and the installed release (the newest known without one), the
+        preset's own auto_config where the architecture is unknown. The sweep launches
+        it with explicit flags and the launched-config check reads back what the server
+        resolved, so a wrong guess is measured under its own numbers, never mislabelled."""
+        if target.architecture is None:
+            return target.auto_config
+        return auto_config_for(target.architecture, self.local_version())
 
     def server_tau(self, info: Mapping[str, Any]) -> float | None:
         return server_avg_accept_length(info)

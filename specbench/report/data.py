@@ -190,7 +190,10 @@ def run_decision(run: RunData) -> Decision:
         launch_line=partial(engine.launch_line, deployment),
         plain_launch=engine.baseline_launch_line(deployment),
         intervals=RequestBootstrap(run.requests, seed=manifest.seed),
-        defaults=named_defaults(run.target, sglang=not engine.chain_only),
+        defaults=named_defaults(
+            run.target,
+            sglang=run.target is not None and engine.default_config(run.target) is not None,
+        ),
         feasibility=Feasibility(
             engine.check_config,
             run.target,

@@ -146,7 +146,7 @@ def rebuild_results(ctx: SweepContext) -> tuple[pd.DataFrame, dict[str, Any]]:
         launch_line=lambda config: engine.launch_line(deployment, config),
         plain_launch=engine.baseline_launch_line(deployment),
         intervals=_request_intervals(ctx),
-        defaults=named_defaults(ctx.target, sglang=not engine.chain_only),
+        defaults=named_defaults(ctx.target, sglang=engine.default_config(ctx.target) is not None),
         feasibility=Feasibility(
             engine.check_config,
             ctx.target,

@@ -44,7 +44,7 @@ from specbench.sweeps.backends import (
     served_target,
 )
 from specbench.sweeps.context import SweepContext
-from specbench.sweeps.launch_plan import launch_estimate, sglang_auto_config
+from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.machine_prior import prior_spec
 from specbench.sweeps.options import (
     SweepOptions,
@@ -140,7 +140,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         config_check="skipped (--no-config-check)" if options.no_config_check else "on",
         repeats=options.repeats,
         prune=options.prune,
-        sglang_auto_config=sglang_auto_config(target).key,
+        engine_default_config=config_key_or_none(engine.default_config(target)),
         rate_loads=None if rates is None else rates.describe(),
         target_config=served_config,
     )
@@ -404,6 +404,11 @@ def _banner(ctx: SweepContext, backends: SweepBackends) -> str:
     )
 
 
+def config_key_or_none(config: SpecConfig | None) -> str | None:
+    """The key of an engine's own choice, None where the engine has none (vLLM)."""
+    return None if config is None else config.key
+
+
 def _first_configs(
     ctx: SweepContext, endpoint_config: SpecConfig | None, prior_top: int
 ) -> list[Enqueued]:
@@ -418,7 +423,8 @@ def _first_configs(
             ctx.space,
             ctx.primary,
             prior_top,
-            auto=sglang_auto_config(ctx.target),
+            auto=ctx.engine.default_config(ctx.target),
+            engine_default=True,
         ),
     )
 
@@ -432,10 +438,15 @@ def prior_candidates(
     *,
     diverse: bool = True,
     auto: SpecConfig | None = None,
+    engine_default: bool = False,
 ) -> list[Enqueued]:
     """What the Optuna strategy measures first, in order: the model's best predicted
-    configurations, the target card's flags, SGLang's auto default (the last two only
-    when inside the space). Duplicates are dropped by ConfigSearch.enqueue.
+    configurations, the target card's flags, the engine's automatic choice (the last two
+    only when inside the space). Duplicates are dropped by ConfigSearch.enqueue.
+
+    ``auto`` is the engine's own choice (EngineAdapter.default_config) when
+    ``engine_default`` says an engine was asked: None then means it has none (vLLM),
+    and no configuration is labelled automatic. Without an engine, the preset's.
 
     ``diverse``: the prior's picks are its best configuration for each of its ``top``
     best num_steps values, not its ``top`` best overall. The overall top sits in one
@@ -456,8 +467,9 @@ def prior_candidates(
             items.append(Enqueued(config, SOURCE_PRIOR))
             if len(items) == top:
                 break
-    auto = auto or target.auto_config
+    if auto is None and not engine_default:
+        auto = target.auto_config  # no engine asked: the preset's SGLang choice
     for config, source in ((target.card_config, SOURCE_CARD), (auto, SOURCE_AUTO)):
-        if config in space:
+        if config is not None and config in space:
             items.append(Enqueued(config, source))
     return items

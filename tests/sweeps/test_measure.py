@@ -120,7 +120,7 @@ def test_auto_configuration_follows_the_installed_sglang(tmp_path: Path) -> None
     auto = outcome.trials.query("source == 'sglang-auto'")
     # SGLang 0.5.23 (or newer, when none is installed) picks (3, 1, 4) for MiniMax-M2.
     assert set(auto["config_key"]) == {"3-1-4"}
-    assert outcome.run_dir.read_manifest().extra["sglang_auto_config"] == "3-1-4"
+    assert outcome.run_dir.read_manifest().extra["engine_default_config"] == "3-1-4"
 
 
 def test_pruning_stops_clearly_worse_configurations_after_their_first_load(
