@@ -56,6 +56,7 @@ from specbench.schema import check_schema_version
 from specbench.spec_config import BASELINE_KEY, SpecConfig
 from specbench.verdict import Decision, decide
 from specbench.verdict.candidates import (
+    KIND_NO_FIT,
     NOISE_MARGIN,
     config_table,
     finite,
@@ -251,7 +252,10 @@ def build_report_data(run: RunData) -> ReportData:
         notes=[*engine_checks(run.results), *run.notes],
         verdict_section=section,
         engine_checks=engine_checks(run.results),
-        adaptive=build_adaptive_view(run.path, trials, concurrencies, _deployment(run)),
+        # A run that does not fit prints no launch line anywhere, adaptive ones included.
+        adaptive=None
+        if decision.kind == KIND_NO_FIT
+        else build_adaptive_view(run.path, trials, concurrencies, _deployment(run)),
     )
 
 

@@ -19,6 +19,7 @@ from specbench.verdict.candidates import (
     KIND_OFF,
     KIND_SPECULATE,
     Candidate,
+    canonical_tree,
     format_concurrency,
 )
 from specbench.verdict.defaults import AUTOMATIC, DefaultComparison
@@ -89,7 +90,13 @@ def write_headline(d: Decision, ttft: tuple[int, float, float] | None) -> Headli
     auto = _automatic_as_good(d)
     how = "the model's +-10%" if pick.ci_source == CI_MODEL else "95% interval"
     sure = f"{interval_text(pick)} at concurrency {c0} ({how})"
-    if auto is not None:
+    if auto is not None and canonical_tree(auto.config) == d.config:
+        text = (
+            f"Tuning buys nothing: the pick is the {auto.name} itself ({d.config.key}, "
+            f"{sure}), what SGLang runs without --speculative-num-* flags; speculate "
+            f"{where}; {cost}"
+        )
+    elif auto is not None:
         point = auto.points.get(c0)
         text = (
             f"Tuning buys nothing over the {auto.name} ({auto.config.key}"
