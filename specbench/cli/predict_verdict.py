@@ -93,7 +93,7 @@ def predicted_decision(
         launch_line=partial(engine.launch_line, deployment),
         plain_launch=engine.baseline_launch_line(deployment),
         intervals=model_interval,
-        defaults=named_defaults(target, sglang=not engine.chain_only),
+        defaults=named_defaults(target, sglang=engine.default_config(target) is not None),
         feasibility=Feasibility(
             engine.check_config, target, hardware, load_engine(engine_name), context
         ),
