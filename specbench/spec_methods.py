@@ -197,6 +197,14 @@ def engine_method(name: str, engine: str) -> EngineMethod:
     return found
 
 
+def offered_methods(engine: str | None) -> dict[str, EngineMethod]:
+    """Every method ``engine`` offers, by specbench's name (None: no catalogue, EAGLE3
+    as the engine runs it)."""
+    found = {m.name: m.on(engine) for m in CATALOGUE} if engine is not None else {}
+    offered = {name: entry for name, entry in found.items() if entry is not None}
+    return offered or {DEFAULT_METHOD: EngineMethod(DEFAULT_METHOD, tree=True)}
+
+
 def method_of_engine_name(engine_name: str, engine: str) -> str:
     """specbench's name of the method ``engine`` calls ``engine_name`` (an SGLang
     algorithm, a vLLM method; any case); BadInputError when no method has that name."""
@@ -235,5 +243,6 @@ __all__ = [
     "engine_method",
     "method",
     "method_of_engine_name",
+    "offered_methods",
     "parse_methods",
 ]

@@ -35,6 +35,7 @@ from specbench.cli.values import parse_concurrency_list, parse_endpoint
 from specbench.errors import BadInputError
 from specbench.harness.engines import AUTO, backend_choices, create
 from specbench.spec_config import SpecConfig
+from specbench.spec_methods import parse_methods
 from specbench.sweeps.strategy import STRATEGIES
 
 #: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
@@ -153,6 +154,12 @@ def _configs(
     ctx: click.Context, param: click.Parameter, texts: tuple[str, ...]
 ) -> tuple[SpecConfig, ...]:
     return tuple(SpecConfig.parse_list(texts))
+
+
+def _methods(
+    ctx: click.Context, param: click.Parameter, text: str | None
+) -> tuple[str, ...] | None:
+    return None if text is None else parse_methods(text)
 
 
 @contextlib.contextmanager
@@ -341,6 +348,15 @@ def _split_args(ctx: click.Context, param: click.Parameter, text: str | None) ->
 )
 @options.CONFIG(
     param="configs", callback=_configs, use="With --strategy fixed: the ones to measure."
+)
+@click.option(
+    "--method",
+    "methods",
+    default=None,
+    metavar="LIST",
+    callback=_methods,
+    help="Speculative methods to compare, e.g. 'eagle3,draft_model,ngram' (each needs its "
+    "draft in the preset; with --strategy grid; default: the preset's own).",
 )
 @click.option(
     "--space",

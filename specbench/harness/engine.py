@@ -207,6 +207,9 @@ class EngineAdapter(ABC):
     server_info_paths: tuple[str, ...]
     #: True when the engine drafts a chain only (topk 1): its search space is k alone.
     chain_only: bool = False
+    #: The engine whose spelling of each speculative method applies (spec_methods:
+    #: "sglang", "vllm"); None for an engine that runs EAGLE3 only.
+    method_catalogue: str | None = None
     #: The engine's own format for speculation that follows the batch size (None: it
     #: has none); ``specbench export`` writes it.
     adaptive: AdaptiveFormat | None = None

@@ -100,6 +100,7 @@ class SglangAdapter(EngineAdapter):
     """``python -m sglang.launch_server`` and its native API."""
 
     name = "sglang"
+    method_catalogue = "sglang"
     adaptive = SGLANG_ADAPTIVE
     server_module = "sglang.launch_server"
     ready_path = "/health_generate"

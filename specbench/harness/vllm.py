@@ -186,6 +186,7 @@ class VllmAdapter(EngineAdapter):
     """``python -m vllm.entrypoints.openai.api_server`` and its OpenAI-compatible API."""
 
     name = "vllm"
+    method_catalogue = "vllm"
     server_module = "vllm.entrypoints.openai.api_server"
     ready_path = "/health"
     server_info_paths = (SERVER_INFO_PATH,)

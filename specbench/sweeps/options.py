@@ -59,6 +59,8 @@ class SweepOptions:
     sampler: str = "tpe"
     configs: tuple[SpecConfig, ...] = ()
     space: str | None = None
+    #: --method: the speculative methods searched (None: the preset's own, EAGLE3).
+    methods: tuple[str, ...] | None = None
     trials: int | None = None  # None: 30 for optuna, every configuration for grid/fixed
     budget_minutes: float | None = None
     seed: int = 0

@@ -16,13 +16,16 @@ A value is an integer, an inclusive range ``a..b``, or alternatives joined by ``
 
 from __future__ import annotations
 
+import dataclasses
+import itertools
 import math
 import re
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from specbench.errors import BadInputError
 from specbench.spec_config import (
+    EAGLE3,
     MAX_DRAFT_TOKENS,
     MIN_DRAFT_TOKENS,
     NUM_STEPS_RANGE,
@@ -30,6 +33,7 @@ from specbench.spec_config import (
     SpecConfig,
     valid_configs,
 )
+from specbench.spec_methods import EngineMethod, method
 
 #: Canonical parameter names (also the Optuna parameter names) and accepted aliases.
 PARAM_NAMES: tuple[str, ...] = ("num_steps", "topk", "num_draft_tokens")
@@ -77,6 +81,9 @@ class SearchSpace:
         parts = [f"num_steps={_format_values(self.num_steps)}"]
         parts.append("topk=" + "|".join(str(k) for k in self.topk))
         parts.append(f"num_draft_tokens={_format_values(self.num_draft_tokens)}")
+        methods = list(dict.fromkeys(c.method for c in self.configs))
+        if methods != [EAGLE3]:
+            parts.append("method=" + "|".join(methods))
         return ",".join(parts)
 
     def nearest(
@@ -222,4 +229,28 @@ def chain_space(space: SearchSpace, engine: str) -> SearchSpace:
     return SearchSpace(num_steps=steps, topk=(1,), num_draft_tokens=tuple(s + 1 for s in steps))
 
 
-__all__ = ["PARAM_NAMES", "SearchSpace", "chain_space", "parse_space"]
+def method_space(
+    space: SearchSpace, methods: Sequence[str], offered: Mapping[str, EngineMethod]
+) -> SearchSpace:
+    """The union over ``methods`` of each one's configurations inside ``space``: the
+    space's own triples for a tree method the engine drafts as a tree, its chains for
+    the rest, each chain with every combination of the method's own parameter choices
+    (``offered``: the methods as the engine offers them, by name)."""
+    chains = [c for c in space.configs if c.topk == 1]
+    out: list[SpecConfig] = []
+    for name in methods:
+        engine_method = offered.get(name)
+        if engine_method is None:
+            raise BadInputError(f"--method {name}: the engine offers no such method")
+        tree = engine_method.tree and method(name).tree_numbers
+        base = space.configs if tree else tuple(chains)
+        grids = [[(p.name, v) for v in p.choices] for p in engine_method.params]
+        for config in base:
+            for params in itertools.product(*grids):
+                out.append(dataclasses.replace(config, method=name, params=tuple(params)))
+    if not out:
+        raise BadInputError("--space leaves no configuration of the methods asked for")
+    return SearchSpace(space.num_steps, space.topk, space.num_draft_tokens, tuple(out))
+
+
+__all__ = ["PARAM_NAMES", "SearchSpace", "chain_space", "method_space", "parse_space"]
