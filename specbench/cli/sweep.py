@@ -69,6 +69,7 @@ SECTIONS = (
             "seed",
             "sim_perturbation",
             "retry_failed",
+            "stop_when_settled",
         ),
     ),
     (

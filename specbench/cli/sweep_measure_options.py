@@ -33,6 +33,13 @@ _OPTIONS = (
         "95% interval is clearly below the best one's (default: on when launching servers).",
     ),
     click.option(
+        "--stop-when-settled/--no-stop-when-settled",
+        default=None,
+        help="Refit the model to every measured trial, measure what the refit proposes and "
+        "stop once no unmeasured configuration can beat the best measured by more than the "
+        "noise (default: on when launching servers with the model-guided search).",
+    ),
+    click.option(
         "--no-config-check",
         is_flag=True,
         help="Do not compare each launched server's /server_info (algorithm, draft, tree, "

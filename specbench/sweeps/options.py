@@ -79,6 +79,9 @@ class SweepOptions:
     #: Stop measuring a configuration's higher concurrencies once its first load is
     #: clearly worse than the best; None: on for launched servers, off otherwise.
     prune: bool | None = None
+    #: Calibration in the loop: refit the model after each trial, measure what it
+    #: proposes and stop once it is settled; None: on for launched servers.
+    stop_when_settled: bool | None = None
     #: Skip comparing each launched server's /server_info with what was asked for.
     no_config_check: bool = False
     #: Address launched servers listen on and are reached at (another node for srun).

@@ -228,6 +228,7 @@ def _study_summary(ctx: SweepContext) -> dict[str, Any]:
         "optuna_trials": len(trials),
         "reused": sum(1 for t in trials if ATTR_REUSED in t.user_attrs),
         "workers": workers,
+        "settled": ctx.study.user_attrs.get("settled"),
     }
 
 

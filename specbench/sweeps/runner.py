@@ -22,6 +22,7 @@ from specbench.rundir.layout import STATE_COMPLETE, RunDirectory
 from specbench.spec_config import BASELINE_KEY
 from specbench.sweeps.baseline import ensure_baseline
 from specbench.sweeps.context import SweepContext
+from specbench.sweeps.in_loop import CalibrationLoop
 from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.measure import run_trial
 from specbench.sweeps.options import SweepOptions, check_options
@@ -126,6 +127,9 @@ def _measure(ctx: SweepContext) -> int:
     started = time.monotonic()
     measured_now = 0
     results_due = WriteBudget()
+    calibration = CalibrationLoop.start(ctx)
+    if calibration is not None and calibration.step():
+        return 0  # a resumed sweep that had settled
     while True:
         others = [t for t in search.in_flight() if t.user_attrs.get(ATTR_WORKER) != ctx.worker]
         if search.measured_count() + len(others) >= total:
@@ -141,6 +145,8 @@ def _measure(ctx: SweepContext) -> int:
         run_trial(search, proposal, ctx)
         measured_now += 1
         ctx.progress.advance(min(search.measured_count(), total))
+        if calibration is not None and calibration.step():
+            break
         if results_due.due():
             results_due.write(ctx)  # so that a SIGKILLed sweep still leaves its results
     return measured_now

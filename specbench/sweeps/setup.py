@@ -103,6 +103,8 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
     if options.prune is None:
         # Pruning saves server launches; a simulated run costs nothing to finish.
         options = dataclasses.replace(options, prune=launching)
+    if options.stop_when_settled is None:
+        options = dataclasses.replace(options, stop_when_settled=launching)
     if engine.chain_only:
         space = chain_space(space, engine.name)
     if options.methods is not None:
@@ -144,6 +146,7 @@ def set_up(options: SweepOptions, progress: SweepProgress) -> SweepContext:
         config_check="skipped (--no-config-check)" if options.no_config_check else "on",
         repeats=options.repeats,
         prune=options.prune,
+        stop_when_settled=options.stop_when_settled and not strategy.replays_queue,
         engine_default_config=config_key_or_none(engine.default_config(target)),
         rate_loads=None if rates is None else rates.describe(),
         target_config=served_config,
