@@ -24,6 +24,7 @@ from specbench.errors import BadInputError
 from specbench.report import plots, verdict_plots
 from specbench.report.data import report_data
 from specbench.report.markdown import render_markdown
+from specbench.report.method_section import MethodView, build_method_view, method_markdown
 from specbench.report.rate_section import RateView, build_rate_view, rate_markdown
 from specbench.report.views import ReportData
 from specbench.rundir.layout import RunDirectory
@@ -231,9 +232,14 @@ def build_verdict_figures(data: ReportData) -> tuple[dict[str, Markup | None], l
 
 
 def render_html(
-    data: ReportData, *, run_dir: Path | str = "", rates: RateView | None = None
+    data: ReportData,
+    *,
+    run_dir: Path | str = "",
+    rates: RateView | None = None,
+    methods: MethodView | None = None,
 ) -> str:
-    """The complete HTML document for one run (``rates``: its request-rate section)."""
+    """The complete HTML document for one run (``rates``: its request-rate section;
+    ``methods``: its methods side by side)."""
     figures, allreduce = build_figures(data)
     named, latency_figures = build_verdict_figures(data)
     sec = data.verdict_section
@@ -260,6 +266,7 @@ def render_html(
         csp=content_security_policy(script),
         run_dir=str(run_dir),
         rates=rates,
+        methods=methods,
     )
 
 
@@ -291,10 +298,11 @@ def render_report(
     if target.is_dir():
         raise BadInputError(f"{target}: is a directory; give a file name with -o")
     rates = _rate_view(run_path, data)
+    methods = build_method_view(RunDirectory(run_path).read_results())
     text = (
-        render_markdown(data) + rate_markdown(rates)
+        render_markdown(data) + rate_markdown(rates) + method_markdown(methods)
         if fmt == "md"
-        else render_html(data, run_dir=run_path, rates=rates)
+        else render_html(data, run_dir=run_path, rates=rates, methods=methods)
     )
     write_text_atomic(target, text)
     return target

@@ -17,6 +17,7 @@ in the same columns), so the sweep and ``predict`` rank the same way.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -66,13 +67,14 @@ def canonical_tree(config: SpecConfig) -> SpecConfig:
     With ``num_steps == 1`` the tree is the best ``num_draft_tokens - 1`` children of
     the root for every ``topk`` that can supply them, so the narrowest valid topk
     (1 for a single draft token, else the smallest power of two >= the budget, at least
-    2) names the group.
+    2) names the group. Configurations of different methods never merge: the method
+    and its parameters are kept.
     """
     if config.num_steps != 1:
         return config
     need = config.num_draft_tokens - 1
     topk = 1 if need == 1 else max(2, 1 << (need - 1).bit_length())
-    return SpecConfig(1, min(topk, config.topk), config.num_draft_tokens)
+    return dataclasses.replace(config, topk=min(topk, config.topk))
 
 
 def noise_interval(speedup: float, margin: float = NOISE_MARGIN) -> Interval:

@@ -190,3 +190,9 @@ def test_mixed_load_pick_pays_at_every_load_it_is_launched_for() -> None:
     out = decide_rows(trial_rows(speedups), [1, 8])
     assert out.kind == "speculate"
     assert out.config == SpecConfig(2, 1, 3)
+
+
+def test_configurations_of_different_methods_never_merge() -> None:
+    ngram = SpecConfig.parse("ngram:1,1,2:prompt_lookup_max=3")
+    assert canonical_tree(ngram) == ngram
+    assert canonical_tree(SpecConfig.parse("mtp:1,8,3")) == SpecConfig.parse("mtp:1,2,3")
