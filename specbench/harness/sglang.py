@@ -61,6 +61,10 @@ def _add_graph_flags(parser: argparse.ArgumentParser, spelling: SglangFlagSpelli
         parser.add_argument(sibling, dest=f"_sibling_{index}")
 
 
+#: SGLang's own n-gram parameters (spec_methods), accepted by the launch-line parser.
+_NGRAM_PARAMS = tuple(p.name for p in engine_method("ngram", "sglang").params)
+
+
 def sglang_algorithm(deployment: Deployment, config: SpecConfig) -> str:
     """SGLang's ``--speculative-algorithm`` for ``config``: the preset's own algorithm for
     EAGLE3 configurations (an EAGLE-1/2 head takes the same numbers), else the method's
@@ -216,6 +220,10 @@ class SglangAdapter(EngineAdapter):
         parser.add_argument("--speculative-num-steps", dest="num_steps", type=int)
         parser.add_argument("--speculative-eagle-topk", dest="topk", type=int)
         parser.add_argument("--speculative-num-draft-tokens", dest="num_draft_tokens", type=int)
+        # Every method's own flags parse (their values are the engine's to resolve).
+        parser.add_argument("--speculative-dflash-block-size", dest="_dflash_block", type=int)
+        for param in _NGRAM_PARAMS:
+            parser.add_argument("--" + param.replace("_", "-"), dest="_" + param, type=int)
         parser.add_argument("--max-running-requests", dest="max_running_requests", type=int)
         _add_graph_flags(parser, spelling)
         known, ignored = parser.parse_known_args(list(args))

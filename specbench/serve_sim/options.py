@@ -23,7 +23,8 @@ from specbench.model import (
     load_target,
 )
 from specbench.serve_sim.scheduler import SimServerOptions
-from specbench.spec_config import SpecConfig
+from specbench.spec_config import EAGLE3, SpecConfig
+from specbench.spec_methods import method_of_engine_name
 
 
 # -- options: from serve-sim's own flags and from SGLang's launch_server arguments -------------
@@ -48,6 +49,17 @@ def _target_for_model_path(model_path: str) -> TargetPreset | None:
         if preset.model_path == model_path:
             return preset
     return None
+
+
+def _check_simulated(algorithm: str) -> None:
+    """serve-sim models EAGLE-style drafting by the preset's head; another method
+    (NEXTN, STANDALONE, NGRAM, DFLASH) is a clear failure, never invented numbers."""
+    name = method_of_engine_name(algorithm, "sglang")
+    if name not in (EAGLE3, "eagle"):
+        raise BadInputError(
+            f"--sglang-args: --speculative-algorithm {algorithm} ({name}) is not simulated: "
+            "serve-sim models EAGLE/EAGLE3 drafting only; measure it on a real SGLang server"
+        )
 
 
 def _preset_for(target: str | None, model_path: str | None) -> TargetPreset:
@@ -152,6 +164,8 @@ def resolve_options(
             raise BadInputError(
                 "give the configuration either as serve-sim options or in --sglang-args, not both"
             )
+        if sg.algorithm:
+            _check_simulated(sg.algorithm)
         from_sg = _triple_or_none(sg.num_steps, sg.topk, sg.num_draft_tokens, "--sglang-args")
         if sg.algorithm:
             config = from_sg if from_sg is not None else preset.auto_config

@@ -35,3 +35,19 @@ def test_a_local_model_folder_no_preset_names_is_read_from_its_config() -> None:
     options = resolve_options(target=None, hardware=None, sglang_args=["--model-path", str(folder)])
     assert options.target.name == "Qwen3-30B-A3B"
     assert options.target.arch.num_experts == 128
+
+
+@pytest.mark.parametrize(
+    "config",
+    ["mtp:3,1,4", "draft_model:3,4,8", "ngram:11,1,12:speculative_ngram_max_bfs_breadth=4",
+     "dflash:15,1,16"],
+)  # fmt: skip
+def test_every_method_s_line_is_read_and_answered_not_simulated(config: str) -> None:
+    """serve-sim reads every method's SGLang line (its own flags included) and refuses
+    the methods it has no model of in one line, instead of serving EAGLE3's numbers."""
+    deployment = Deployment.of(load_target("minimax-m2.7"), max_batch=8)
+    args = SGLANG.launch_args(deployment, SpecConfig.parse(config))
+    with pytest.raises(BadInputError, match=r"is not simulated: serve-sim models EAGLE/EAGLE3"):
+        resolve_options(target=None, hardware=None, sglang_args=args)
+    eagle = SGLANG.launch_args(deployment, SpecConfig.parse("eagle:3,4,8"))
+    assert resolve_options(target=None, hardware=None, sglang_args=eagle).config is not None
