@@ -21,7 +21,6 @@ from rich.markup import escape
 from specbench import __version__
 from specbench.errors import BadInputError
 from specbench.harness.backend import Backend
-from specbench.harness.engine import EngineAdapter
 from specbench.harness.prompts import Prompt, builtin_prompts, load_dataset, workload_fingerprint
 from specbench.harness.served_deployment import SERVED_KEY, deployment_record
 from specbench.model import (
@@ -36,8 +35,7 @@ from specbench.outpaths import check_output_dir
 from specbench.process.server_pidfile import SERVERS_DIR
 from specbench.rundir.layout import Manifest, RunDirectory, WorkloadFingerprint
 from specbench.rundir.writer_lock import LOCK_NAME
-from specbench.spec_config import EAGLE3, SpecConfig
-from specbench.spec_methods import offered_methods
+from specbench.spec_config import SpecConfig
 from specbench.sweeps.backends import (
     SweepBackends,
     build_backends,
@@ -48,6 +46,7 @@ from specbench.sweeps.backends import (
 from specbench.sweeps.context import SweepContext
 from specbench.sweeps.launch_plan import launch_estimate
 from specbench.sweeps.machine_prior import prior_spec
+from specbench.sweeps.method_choice import methods_space
 from specbench.sweeps.options import (
     SweepOptions,
     check_auto_backend,
@@ -64,7 +63,7 @@ from specbench.sweeps.search import (
     ConfigSearch,
     Enqueued,
 )
-from specbench.sweeps.space import SearchSpace, chain_space, method_space, parse_space
+from specbench.sweeps.space import SearchSpace, chain_space, parse_space
 from specbench.sweeps.storage import (
     STUDY_SIMULATED,
     STUDY_TARGET,
@@ -409,33 +408,6 @@ def _banner(ctx: SweepContext, backends: SweepBackends) -> str:
         f"{sim}sweep of [bold]{ctx.target.name}[/] on {hw} ({ctx.backend.name} backend), "
         f"{what}, {load}"
     )
-
-
-def methods_space(
-    options: SweepOptions, target: TargetPreset, engine: EngineAdapter, space: SearchSpace
-) -> SearchSpace:
-    """The space of --method: each method listed by the preset (its draft known), offered
-    by the engine and runnable there, searched by a strategy that replays a list (the
-    model-guided search has no method dimension yet)."""
-    methods = options.methods or ()
-    for name in methods:
-        if name not in target.method_names:
-            raise BadInputError(
-                f"--method {name}: the {target.name} preset does not list it among its "
-                f"methods (it lists {', '.join(target.method_names)})"
-            )
-    if methods != (EAGLE3,) and search_strategy(options.strategy).name == "optuna":
-        raise BadInputError(
-            "--method with another method than eagle3 needs --strategy grid or fixed "
-            "(the model-guided search covers eagle3 only)"
-        )
-    widened = method_space(space, methods, offered_methods(engine.method_catalogue))
-    for name in methods:
-        first = next(c for c in widened.configs if c.method == name)
-        reason = engine.check_config(first)
-        if reason is not None:
-            raise BadInputError(f"--method {name}: {reason}")
-    return widened
 
 
 def config_key_or_none(config: SpecConfig | None) -> str | None:
