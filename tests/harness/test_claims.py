@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import pytest
 
-from specbench.harness.claims import NO_SERVER_LATENCY, ClientView, latency_problem
+from specbench.harness.claims import (
+    NO_SERVER_LATENCY,
+    ClientView,
+    latency_problem,
+    verify_steps_problem,
+)
 from specbench.harness.engine import RequestStats
 from specbench.harness.server_backend import HttpSession
 from specbench.harness.vllm import VLLM
@@ -152,3 +157,12 @@ def test_server_info_text_reaches_specbench_only_printable() -> None:
     assert (
         info["version"].startswith("0.5\\x1b[31mred") and info["served_model_name"] == "m\\x1b[2J"
     )
+
+
+def test_the_prefills_token_is_no_verify_steps() -> None:
+    """serve-sim's 2-1-3 streamed 16 tokens in 5 verify steps (1 from the prefill, 5 x 3
+    from the steps) and about one run in three was failed as impossible."""
+    view = _view(config=SpecConfig(2, 1, 3), streamed_tokens=16, max_new_tokens=16)
+    assert verify_steps_problem(view, 16, 5) is None
+    problem = verify_steps_problem(view, 17, 5)
+    assert problem is not None and "at least 6 steps" in problem
