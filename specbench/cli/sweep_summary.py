@@ -125,7 +125,7 @@ def print_summary(console: Console, outcome: SweepOutcome) -> None:
             else "flags"
         )
         console.print(
-            f"{engine.name} {what} (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
+            f"{engine.title or engine.name} {what} (config = num_steps-topk-num_draft_tokens, x@c = speedup):",
             highlight=False,
         )
         for line in flags:

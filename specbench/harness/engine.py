@@ -199,6 +199,9 @@ class EngineAdapter(ABC):
 
     #: Short name, as the manifest stores it ("sglang").
     name: str
+    #: The name as its users write it, for "SGLang flags" (empty: ``name``). The
+    #: simulator keeps SGLang's: the lines it prints are SGLang's.
+    title: str = ""
     #: ``python -m <server_module>`` starts a server.
     server_module: str
     #: Answers 200 once the server can generate (non-200 or refused while starting).
@@ -213,6 +216,9 @@ class EngineAdapter(ABC):
     #: The engine's own format for speculation that follows the batch size (None: it
     #: has none); ``specbench export`` writes it.
     adaptive: AdaptiveFormat | None = None
+    #: The engines whose adaptive configs this engine's measurements can be written for
+    #: (empty: its own alone); the simulator stands for SGLang and vLLM alike.
+    adaptive_for: tuple[str, ...] = ()
     #: POST here between loads to drop the prefix cache; a 404 means "not offered".
     flush_path: str = "/flush_cache"
     #: Shared-memory files the server creates (a glob); orphans are removed after a stop.

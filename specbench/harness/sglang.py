@@ -105,6 +105,7 @@ class SglangAdapter(EngineAdapter):
 
     name = "sglang"
     method_catalogue = "sglang"
+    title = "SGLang"
     adaptive = SGLANG_ADAPTIVE
     server_module = "sglang.launch_server"
     ready_path = "/health_generate"

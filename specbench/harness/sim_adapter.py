@@ -26,6 +26,7 @@ class SimAdapter(SglangAdapter):
     """The performance model's simulated SGLang, measured in process on a virtual clock."""
 
     name = "sim"
+    adaptive_for = ("sglang", "vllm")
     in_process = True
 
     def available(self) -> bool:

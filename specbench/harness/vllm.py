@@ -187,6 +187,7 @@ class VllmAdapter(EngineAdapter):
 
     name = "vllm"
     method_catalogue = "vllm"
+    title = "vLLM"
     server_module = "vllm.entrypoints.openai.api_server"
     ready_path = "/health"
     server_info_paths = (SERVER_INFO_PATH,)

@@ -17,12 +17,9 @@ import pandas as pd
 
 from specbench.errors import SpecbenchError
 from specbench.harness.engine import Deployment
-from specbench.harness.engines import create
+from specbench.harness.engines import create, launch_engine_of
 from specbench.rundir.ramp import read_ramp
 from specbench.verdict.adaptive_tiers import AdaptiveTier, adaptive_tiers
-
-#: The engines whose formats the report shows (each EngineAdapter.adaptive).
-SHOWN_ENGINES = ("sglang", "vllm")
 
 
 @dataclass(frozen=True)
@@ -68,11 +65,15 @@ def _tier_text(tier: AdaptiveTier) -> str:
 
 
 def _exports(
-    run_dir: Path, tiers: list[AdaptiveTier], deployment: Deployment
+    run_dir: Path, tiers: list[AdaptiveTier], deployment: Deployment, engines: tuple[str, ...]
 ) -> list[EngineExport]:
     out = []
-    for name in SHOWN_ENGINES:
-        engine = create(name)
+    for name in engines:
+        try:
+            engine = create(name)
+        except SpecbenchError:
+            continue  # a run of an engine this installation does not know
+
         fmt = engine.adaptive
         if fmt is None:
             continue
@@ -118,9 +119,16 @@ def _rows(ramp: dict[str, Any]) -> list[RampRow]:
 
 
 def build_adaptive_view(
-    run_dir: Path, trials: pd.DataFrame, concurrencies: list[int], deployment: Deployment
+    run_dir: Path,
+    trials: pd.DataFrame,
+    concurrencies: list[int],
+    deployment: Deployment,
+    *,
+    engine: str,
 ) -> AdaptiveView | None:
-    """The section, or None when the run measured no chain and no ramp."""
+    """The section, or None when the run measured no chain and no ramp. ``engine`` is the
+    run's: its tiers were measured there, so the formats shown are the ones its adapter
+    can be written for (``EngineAdapter.adaptive_for``: its own, or both for the sim)."""
     ramp = read_ramp(run_dir)
     try:
         tiers = adaptive_tiers(trials, concurrencies)
@@ -129,7 +137,8 @@ def build_adaptive_view(
     if not tiers and ramp is None:
         return None
     speculating = any(t.speculates for t in tiers)
-    exports = _exports(run_dir, tiers, deployment) if speculating else []
+    shown = launch_engine_of(engine).adaptive_for or (engine,)
+    exports = _exports(run_dir, tiers, deployment, shown) if speculating else []
     costs = [
         f"at {t.measured_at}: the best chain {t.best_chain.key} is {100 * cost:.1f}% below "
         f"the best tree {t.best_any.key}"

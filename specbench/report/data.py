@@ -255,7 +255,13 @@ def build_report_data(run: RunData) -> ReportData:
         # A run that does not fit prints no launch line anywhere, adaptive ones included.
         adaptive=None
         if decision.kind == KIND_NO_FIT
-        else build_adaptive_view(run.path, trials, concurrencies, _deployment(run)),
+        else build_adaptive_view(
+            run.path,
+            trials,
+            concurrencies,
+            _deployment(run),
+            engine=manifest.backend,
+        ),
     )
 
 

@@ -57,7 +57,11 @@ def test_a_registered_engine_runs_a_sweep_and_its_report(
     assert outcome.backend == NAME
     assert outcome.run_dir.read_manifest().backend == NAME
     assert outcome.results["best"]["launch_command"].startswith(FAKE_LINE)
-    assert "--depth 3 --width 1 --budget 4" in outcome.results["best"]["launch_command"]
+    best = outcome.results["best"]  # the decision's pick, in the engine's own flags
+    flags = (
+        f"--depth {best['num_steps']} --width {best['topk']} --budget {best['num_draft_tokens']}"
+    )
+    assert best["config_key"] in {c.key for c in CONFIGS} and flags in best["launch_command"]
     # Its own rules: fixed configurations it cannot run are refused before anything runs.
     with pytest.raises(BadInputError, match="--config 3-8-8: the fake engine drafts at most 4"):
         run_sweep(fast_options(tmp_path / "wide", backend=NAME, strategy="fixed",
