@@ -210,7 +210,7 @@ def test_predict_cli_new_flags() -> None:
         "--draft-tp",
         "1",
         "--config",
-        "3,4,8",
+        "3,1,4",  # vLLM drafts chains: the tree 3-4-8 is refused (below)
         "--concurrency",
         "1,16",
         "--json",
@@ -239,6 +239,7 @@ def test_predict_cli_new_flags() -> None:
         (["--input-len", "-5"], "--input-len"),
         (["--draft-tp", "3"], "draft"),
         (["--engine", "tgi"], "unknown engine 'tgi'"),
+        (["--engine", "vllm", "--config", "3,4,8"], "topk must be 1"),
         (["--draft-profile", "llama-3.1-8b-eagle2"], "fitted for target"),
     ],
 )

@@ -146,7 +146,8 @@ def test_predict_prints_a_table_for_every_fixture(name: str) -> None:
     config = CONFIGS / name / "config.json"
     res = _predict("--target", str(config), "--hardware", "h100-nvlink", "--concurrency", "1,32")
     assert res.returncode == 0, res.stderr
-    assert "best configuration per concurrency" in res.stdout
+    assert "concurrency 1 — top 5" in res.stdout and "concurrency 32 — top 5" in res.stdout
+    assert "decision (SIMULATED" in res.stdout  # the verdict in the sweep's shape follows
     assert "B parameters" in res.stdout and "per GPU at TP" in res.stdout
     assert "assumed: draft" in res.stdout
 
