@@ -22,6 +22,8 @@ from specbench.outpaths import check_output_file
 from specbench.rundir.layout import Manifest, RunDirectory
 from specbench.schema import write_text_atomic
 from specbench.verdict.adaptive_tiers import AdaptiveTier, adaptive_tiers
+from specbench.verdict.candidates import KIND_NO_FIT
+from specbench.verdict.decision import Decision
 
 
 @dataclass(frozen=True)
@@ -123,6 +125,18 @@ def adaptive_engine(name: str) -> EngineAdapter:
     return engine
 
 
+def _refuse_a_run_that_does_not_fit(run: RunDirectory) -> None:
+    """The run's decision says not even the server without speculation fits in memory:
+    every launch line it could write is one that cannot run, so none is written."""
+    if not run.results_path.exists():
+        return
+    decision = Decision.from_results(run.read_results())
+    if decision is not None and decision.kind == KIND_NO_FIT:
+        raise BadInputError(
+            f"{run.path}: nothing to export, the run's deployment does not fit: {decision.reason}"
+        )
+
+
 def export_adaptive(
     run_dir: Path, engine_name: str, out: Path | None = None, *, tiers: Sequence[AdaptiveTier] = ()
 ) -> AdaptiveExport:
@@ -136,6 +150,7 @@ def export_adaptive(
     if not run.exists():
         raise BadInputError(f"{run.path}: not a run directory (no manifest.json)")
     manifest = run.read_manifest()
+    _refuse_a_run_that_does_not_fit(run)
     chosen = tuple(tiers) or tuple(adaptive_tiers(run.read_trials(), manifest.concurrencies))
     deployment = deployment_of(manifest)
     if manifest.backend == engine.name:

@@ -44,6 +44,12 @@ def test_a_run_that_does_not_fit_recommends_no_launch_and_its_advice_runs(
     assert 'data-copy="python -m sglang' not in html
     markdown = render_markdown(report_data(out))
     assert "Does not fit" in markdown and "--tp-size 4 --speculative" not in markdown
+    # Nor does export write an adaptive config and a launch line for it.
+    for engine in ("sglang", "vllm"):
+        exported = run_cli(["export", str(out), "--engine", engine], cwd=tmp_path)
+        assert exported.returncode == 2 and "does not fit" in exported.stderr, exported.stderr
+        assert "--tp-size 4" not in exported.stdout + exported.stderr
+    assert not list(out.glob("adaptive-*.json"))
     # The advice runs as printed (it exited 2 unless --backend sim was added).
     rerun = shlex.split(advice)[1:]
     again = run_cli([*rerun, *SMALL[:4], "--trials", "4"], cwd=tmp_path)
