@@ -40,6 +40,9 @@ from specbench.spec_methods import (
 #: Text domains the acceptance model distinguishes; ``None`` elsewhere means their mix.
 DOMAINS: tuple[str, ...] = ("chat", "code", "math")
 
+#: The draft path of a config.json target given without --draft (predict's lines).
+DRAFT_PLACEHOLDER = "DRAFT_MODEL_PATH"
+
 
 @dataclass(frozen=True)
 class Overheads:
@@ -382,8 +385,13 @@ def target_from_config(config: Path, draft: str | None = None) -> TargetPreset:
     else:
         vocab = get_int(prior_path, get_table(prior_path, prior, "draft"), "vocab", "draft.")
         draft_arch = _assumed_draft(model.arch, vocab)
-        draft_path = "(no draft config: a one-layer EAGLE3 head of the target's width)"
-        assumptions.append("draft: " + draft_path.strip("()").split(": ", 1)[1])
+        # A placeholder a launch line shows as such: a sentence there would be quoted
+        # into --speculative-draft-model-path and fetched as a model name.
+        draft_path = DRAFT_PLACEHOLDER
+        assumptions.append(
+            f"draft: a one-layer EAGLE3 head of the target's width (no --draft given; "
+            f"the launch lines say {DRAFT_PLACEHOLDER}: put your draft's folder there)"
+        )
     o = get_table(prior_path, prior, "overheads")
     kind = "moe_layer_us" if model.arch.num_experts else "dense_layer_us"
     assumptions.append(f"per-layer overhead {get_num(prior_path, o, kind, 'overheads.'):g} us")

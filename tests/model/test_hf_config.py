@@ -227,3 +227,13 @@ def test_eagle3_draft_config_nested_or_flat(tmp_path: Path) -> None:
     target = json.loads(res.stdout)["target"]
     assert target["draft_model_path"] == str(tmp_path / "m")
     assert not any(a.startswith("draft") for a in target["assumptions"])
+
+
+def test_a_target_without_a_draft_prints_a_placeholder_not_a_sentence() -> None:
+    """The line once held '(no draft config: a one-layer EAGLE3 head ...)' quoted as the
+    draft path, which SGLang would try to fetch as a model name."""
+    res = _predict("--target", str(CONFIGS / "Qwen3-8B"), "--hardware", "h100-nvlink",
+                   "--concurrency", "1")  # fmt: skip
+    assert res.returncode == 0, res.stderr
+    assert "--speculative-draft-model-path DRAFT_MODEL_PATH " in res.stdout
+    assert "(no draft config" not in res.stdout and "put your draft's folder there" in res.stdout
