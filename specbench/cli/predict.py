@@ -184,8 +184,11 @@ def _print_decision(decision: Any) -> None:
 
     console = Console()
     console.print("decision (SIMULATED: the model's speedups, +-10% intervals):", style="bold")
+    # Prose wraps at the terminal's width; a launch line stays one line, to paste whole.
+    launches = {decision.launch, *(pick.launch for pick in decision.loads)}
     for line in decision_lines(decision):
-        console.print(line, highlight=False, soft_wrap=True, markup=False)
+        whole = line.strip() in launches
+        console.print(line, highlight=False, soft_wrap=whole, markup=False)
     if decision.memory is not None:
         console.print(f"memory: {memory_text(decision.memory)}", highlight=False, markup=False)
 

@@ -41,7 +41,7 @@ from specbench.sweeps.strategy import STRATEGIES
 #: The help's sections, by Python parameter name (tests/cli/test_option_sections.py holds
 #: every option to one of them).
 SECTIONS = (
-    ("What is measured", ("target", "hardware", "prior_hardware", "tp", "backend")),
+    ("What is measured", ("target", "methods", "hardware", "prior_hardware", "tp", "backend")),
     ("Workload", ("dataset", "max_new_tokens", "num_prompts", "apply_chat_template")),
     (
         "Load",
