@@ -13,10 +13,8 @@ flag SGLang spells or reads differently fails here even where serve-sim accepts 
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import shlex
-import subprocess
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +26,7 @@ from specbench.harness.sglang import SGLANG
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
 from specbench.verdict.adaptive_tiers import AdaptiveTier
+from tests.support.parser_runs import parse_in_engine_venv
 
 SGLANG_PYTHON = os.environ.get("SPECBENCH_SGLANG_PYTHON")
 REQUIRED = os.environ.get("SPECBENCH_REQUIRE_SGLANG") == "1"
@@ -157,17 +156,7 @@ def _attached_lines(target: TargetLike) -> list[Line]:
 def _parse(lines: list[list[str]]) -> list[dict[str, Any]]:
     assert AVAILABLE, "SPECBENCH_REQUIRE_SGLANG=1 but SPECBENCH_SGLANG_PYTHON is missing"
     assert SGLANG_PYTHON is not None
-    done = subprocess.run(
-        [SGLANG_PYTHON, str(PARSE_SCRIPT)],
-        input=json.dumps({"lines": lines}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    results: list[dict[str, Any]] = json.loads(done.stdout)
-    return results
+    return parse_in_engine_venv(SGLANG_PYTHON, PARSE_SCRIPT, lines)
 
 
 def test_every_line_the_adapter_builds_parses_to_what_specbench_meant() -> None:

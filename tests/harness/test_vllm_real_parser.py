@@ -23,6 +23,7 @@ from specbench.harness.engine import Deployment
 from specbench.harness.vllm import VLLM
 from specbench.model import load_target
 from specbench.spec_config import SpecConfig
+from tests.support.parser_runs import parse_in_engine_venv
 
 VLLM_PYTHON = os.environ.get("SPECBENCH_VLLM_PYTHON")
 REQUIRED = os.environ.get("SPECBENCH_REQUIRE_VLLM") == "1"
@@ -132,17 +133,7 @@ def _lines() -> list[Line]:
 def _parse(lines: list[list[str]]) -> list[dict[str, Any]]:
     assert AVAILABLE, "SPECBENCH_REQUIRE_VLLM=1 but SPECBENCH_VLLM_PYTHON is missing"
     assert VLLM_PYTHON is not None
-    done = subprocess.run(
-        [VLLM_PYTHON, str(SUPPORT / "vllm_parse.py")],
-        input=json.dumps({"lines": lines}),
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-2000:]
-    results: list[dict[str, Any]] = json.loads(done.stdout)
-    return results
+    return parse_in_engine_venv(VLLM_PYTHON, SUPPORT / "vllm_parse.py", lines)
 
 
 def test_every_vllm_line_parses_to_what_specbench_meant() -> None:
